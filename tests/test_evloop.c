@@ -1,0 +1,1649 @@
+/* build: tsan poll */
+/* Tests of evloop.h: every public function, and the stress cases. */
+#define EVLOOP_IMPLEMENTATION
+#include "../evloop.h"
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static evloop *new_loop(void)
+{
+    evloop *loop = NULL;
+    int rc = evloop_new(&loop, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "evloop_new: %s\n", evloop_strerror(rc));
+        exit(1);
+    }
+    return loop;
+}
+
+static void close_any(evloop_handle *h, void *arg)
+{
+    (void)arg;
+    if (!evloop_is_closing(h))
+        evloop_close(h, NULL);
+}
+
+/* Closes whatever is left, runs the close callbacks, frees the loop. */
+static void free_loop(evloop *loop)
+{
+    evloop_walk(loop, close_any, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(evloop_free(loop), ==, 0);
+}
+
+/* A watchdog timer: stops the loop and marks the test failed. */
+static int guard_fired;
+static void on_guard(evloop_timer *t)
+{
+    guard_fired = 1;
+    fprintf(stderr, "guard timer fired: the loop did not finish in time\n");
+    evloop_stop(t->handle.loop);
+}
+static void start_guard(evloop *loop, evloop_timer *g, uint64_t ms)
+{
+    guard_fired = 0;
+    evloop_timer_init(loop, g);
+    evloop_timer_start(g, on_guard, ms, 0);
+    evloop_unref(&g->handle);
+}
+
+static int listen_local(evloop *loop, evloop_stream *srv, evloop_connection_cb cb)
+{
+    struct sockaddr_storage a;
+    evloop_tcp_init(loop, srv);
+    evloop_addr("127.0.0.1", 0, &a);
+    if (evloop_tcp_bind(srv, (struct sockaddr *)&a, 0) != 0)
+        return -1;
+    if (evloop_listen(srv, 128, cb) != 0)
+        return -1;
+    evloop_sockname(srv, &a);
+    return evloop_addr_port((struct sockaddr *)&a);
+}
+
+/* ---- loop basics -------------------------------------------------------------- */
+
+TEST(loop_new_run_free)
+{
+    evloop *loop = new_loop();
+    evloop_timer t;
+#ifdef EVLOOP_BACKEND_POLL
+    CHECK_STR(evloop_backend_name(loop), "poll");
+#else
+    CHECK_STR(evloop_backend_name(loop), "epoll");
+#endif
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(evloop_alive(loop), ==, 0);
+    evloop_timer_init(loop, &t);
+    CHECK_INT(evloop_free(loop), ==, -EBUSY);
+    evloop_close(&t.handle, NULL);
+    CHECK_INT(evloop_free(loop), ==, -EBUSY); /* close callback not yet run */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(evloop_free(loop), ==, 0);
+}
+
+TEST(loop_data_and_time)
+{
+    evloop *loop = new_loop();
+    uint64_t t0 = evloop_now(loop), h0 = evloop_hrtime();
+    int x;
+    evloop_set_data(loop, &x);
+    CHECK(evloop_get_data(loop) == &x);
+    usleep(20000);
+    CHECK_UINT(evloop_now(loop), ==, t0); /* cached */
+    evloop_update_time(loop);
+    CHECK_UINT(evloop_now(loop), >=, t0 + 19);
+    CHECK_UINT(evloop_hrtime(), >=, h0 + 19000000u);
+    free_loop(loop);
+}
+
+/* ---- timers ------------------------------------------------------------------- */
+
+static int fired;
+static void count_timer(evloop_timer *t) { (void)t; fired++; }
+
+TEST(timer_oneshot_and_repeat)
+{
+    evloop *loop = new_loop();
+    evloop_timer a, b;
+    double t0 = test_now_ms();
+    fired = 0;
+    evloop_timer_init(loop, &a);
+    CHECK_INT(evloop_timer_start(&a, count_timer, 30, 0), ==, 0);
+    CHECK(evloop_is_active(&a.handle));
+    CHECK_UINT(evloop_timer_due_in(&a), <=, 30);
+    CHECK_UINT(evloop_timer_due_in(&a), >=, 29);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(fired, ==, 1);
+    CHECK(test_now_ms() - t0 >= 29);
+    CHECK(!evloop_is_active(&a.handle));
+    CHECK_UINT(evloop_timer_due_in(&a), ==, 0);
+    /* repeat: stop after 5 from another timer */
+    fired = 0;
+    evloop_timer_init(loop, &b);
+    evloop_timer_start(&b, count_timer, 5, 5);
+    CHECK_UINT(evloop_timer_get_repeat(&b), ==, 5);
+    while (fired < 5)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    evloop_timer_stop(&b);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(fired, ==, 5);
+    CHECK_INT(evloop_timer_again(&a), ==, 0); /* no repeat: nothing */
+    CHECK(!evloop_is_active(&a.handle));
+    evloop_timer_set_repeat(&a, 10);
+    CHECK_INT(evloop_timer_again(&a), ==, 0);
+    CHECK(evloop_is_active(&a.handle));
+    free_loop(loop);
+}
+
+TEST(timer_again_unstarted)
+{
+    evloop *loop = new_loop();
+    evloop_timer t;
+    evloop_timer_init(loop, &t);
+    CHECK_INT(evloop_timer_again(&t), ==, -EINVAL);
+    free_loop(loop);
+}
+
+/* 10k timers fire in order of deadline; equal deadlines in start order. */
+#define NT 10000
+static evloop_timer *order_timers;
+static uint64_t order_last_due;
+static int order_last_idx, order_count, order_bad;
+static void order_cb(evloop_timer *t)
+{
+    int idx = (int)(t - order_timers);
+    uint64_t due = (uint64_t)(uintptr_t)t->handle.data;
+    if (due < order_last_due || (due == order_last_due && idx < order_last_idx))
+        order_bad++;
+    order_last_due = due;
+    order_last_idx = idx;
+    order_count++;
+}
+
+TEST(timers_10k_fire_in_order)
+{
+    evloop *loop = new_loop();
+    int i;
+    unsigned seed = 12345;
+    order_timers = (evloop_timer *)calloc(NT, sizeof *order_timers);
+    order_last_due = 0;
+    order_last_idx = -1;
+    order_count = order_bad = 0;
+    for (i = 0; i < NT; i++) {
+        uint64_t timeout;
+        seed = seed * 1103515245u + 12345u;
+        timeout = (seed >> 16) % 50; /* many equal deadlines */
+        evloop_timer_init(loop, &order_timers[i]);
+        order_timers[i].handle.data = (void *)(uintptr_t)timeout;
+        evloop_timer_start(&order_timers[i], order_cb, timeout, 0);
+    }
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(order_count, ==, NT);
+    CHECK_INT(order_bad, ==, 0);
+    for (i = 0; i < NT; i++)
+        evloop_close(&order_timers[i].handle, NULL);
+    free_loop(loop);
+    free(order_timers);
+}
+
+/* A million live timers: start them all, then they all fire. */
+static long million_fired;
+static void million_cb(evloop_timer *t) { (void)t; million_fired++; }
+
+TEST(timers_million)
+{
+    enum { N = 1000000 };
+    evloop *loop = new_loop();
+    evloop_timer *ts = (evloop_timer *)malloc(N * sizeof *ts);
+    int i;
+    million_fired = 0;
+    for (i = 0; i < N; i++) {
+        evloop_timer_init(loop, &ts[i]);
+        REQUIRE_INT(evloop_timer_start(&ts[i], million_cb, (uint64_t)(i % 20), 0), ==, 0);
+    }
+    /* stop every tenth before it runs */
+    for (i = 0; i < N; i += 10)
+        evloop_timer_stop(&ts[i]);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(million_fired, ==, N - N / 10);
+    for (i = 0; i < N; i++)
+        evloop_close(&ts[i].handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(evloop_free(loop), ==, 0);
+    free(ts);
+}
+
+/* Timers started, stopped and closed from inside callbacks. */
+static evloop_timer cb_t[4];
+static int cb_log[16], cb_nlog, closed_count;
+static void on_closed(evloop_handle *h) { (void)h; closed_count++; }
+static void cb_t1(evloop_timer *t)
+{
+    (void)t;
+    cb_log[cb_nlog++] = 1;
+    evloop_timer_stop(&cb_t[1]);                   /* stop a due one: must not run */
+    evloop_close(&cb_t[2].handle, on_closed);       /* close a due one: must not run */
+    evloop_timer_start(&cb_t[3], count_timer, 0, 0); /* zero timeout: next iteration */
+}
+static void cb_never(evloop_timer *t) { (void)t; cb_log[cb_nlog++] = 99; }
+
+TEST(timers_modified_from_callbacks)
+{
+    evloop *loop = new_loop();
+    int i;
+    cb_nlog = closed_count = fired = 0;
+    for (i = 0; i < 4; i++)
+        evloop_timer_init(loop, &cb_t[i]);
+    evloop_timer_start(&cb_t[0], cb_t1, 5, 0);
+    evloop_timer_start(&cb_t[1], cb_never, 5, 0);
+    evloop_timer_start(&cb_t[2], cb_never, 5, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(cb_nlog, ==, 1);
+    CHECK_INT(cb_log[0], ==, 1);
+    CHECK_INT(closed_count, ==, 1);
+    CHECK_INT(fired, ==, 1);
+    free_loop(loop);
+}
+
+/* A timer that restarts itself with 0 ms runs once per iteration. */
+static int self_runs, iterations;
+static void self_restart(evloop_timer *t)
+{
+    if (++self_runs < 5)
+        evloop_timer_start(t, self_restart, 0, 0);
+}
+static void count_iter(evloop_hook *h) { (void)h; iterations++; }
+
+TEST(timer_zero_restart_does_not_starve)
+{
+    evloop *loop = new_loop();
+    evloop_timer t;
+    evloop_hook check;
+    self_runs = iterations = 0;
+    evloop_timer_init(loop, &t);
+    evloop_hook_init(loop, &check, EVLOOP_HOOK_CHECK);
+    evloop_hook_start(&check, count_iter);
+    evloop_unref(&check.handle);
+    evloop_timer_start(&t, self_restart, 0, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(self_runs, ==, 5);
+    CHECK_INT(iterations, >=, 5);
+    free_loop(loop);
+}
+
+/* ---- ticks, immediates, hooks, run modes -------------------------------------- */
+
+static char trace[64];
+static int ntrace;
+static void mark(char c)
+{
+    if (ntrace < 63)
+        trace[ntrace++] = c, trace[ntrace] = 0;
+}
+static void tick_b(evloop *loop, void *arg) { (void)loop; (void)arg; mark('b'); }
+static void tick_a(evloop *loop, void *arg)
+{
+    (void)arg;
+    mark('a');
+    evloop_next_tick(loop, tick_b, NULL); /* nested: still before the next callback */
+}
+static void imm_i2(evloop *loop, void *arg) { (void)loop; (void)arg; mark('J'); }
+static void imm_i(evloop *loop, void *arg)
+{
+    (void)arg;
+    mark('I');
+    evloop_next_tick(loop, tick_a, NULL);
+    evloop_set_immediate(loop, imm_i2, NULL); /* queued in check: next iteration */
+}
+static void timer_t1(evloop_timer *t)
+{
+    mark('T');
+    evloop_next_tick(t->handle.loop, tick_a, NULL);
+    evloop_set_immediate(t->handle.loop, imm_i, NULL);
+}
+static void timer_t2(evloop_timer *t) { (void)t; mark('U'); }
+static void hook_mark(evloop_hook *h) { mark((char)(uintptr_t)h->handle.data); }
+
+TEST(next_tick_and_immediates_order)
+{
+    evloop *loop = new_loop();
+    evloop_timer t1, t2;
+    evloop_hook prep, chk;
+    ntrace = 0;
+    trace[0] = 0;
+    evloop_timer_init(loop, &t1);
+    evloop_timer_init(loop, &t2);
+    evloop_timer_start(&t1, timer_t1, 0, 0);
+    evloop_timer_start(&t2, timer_t2, 0, 0);
+    prep.handle.data = (void *)(uintptr_t)'p';
+    chk.handle.data = (void *)(uintptr_t)'c';
+    evloop_hook_init(loop, &prep, EVLOOP_HOOK_PREPARE);
+    evloop_hook_init(loop, &chk, EVLOOP_HOOK_CHECK);
+    CHECK(prep.handle.data == (void *)(uintptr_t)'p'); /* data survives init */
+    evloop_hook_start(&prep, hook_mark);
+    evloop_hook_start(&chk, hook_mark);
+    evloop_unref(&prep.handle);
+    evloop_unref(&chk.handle);
+    evloop_next_tick(loop, tick_b, NULL); /* before the first iteration */
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    /* b (tick before run); iteration 1: T a b (ticks after T) U, prepare p,
+     * poll, check: I a b (ticks after I), c; iteration 2: p, J, c */
+    CHECK_STR(trace, "bTabUpIabcpJc");
+    free_loop(loop);
+}
+
+TEST(hooks_idle_prevents_blocking)
+{
+    evloop *loop = new_loop();
+    evloop_hook idle;
+    evloop_timer t;
+    double t0;
+    iterations = 0;
+    CHECK_INT(evloop_hook_init(loop, &idle, (evloop_hook_kind)7), ==, -EINVAL);
+    evloop_hook_init(loop, &idle, EVLOOP_HOOK_IDLE);
+    evloop_hook_start(&idle, count_iter);
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, count_timer, 10000, 0);
+    CHECK_INT(evloop_backend_timeout(loop), ==, 0);
+    t0 = test_now_ms();
+    evloop_run(loop, EVLOOP_RUN_ONCE);
+    CHECK(test_now_ms() - t0 < 1000);
+    CHECK_INT(iterations, ==, 1);
+    evloop_hook_stop(&idle);
+    CHECK_INT(evloop_backend_timeout(loop), >, 9000);
+    CHECK(!evloop_is_active(&idle.handle));
+    free_loop(loop);
+}
+
+static void stop_loop_cb(evloop_timer *t) { fired++; evloop_stop(t->handle.loop); }
+
+TEST(run_modes_and_stop)
+{
+    evloop *loop = new_loop();
+    evloop_timer slow, quick, rep;
+    double t0;
+    fired = 0;
+    evloop_timer_init(loop, &slow);
+    evloop_timer_init(loop, &quick);
+    evloop_timer_start(&slow, count_timer, 60000, 0);
+    t0 = test_now_ms();
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_NOWAIT), ==, 1);
+    CHECK(test_now_ms() - t0 < 500);
+    evloop_timer_start(&quick, count_timer, 10, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_ONCE), ==, 1); /* blocks ~10 ms, runs it */
+    CHECK_INT(fired, ==, 1);
+    /* stop from a callback */
+    evloop_timer_init(loop, &rep);
+    evloop_timer_start(&rep, stop_loop_cb, 1, 1);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 1);
+    CHECK_INT(fired, ==, 2);
+    /* stop before run: returns at once */
+    evloop_stop(loop);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 1);
+    CHECK_INT(fired, ==, 2);
+    free_loop(loop);
+}
+
+static evloop *reentry_loop;
+static int reentry_rc;
+static void reenter(evloop_timer *t) { (void)t; reentry_rc = evloop_run(reentry_loop, EVLOOP_RUN_NOWAIT); }
+
+TEST(run_reentry_refused)
+{
+    evloop *loop = reentry_loop = new_loop();
+    evloop_timer t;
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, reenter, 0, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(reentry_rc, ==, -EBUSY);
+    free_loop(loop);
+}
+
+TEST(ref_unref_and_walk)
+{
+    evloop *loop = new_loop();
+    evloop_timer t;
+    double t0;
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, count_timer, 5000, 0);
+    CHECK(evloop_has_ref(&t.handle));
+    evloop_unref(&t.handle);
+    evloop_unref(&t.handle); /* idempotent */
+    CHECK(!evloop_has_ref(&t.handle));
+    CHECK_INT(evloop_alive(loop), ==, 0);
+    t0 = test_now_ms();
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK(test_now_ms() - t0 < 1000);
+    evloop_ref(&t.handle);
+    CHECK_INT(evloop_alive(loop), ==, 1);
+    CHECK_STR(evloop_handle_type_name((evloop_handle_type)t.handle.type), "timer");
+    closed_count = 0;
+    evloop_close(&t.handle, on_closed);
+    CHECK(evloop_is_closing(&t.handle));
+    CHECK_INT(evloop_alive(loop), ==, 1); /* the close callback is due */
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(closed_count, ==, 1);
+    CHECK_INT(evloop_free(loop), ==, 0);
+}
+
+/* ---- fd watchers ---------------------------------------------------------------- */
+
+static int io_events;
+static void on_io(evloop_io *io, unsigned ev)
+{
+    char c;
+    io_events |= (int)ev;
+    if (ev & EVLOOP_READABLE) {
+        if (read(io->w.fd, &c, 1) == 1 && c == 'x')
+            evloop_io_stop(io);
+    }
+    if (ev & EVLOOP_WRITABLE)
+        evloop_io_start(io, EVLOOP_READABLE, on_io); /* change interest */
+}
+
+TEST(io_watcher_pipe)
+{
+    evloop *loop = new_loop();
+    evloop_io rio, wio, other;
+    int p[2];
+    REQUIRE_INT(pipe(p), ==, 0);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    CHECK_INT(evloop_io_init(loop, &other, -1), ==, -EBADF);
+    evloop_io_init(loop, &rio, p[0]);
+    evloop_io_init(loop, &wio, p[1]);
+    io_events = 0;
+    CHECK_INT(evloop_io_start(&rio, EVLOOP_READABLE, on_io), ==, 0);
+    evloop_io_init(loop, &other, p[0]);
+    CHECK_INT(evloop_io_start(&other, EVLOOP_READABLE, on_io), ==, -EEXIST);
+    CHECK_INT(evloop_io_start(&wio, EVLOOP_WRITABLE, on_io), ==, 0);
+    /* wio: writable at once, switches to readable on the write end (never) */
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK(io_events & EVLOOP_WRITABLE);
+    CHECK_INT(write(p[1], "x", 1), ==, 1);
+    evloop_io_stop(&wio);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT); /* rio reads 'x' and stops */
+    CHECK(io_events & EVLOOP_READABLE);
+    CHECK(!evloop_is_active(&rio.handle));
+    free_loop(loop);
+    /* closing the handles left the descriptors open */
+    CHECK_INT(fcntl(p[0], F_GETFD), >=, 0);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(io_watcher_regular_file)
+{
+#ifdef EVLOOP_BACKEND_POLL
+    SKIP("poll accepts regular files");
+#else
+    evloop *loop = new_loop();
+    evloop_io io;
+    int fd = open("/proc/self/stat", O_RDONLY);
+    REQUIRE(fd >= 0);
+    evloop_io_init(loop, &io, fd);
+    CHECK_INT(evloop_io_start(&io, EVLOOP_READABLE, on_io), ==, -EPERM);
+    CHECK_INT(evloop_io_start(&io, 0, on_io), ==, -EINVAL);
+    free_loop(loop);
+    close(fd);
+#endif
+}
+
+/* ---- TCP: an echo server with many clients ------------------------------------- */
+
+typedef struct conn {
+    evloop_stream s;
+    size_t got;
+    char buf[256];
+} conn;
+
+static void echo_on_close(evloop_handle *h) { free(h->data); }
+static void echo_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n < 0) {
+        evloop_close(&s->handle, echo_on_close);
+        return;
+    }
+    CHECK_INT(evloop_write_copy(s, buf, (size_t)n, NULL, NULL), ==, 0);
+}
+static void echo_conn(evloop_stream *server, int status)
+{
+    conn *c;
+    REQUIRE_INT(status, ==, 0);
+    c = (conn *)calloc(1, sizeof *c);
+    evloop_tcp_init(server->handle.loop, &c->s);
+    c->s.handle.data = c;
+    REQUIRE_INT(evloop_accept(server, &c->s), ==, 0);
+    CHECK_INT(evloop_accept(server, &c->s), ==, -EAGAIN); /* nothing more */
+    evloop_tcp_nodelay(&c->s, 1);
+    evloop_tcp_keepalive(&c->s, 1, 60);
+    evloop_read_start(&c->s, echo_read);
+}
+
+#define NCLIENTS 20
+static int clients_done;
+static evloop_stream *echo_server_handle;
+static void client_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    conn *c = (conn *)s->handle.data;
+    if (n > 0) {
+        memcpy(c->buf + c->got, buf, (size_t)n);
+        c->got += (size_t)n;
+        if (c->got == 12) {
+            CHECK_MEM(c->buf, 12, "hello, world");
+            evloop_close(&s->handle, NULL);
+            if (++clients_done == NCLIENTS)
+                evloop_close(&echo_server_handle->handle, NULL);
+        }
+    } else {
+        CHECK_INT(n, ==, 0); /* fail: EOF or error before the echo */
+        evloop_close(&s->handle, NULL);
+    }
+}
+static void write_done(evloop_write_req *req, int status)
+{
+    CHECK_INT(status, ==, 0);
+    ((int *)req->data)[0]++;
+}
+static evloop_write_req creq[NCLIENTS];
+static int cwrites;
+static void client_connected(evloop_stream *s, int status)
+{
+    conn *c = (conn *)s->handle.data;
+    evloop_buf b[2];
+    REQUIRE_INT(status, ==, 0);
+    b[0].iov_base = (void *)"hello, ";
+    b[0].iov_len = 7;
+    b[1].iov_base = (void *)"world";
+    b[1].iov_len = 5;
+    creq[c->got].data = &cwrites; /* got holds the client's index until reading */
+    CHECK_INT(evloop_write(&creq[c->got], s, b, 2, write_done), ==, 0);
+    c->got = 0;
+    evloop_read_start(s, client_read);
+}
+
+static void echo_test(const char *ip)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv;
+    conn clients[NCLIENTS];
+    struct sockaddr_storage a;
+    evloop_timer g;
+    int i;
+    evloop_tcp_init(loop, &srv);
+    evloop_addr(ip, 0, &a);
+    if (evloop_tcp_bind(&srv, (struct sockaddr *)&a, 0) != 0) {
+        free_loop(loop);
+        SKIP("address not available");
+    }
+    REQUIRE_INT(evloop_listen(&srv, 0, echo_conn), ==, 0);
+    CHECK_INT(evloop_read_start(&srv, client_read), ==, -EINVAL);
+    evloop_sockname(&srv, &a);
+    echo_server_handle = &srv;
+    clients_done = cwrites = 0;
+    start_guard(loop, &g, 10000);
+    for (i = 0; i < NCLIENTS; i++) {
+        memset(&clients[i], 0, sizeof clients[i]);
+        evloop_tcp_init(loop, &clients[i].s);
+        clients[i].s.handle.data = &clients[i];
+        clients[i].got = (size_t)i;
+        REQUIRE_INT(evloop_tcp_connect(&clients[i].s, (struct sockaddr *)&a, client_connected), ==, 0);
+    }
+    CHECK_INT(evloop_tcp_connect(&clients[0].s, (struct sockaddr *)&a, client_connected), ==, -EALREADY);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_INT(clients_done, ==, NCLIENTS);
+    CHECK_INT(cwrites, ==, NCLIENTS);
+    free_loop(loop);
+}
+
+TEST(tcp_echo_ipv4) { echo_test("127.0.0.1"); }
+TEST(tcp_echo_ipv6) { echo_test("::1"); }
+
+TEST(addr_parsing)
+{
+    struct sockaddr_storage a;
+    CHECK_INT(evloop_addr("10.1.2.3", 8080, &a), ==, 0);
+    CHECK_INT(a.ss_family, ==, AF_INET);
+    CHECK_INT(evloop_addr_port((struct sockaddr *)&a), ==, 8080);
+    CHECK_INT(evloop_addr("fe80::1", 1, &a), ==, 0);
+    CHECK_INT(a.ss_family, ==, AF_INET6);
+    CHECK_INT(evloop_addr("localhost", 1, &a), ==, -EINVAL);
+    CHECK_INT(evloop_addr("1.2.3.4", 70000, &a), ==, -EINVAL);
+    CHECK_INT(evloop_addr("1.2.3.256", 1, &a), ==, -EINVAL);
+}
+
+static int connect_status = 1;
+static void record_connect(evloop_stream *s, int status) { (void)s; connect_status = status; }
+
+TEST(tcp_connect_refused)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv, c;
+    struct sockaddr_storage a;
+    int port;
+    /* a port that was just free: bind, read it, close */
+    port = listen_local(loop, &srv, echo_conn);
+    REQUIRE(port > 0);
+    evloop_close(&srv.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    evloop_addr("127.0.0.1", port, &a);
+    evloop_tcp_init(loop, &c);
+    connect_status = 1;
+    {
+        int rc = evloop_tcp_connect(&c, (struct sockaddr *)&a, record_connect);
+        if (rc == 0) {
+            evloop_run(loop, EVLOOP_RUN_DEFAULT);
+            CHECK_INT(connect_status, ==, -ECONNREFUSED);
+        } else {
+            CHECK_INT(rc, ==, -ECONNREFUSED);
+            CHECK_INT(connect_status, ==, 1); /* no callback for a failed call */
+        }
+    }
+    free_loop(loop);
+}
+
+TEST(tcp_bind_errors)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, b, u;
+    struct sockaddr_storage addr;
+    int port = listen_local(loop, &a, echo_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &addr);
+    evloop_tcp_init(loop, &b);
+    CHECK_INT(evloop_tcp_bind(&b, (struct sockaddr *)&addr, 0), ==, -EADDRINUSE);
+    /* SO_REUSEPORT: two listeners on one port */
+    {
+        evloop_stream r1, r2; /* closed and finished inside this block */
+        struct sockaddr_storage any;
+        evloop_tcp_init(loop, &r1);
+        evloop_tcp_init(loop, &r2);
+        evloop_addr("127.0.0.1", 0, &any);
+        CHECK_INT(evloop_tcp_bind(&r1, (struct sockaddr *)&any, EVLOOP_BIND_REUSEPORT), ==, 0);
+        evloop_sockname(&r1, &any);
+        CHECK_INT(evloop_tcp_bind(&r2, (struct sockaddr *)&any, EVLOOP_BIND_REUSEPORT), ==, 0);
+        CHECK_INT(evloop_tcp_bind(&r2, (struct sockaddr *)&any, 0), ==, -EBUSY);
+        evloop_close(&r1.handle, NULL);
+        evloop_close(&r2.handle, NULL);
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    }
+    evloop_unix_init(loop, &u);
+    CHECK_INT(evloop_tcp_bind(&u, (struct sockaddr *)&addr, 0), ==, -EINVAL);
+    CHECK_INT(evloop_listen(&b, 0, echo_conn), ==, -EINVAL); /* not bound */
+    CHECK_INT(evloop_read_start(&b, echo_read), ==, -ENOTCONN);
+    CHECK_INT(evloop_write_copy(&b, "x", 1, NULL, NULL), ==, -ENOTCONN);
+    free_loop(loop);
+}
+
+/* ---- Unix-domain sockets ---------------------------------------------------------- */
+
+static evloop_stream unix_client;
+static int unix_echoed;
+static void unix_client_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0) {
+        CHECK_MEM(buf, (size_t)n, "ping");
+        unix_echoed = 1;
+    }
+    evloop_close(&s->handle, NULL);
+    evloop_close(&echo_server_handle->handle, NULL);
+}
+static void unix_connected(evloop_stream *s, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    evloop_write_copy(s, "ping", 4, NULL, NULL);
+    evloop_read_start(s, unix_client_read);
+}
+static void unix_conn(evloop_stream *server, int status)
+{
+    conn *c;
+    REQUIRE_INT(status, ==, 0);
+    c = (conn *)calloc(1, sizeof *c);
+    evloop_unix_init(server->handle.loop, &c->s);
+    c->s.handle.data = c;
+    REQUIRE_INT(evloop_accept(server, &c->s), ==, 0);
+    evloop_read_start(&c->s, echo_read);
+}
+
+TEST(unix_socket_echo)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv, x;
+    evloop_timer g;
+    char path[64], longp[200];
+    snprintf(path, sizeof path, "/tmp/evloop-test-%d.sock", (int)getpid());
+    unlink(path);
+    evloop_unix_init(loop, &srv);
+    REQUIRE_INT(evloop_unix_bind(&srv, path), ==, 0);
+    REQUIRE_INT(evloop_listen(&srv, 0, unix_conn), ==, 0);
+    echo_server_handle = &srv;
+    evloop_unix_init(loop, &unix_client);
+    CHECK_INT(evloop_unix_connect(&unix_client, "", unix_connected), ==, -EINVAL);
+    REQUIRE_INT(evloop_unix_connect(&unix_client, path, unix_connected), ==, 0);
+    unix_echoed = 0;
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(unix_echoed, ==, 1);
+    unlink(path);
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = 0;
+    evloop_unix_init(loop, &x);
+    CHECK_INT(evloop_unix_bind(&x, longp), ==, -ENAMETOOLONG);
+    free_loop(loop);
+}
+
+/* ---- 64 MiB through a socket pair with backpressure ---------------------------------- */
+
+#define BIG (64u << 20)
+#define CHUNK (64u << 10)
+#define HWM (1u << 20)
+typedef struct big_state {
+    evloop_stream w, r;
+    size_t sent, received, max_queued;
+    uint32_t check_w, check_r;
+    int writes_in_flight, waiting_drain, drains;
+    evloop_write_req reqs[32];
+    char chunks[32][CHUNK];
+    int next_req;
+} big_state;
+static big_state *bs;
+
+static void fill_chunk(char *c, size_t offset)
+{
+    size_t i;
+    for (i = 0; i < CHUNK; i += 4) {
+        uint32_t v = (uint32_t)((offset + i) * 2654435761u);
+        memcpy(c + i, &v, 4);
+    }
+}
+static void big_pump(void);
+static void big_write_done(evloop_write_req *req, int status)
+{
+    (void)req;
+    CHECK_INT(status, ==, 0);
+    bs->writes_in_flight--;
+}
+static void big_drain(evloop_stream *s)
+{
+    (void)s;
+    bs->drains++;
+    bs->waiting_drain = 0;
+    big_pump();
+}
+static void big_pump(void)
+{
+    while (bs->sent < BIG && !bs->waiting_drain && bs->writes_in_flight < 32) {
+        int k = bs->next_req;
+        evloop_buf b;
+        bs->next_req = (bs->next_req + 1) % 32;
+        fill_chunk(bs->chunks[k], bs->sent);
+        b.iov_base = bs->chunks[k];
+        b.iov_len = CHUNK;
+        bs->reqs[k].data = NULL;
+        REQUIRE_INT(evloop_write(&bs->reqs[k], &bs->w, &b, 1, big_write_done), ==, 0);
+        bs->writes_in_flight++;
+        bs->sent += CHUNK;
+        if (evloop_stream_queued(&bs->w) > bs->max_queued)
+            bs->max_queued = evloop_stream_queued(&bs->w);
+        if (!evloop_stream_writable(&bs->w))
+            bs->waiting_drain = 1;
+    }
+    if (bs->sent == BIG)
+        evloop_shutdown(&bs->w, NULL);
+}
+static void big_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    ssize_t i;
+    if (n == EVLOOP_EOF) {
+        evloop_close(&s->handle, NULL);
+        evloop_close(&bs->w.handle, NULL);
+        return;
+    }
+    REQUIRE(n > 0);
+    /* recompute the expected bytes one word at a time */
+    for (i = 0; i < n; i++) {
+        size_t off = bs->received + (size_t)i, word = off & ~(size_t)3;
+        uint32_t v = (uint32_t)(word * 2654435761u);
+        unsigned char expect = ((unsigned char *)&v)[off & 3];
+        if ((unsigned char)buf[i] != expect) {
+            bs->check_r++;
+            break;
+        }
+    }
+    bs->received += (size_t)n;
+}
+
+static long maxrss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+TEST(socketpair_64mib_backpressure)
+{
+    evloop *loop = new_loop();
+    int sv[2];
+    long rss0;
+    evloop_timer g;
+    bs = (big_state *)calloc(1, sizeof *bs);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &bs->w);
+    evloop_pipe_init(loop, &bs->r);
+    REQUIRE_INT(evloop_stream_open(&bs->w, sv[0]), ==, 0);
+    REQUIRE_INT(evloop_stream_open(&bs->r, sv[1]), ==, 0);
+    CHECK_INT(evloop_stream_open(&bs->r, sv[1]), ==, -EBUSY);
+    CHECK_INT(evloop_stream_fd(&bs->r), ==, sv[1]);
+    evloop_stream_set_hwm(&bs->w, HWM, big_drain);
+    evloop_read_start(&bs->r, big_read);
+    rss0 = maxrss_kb();
+    start_guard(loop, &g, 60000);
+    big_pump();
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_UINT(bs->received, ==, BIG);
+    CHECK_INT(bs->check_r, ==, 0);
+    CHECK_INT(bs->writes_in_flight, ==, 0);
+    CHECK_INT(bs->drains, >, 0);
+    /* the queue never held much more than the high-water mark */
+    CHECK_UINT(bs->max_queued, <=, HWM + 32 * CHUNK);
+    /* and memory did not grow with the 64 MiB that went through */
+    CHECK_INT(maxrss_kb() - rss0, <, 16 * 1024);
+    free(bs);
+    free_loop(loop);
+}
+
+/* ---- write callbacks, copy writes, try_write, shutdown, half-close ---------------------- */
+
+static int order_log[8], norder;
+static void log_write(evloop_write_req *req, int status)
+{
+    CHECK_INT(status, ==, 0);
+    order_log[norder++] = (int)(uintptr_t)req->data;
+}
+static char half_buf[64];
+static size_t half_got;
+static int half_eof;
+static void half_client_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0) {
+        memcpy(half_buf + half_got, buf, (size_t)n);
+        half_got += (size_t)n;
+        return;
+    }
+    CHECK_INT(n, ==, EVLOOP_EOF);
+    CHECK(!evloop_is_reading(s)); /* stopped by EOF */
+    half_eof = 1;
+    evloop_close(&s->handle, NULL);
+}
+static void half_server_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    if (n > 0)
+        return;
+    /* the client half-closed: we can still answer, then close */
+    CHECK_INT(n, ==, EVLOOP_EOF);
+    CHECK_INT(evloop_write_copy(s, "bye", 3, NULL, NULL), ==, 0);
+    evloop_close(&s->handle, NULL); /* the queued copy write is flushed or cancelled */
+}
+static int shut_status = 1;
+static void on_shut(evloop_stream *s, int status)
+{
+    shut_status = status;
+    CHECK_INT(evloop_write_copy(s, "x", 1, NULL, NULL), ==, -EPIPE);
+    CHECK_INT(evloop_shutdown(s, on_shut), ==, -EALREADY);
+}
+
+TEST(writes_shutdown_half_close)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, b;
+    evloop_write_req r1, r2, r3;
+    evloop_buf buf;
+    int sv[2];
+    ssize_t n;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_pipe_init(loop, &b);
+    evloop_stream_open(&a, sv[0]);
+    evloop_stream_open(&b, sv[1]);
+    /* three writes: callbacks in order, never inside the call */
+    norder = 0;
+    r1.data = (void *)1;
+    r2.data = (void *)2;
+    r3.data = (void *)3;
+    buf.iov_base = (void *)"ab";
+    buf.iov_len = 2;
+    CHECK_INT(evloop_write(&r1, &a, &buf, 1, log_write), ==, 0);
+    CHECK_INT(evloop_write(&r2, &a, &buf, 1, log_write), ==, 0);
+    CHECK_INT(evloop_write_copy(&a, "cd", 2, log_write, (void *)3), ==, 0);
+    CHECK_INT(norder, ==, 0);
+    n = evloop_try_write(&a, &buf, 1);
+    CHECK_INT(n, ==, 2);
+    CHECK_UINT(evloop_stream_queued(&a), ==, 0);
+    CHECK(evloop_stream_writable(&a));
+    (void)r3;
+    half_got = 0;
+    half_eof = 0;
+    shut_status = 1;
+    evloop_read_start(&b, half_server_read);
+    CHECK_INT(evloop_shutdown(&a, on_shut), ==, 0);
+    CHECK_INT(evloop_write_copy(&a, "x", 1, NULL, NULL), ==, -EPIPE);
+    evloop_read_start(&a, half_client_read);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(norder, ==, 3);
+    CHECK_INT(order_log[0], ==, 1);
+    CHECK_INT(order_log[1], ==, 2);
+    CHECK_INT(order_log[2], ==, 3);
+    CHECK_INT(shut_status, ==, 0);
+    CHECK_INT(half_eof, ==, 1);
+    CHECK_MEM(half_buf, half_got, "bye");
+    free_loop(loop);
+}
+
+/* A write queued behind a full socket, then the stream closed: the callback
+ * runs with -ECANCELED before the close callback. */
+static int cancel_status, cancel_seen_before_close;
+static void cancel_cb(evloop_write_req *req, int status)
+{
+    (void)req;
+    cancel_status = status;
+    cancel_seen_before_close = closed_count == 0;
+}
+TEST(close_cancels_queued_writes)
+{
+    evloop *loop = new_loop();
+    evloop_stream a;
+    evloop_write_req req;
+    evloop_buf b;
+    int sv[2];
+    char *big = (char *)calloc(1, 8 << 20);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    b.iov_base = big;
+    b.iov_len = 8 << 20; /* more than the socket buffer takes */
+    REQUIRE_INT(evloop_write(&req, &a, &b, 1, cancel_cb), ==, 0);
+    CHECK_UINT(evloop_stream_queued(&a), >, 0);
+    CHECK_INT(evloop_try_write(&a, &b, 1), ==, -EAGAIN);
+    closed_count = 0;
+    cancel_status = 1;
+    evloop_close(&a.handle, on_closed);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(cancel_status, ==, -ECANCELED);
+    CHECK_INT(cancel_seen_before_close, ==, 1);
+    CHECK_INT(closed_count, ==, 1);
+    close(sv[1]);
+    free(big);
+    free_loop(loop);
+}
+
+/* Many small buffers in one write (more than the inline four). */
+TEST(write_many_buffers)
+{
+    evloop *loop = new_loop();
+    evloop_stream a;
+    evloop_write_req req;
+    evloop_buf bufs[100];
+    int sv[2], i;
+    char expect[200], got[256];
+    ssize_t n, total = 0;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    for (i = 0; i < 100; i++) {
+        expect[2 * i] = (char)('a' + i % 26);
+        expect[2 * i + 1] = (char)('A' + i % 26);
+        bufs[i].iov_base = &expect[2 * i];
+        bufs[i].iov_len = 2;
+    }
+    norder = 0;
+    req.data = (void *)7;
+    CHECK_INT(evloop_write(&req, &a, bufs, 100, log_write), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(norder, ==, 1);
+    while (total < 200 && (n = read(sv[1], got + total, sizeof got - (size_t)total)) > 0)
+        total += n;
+    CHECK_INT(total, ==, 200);
+    CHECK(memcmp(got, expect, 200) == 0);
+    free_loop(loop);
+    close(sv[1]);
+}
+
+/* ---- peer reset --------------------------------------------------------------------- */
+
+static int reset_err;
+static void reset_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    if (n > 0)
+        return;
+    reset_err = (int)n;
+    evloop_close(&s->handle, NULL);
+}
+/* The server resets the connection once the client's first bytes came. */
+static void reset_server_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    struct linger lg;
+    (void)buf;
+    (void)n;
+    lg.l_onoff = 1; /* close with RST: linger on, timeout 0 */
+    lg.l_linger = 0;
+    setsockopt(evloop_stream_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    evloop_close(&s->handle, echo_on_close);
+}
+static void reset_conn(evloop_stream *server, int status)
+{
+    conn *c = (conn *)calloc(1, sizeof *c);
+    REQUIRE_INT(status, ==, 0);
+    evloop_tcp_init(server->handle.loop, &c->s);
+    c->s.handle.data = c;
+    evloop_accept(server, &c->s);
+    evloop_read_start(&c->s, reset_server_read);
+    evloop_close(&server->handle, NULL);
+}
+static void reset_connected(evloop_stream *s, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    evloop_write_copy(s, "x", 1, NULL, NULL);
+    evloop_read_start(s, reset_read);
+}
+
+TEST(tcp_peer_reset)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv, c;
+    struct sockaddr_storage a;
+    evloop_timer g;
+    int port = listen_local(loop, &srv, reset_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &a);
+    evloop_tcp_init(loop, &c);
+    reset_err = 0;
+    evloop_tcp_connect(&c, (struct sockaddr *)&a, reset_connected);
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(reset_err, ==, -ECONNRESET);
+    free_loop(loop);
+}
+
+/* A write to a reset peer fails with an error, never SIGPIPE. */
+TEST(write_to_closed_peer)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, p;
+    int sv[2], pp[2], rc;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    close(sv[1]);
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    rc = evloop_write_copy(&a, "x", 1, NULL, NULL);
+    CHECK_INT(rc, ==, -EPIPE);
+    /* a pipe too (write(2), where only the ignored SIGPIPE protects us) */
+    REQUIRE_INT(pipe(pp), ==, 0);
+    close(pp[0]);
+    evloop_pipe_init(loop, &p);
+    evloop_stream_open(&p, pp[1]);
+    CHECK_INT(evloop_write_copy(&p, "x", 1, NULL, NULL), ==, -EPIPE);
+    free_loop(loop);
+}
+
+/* ---- EMFILE on accept ------------------------------------------------------------------ */
+
+static int emfile_errors, emfile_accepted;
+static void emfile_conn(evloop_stream *server, int status)
+{
+    conn *c;
+    if (status < 0) {
+        CHECK_INT(status, ==, -EMFILE);
+        emfile_errors++;
+        return;
+    }
+    c = (conn *)calloc(1, sizeof *c);
+    evloop_tcp_init(server->handle.loop, &c->s);
+    c->s.handle.data = c;
+    if (evloop_accept(server, &c->s) == 0)
+        emfile_accepted++;
+    evloop_close(&c->s.handle, echo_on_close);
+    evloop_close(&server->handle, NULL);
+}
+static int fillers[4096], nfillers;
+static void release_fds(evloop_timer *t)
+{
+    (void)t;
+    while (nfillers)
+        close(fillers[--nfillers]);
+}
+
+TEST(emfile_on_accept_does_not_spin)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv;
+    evloop_hook chk;
+    evloop_timer release, g;
+    struct rlimit old, lim;
+    struct sockaddr_storage a;
+    int port, client, fd;
+    port = listen_local(loop, &srv, emfile_conn);
+    REQUIRE(port > 0);
+    /* a client that connects through the backlog before fds run out */
+    evloop_addr("127.0.0.1", port, &a);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    getrlimit(RLIMIT_NOFILE, &old);
+    lim = old;
+    fd = dup(0);
+    close(fd);
+    lim.rlim_cur = (rlim_t)fd + 8;
+    REQUIRE_INT(setrlimit(RLIMIT_NOFILE, &lim), ==, 0);
+    nfillers = 0;
+    while (nfillers < 4096 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+        fillers[nfillers++] = fd;
+    REQUIRE_INT(errno, ==, EMFILE);
+    iterations = emfile_errors = emfile_accepted = 0;
+    evloop_hook_init(loop, &chk, EVLOOP_HOOK_CHECK);
+    evloop_hook_start(&chk, count_iter);
+    evloop_unref(&chk.handle);
+    evloop_timer_init(loop, &release);
+    evloop_timer_start(&release, release_fds, 300, 0);
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    setrlimit(RLIMIT_NOFILE, &old);
+    release_fds(NULL);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_INT(emfile_errors, >=, 1);
+    CHECK_INT(emfile_errors, <=, 5);   /* once per 100 ms pause, not per wake-up */
+    CHECK_INT(iterations, <, 50);      /* a spinning loop makes thousands */
+    CHECK_INT(emfile_accepted, ==, 1); /* accepted once fds were free again */
+    close(client);
+    free_loop(loop);
+}
+
+/* ---- signals --------------------------------------------------------------------------- */
+
+static int sig_a, sig_b, sig_once;
+static void on_sig_a(evloop_signal *s, int signum) { (void)s; CHECK_INT(signum, ==, SIGUSR1); sig_a++; }
+static void on_sig_b(evloop_signal *s, int signum) { (void)s; (void)signum; sig_b++; }
+static void on_sig_once(evloop_signal *s, int signum) { (void)s; (void)signum; sig_once++; }
+static void raise_usr1(evloop_timer *t) { (void)t; kill(getpid(), SIGUSR1); }
+static void stop_all_sig(evloop_timer *t)
+{
+    evloop_walk(t->handle.loop, close_any, NULL);
+}
+
+TEST(signals)
+{
+    evloop *loop = new_loop();
+    evloop_signal a, b, once;
+    evloop_timer t1, t2, done, g;
+    struct sigaction sa;
+    sig_a = sig_b = sig_once = 0;
+    evloop_signal_init(loop, &a);
+    evloop_signal_init(loop, &b);
+    evloop_signal_init(loop, &once);
+    CHECK_INT(evloop_signal_start(&a, on_sig_a, SIGKILL), ==, -EINVAL);
+    CHECK_INT(evloop_signal_start(&a, on_sig_a, 0), ==, -EINVAL);
+    REQUIRE_INT(evloop_signal_start(&a, on_sig_a, SIGUSR1), ==, 0);
+    REQUIRE_INT(evloop_signal_start(&b, on_sig_b, SIGUSR1), ==, 0);
+    REQUIRE_INT(evloop_signal_start_oneshot(&once, on_sig_once, SIGUSR1), ==, 0);
+    evloop_timer_init(loop, &t1);
+    evloop_timer_init(loop, &t2);
+    evloop_timer_init(loop, &done);
+    evloop_timer_start(&t1, raise_usr1, 5, 0);
+    evloop_timer_start(&t2, raise_usr1, 60, 0);
+    evloop_timer_start(&done, stop_all_sig, 200, 0);
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(sig_a, ==, 2);
+    CHECK_INT(sig_b, ==, 2);
+    CHECK_INT(sig_once, ==, 1);
+    /* the last handle gone: the default disposition is back */
+    sigaction(SIGUSR1, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+    free_loop(loop);
+}
+
+/* ---- async: 4 threads x 100k sends --------------------------------------------------- */
+
+#define ASYNC_THREADS 4
+#define ASYNC_SENDS 100000
+static evloop_async the_async;
+static long async_counter, async_last_seen;
+static int async_threads_done, async_calls;
+static void *async_sender(void *arg)
+{
+    int i;
+    (void)arg;
+    for (i = 0; i < ASYNC_SENDS; i++) {
+        __atomic_add_fetch(&async_counter, 1, __ATOMIC_SEQ_CST);
+        evloop_async_send(&the_async);
+    }
+    __atomic_add_fetch(&async_threads_done, 1, __ATOMIC_SEQ_CST);
+    evloop_async_send(&the_async);
+    return NULL;
+}
+static void on_async(evloop_async *a)
+{
+    long seen = __atomic_load_n(&async_counter, __ATOMIC_SEQ_CST);
+    int done = __atomic_load_n(&async_threads_done, __ATOMIC_SEQ_CST);
+    async_calls++;
+    async_last_seen = seen;
+    if (done == ASYNC_THREADS && seen == (long)ASYNC_THREADS * ASYNC_SENDS)
+        evloop_close(&a->handle, NULL);
+}
+
+TEST(async_four_threads_never_lose_a_wakeup)
+{
+    evloop *loop = new_loop();
+    pthread_t th[ASYNC_THREADS];
+    evloop_timer g;
+    int i;
+    async_counter = async_last_seen = 0;
+    async_threads_done = async_calls = 0;
+    REQUIRE_INT(evloop_async_init(loop, &the_async, on_async), ==, 0);
+    CHECK(evloop_is_active(&the_async.handle));
+    for (i = 0; i < ASYNC_THREADS; i++)
+        pthread_create(&th[i], NULL, async_sender, NULL);
+    start_guard(loop, &g, 30000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT); /* ends only when the last send was seen */
+    for (i = 0; i < ASYNC_THREADS; i++)
+        pthread_join(th[i], NULL);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_INT(async_last_seen, ==, (long)ASYNC_THREADS * ASYNC_SENDS);
+    CHECK_INT(async_calls, >=, 1);
+    CHECK_INT(async_calls, <=, ASYNC_THREADS * (ASYNC_SENDS + 1)); /* coalesced */
+    free_loop(loop);
+}
+
+static int async_plain;
+static void on_async_plain(evloop_async *a) { async_plain++; evloop_unref(&a->handle); }
+TEST(async_send_from_loop_thread_and_unref)
+{
+    evloop *loop = new_loop();
+    evloop_async a;
+    async_plain = 0;
+    evloop_async_init(loop, &a, on_async_plain);
+    evloop_async_send(&a);
+    evloop_async_send(&a); /* coalesces */
+    evloop_run(loop, EVLOOP_RUN_DEFAULT); /* the callback unrefs: the loop ends */
+    CHECK_INT(async_plain, ==, 1);
+    free_loop(loop);
+}
+
+/* ---- child processes -------------------------------------------------------------------- */
+
+static int64_t exit_code;
+static int exit_sig, exits;
+static void on_exit_cb(evloop_process *p, int64_t status, int sig)
+{
+    exit_code = status;
+    exit_sig = sig;
+    exits++;
+    evloop_close(&p->handle, NULL);
+}
+
+static int spawn_sh(evloop *loop, evloop_process *p, const char *script, evloop_process_options *o)
+{
+    static char *args[4];
+    args[0] = (char *)"sh";
+    args[1] = (char *)"-c";
+    args[2] = (char *)script;
+    args[3] = NULL;
+    o->file = "sh";
+    o->args = args;
+    return evloop_spawn(loop, p, o, on_exit_cb);
+}
+
+TEST(process_exit_codes_and_signals)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    memset(&o, 0, sizeof o);
+    exits = 0;
+    REQUIRE_INT(spawn_sh(loop, &p, "exit 3", &o), ==, 0);
+    CHECK_INT(p.pid, >, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exits, ==, 1);
+    CHECK_INT(exit_code, ==, 3);
+    CHECK_INT(exit_sig, ==, 0);
+    REQUIRE_INT(spawn_sh(loop, &p, "kill -TERM $$", &o), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exit_sig, ==, SIGTERM);
+    /* kill from the parent */
+    REQUIRE_INT(spawn_sh(loop, &p, "sleep 10", &o), ==, 0);
+    CHECK_INT(evloop_process_kill(&p, SIGKILL), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exit_sig, ==, SIGKILL);
+    CHECK_INT(evloop_process_kill(&p, SIGKILL), ==, -ESRCH);
+    free_loop(loop);
+}
+
+TEST(process_spawn_failure_leaves_nothing)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    char *args[] = {(char *)"nope", NULL};
+    int status;
+    memset(&o, 0, sizeof o);
+    o.file = "/nonexistent/program";
+    o.args = args;
+    CHECK_INT(evloop_spawn(loop, &p, &o, on_exit_cb), ==, -ENOENT);
+    {
+        char path[64];
+        int fd;
+        snprintf(path, sizeof path, "/tmp/evloop-noexec-%d", (int)getpid());
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* no execute bit */
+        close(fd);
+        o.file = path;
+        CHECK_INT(evloop_spawn(loop, &p, &o, on_exit_cb), ==, -EACCES);
+        unlink(path);
+    }
+    o.file = NULL;
+    CHECK_INT(evloop_spawn(loop, &p, &o, on_exit_cb), ==, -EINVAL);
+    CHECK_INT(waitpid(-1, &status, WNOHANG), <=, 0); /* no zombie */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    free_loop(loop);
+}
+
+static char proc_out[256];
+static size_t proc_got;
+static void proc_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0 && proc_got + (size_t)n < sizeof proc_out) {
+        memcpy(proc_out + proc_got, buf, (size_t)n);
+        proc_got += (size_t)n;
+        proc_out[proc_got] = 0;
+        return;
+    }
+    evloop_close(&s->handle, NULL);
+}
+
+TEST(process_stdio_pipes_env_cwd)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    evloop_stream in, out;
+    char *env[] = {(char *)"FOO=bar baz", (char *)"PATH=/usr/bin:/bin", NULL};
+    memset(&o, 0, sizeof o);
+    evloop_pipe_init(loop, &in);
+    evloop_pipe_init(loop, &out);
+    o.stdio[0].kind = EVLOOP_STDIO_PIPE;
+    o.stdio[0].stream = &in;
+    o.stdio[1].kind = EVLOOP_STDIO_PIPE;
+    o.stdio[1].stream = &out;
+    o.stdio[2].kind = EVLOOP_STDIO_IGNORE;
+    o.env = env;
+    o.cwd = "/";
+    proc_got = 0;
+    exits = 0;
+    REQUIRE_INT(spawn_sh(loop, &p, "echo \"$FOO\"; pwd; cat; echo oops >&2", &o), ==, 0);
+    evloop_write_copy(&in, "from stdin\n", 11, NULL, NULL);
+    evloop_shutdown(&in, NULL);
+    evloop_read_start(&out, proc_read);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exits, ==, 1);
+    CHECK_INT(exit_code, ==, 0);
+    CHECK_STR(proc_out, "bar baz\n/\nfrom stdin\n");
+    /* a pipe stream that is not a fresh pipe is refused */
+    o.stdio[1].stream = &out;
+    CHECK_INT(spawn_sh(loop, &p, "true", &o), ==, -EINVAL);
+    free_loop(loop);
+}
+
+TEST(process_stdio_fd)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    char path[64], buf[64] = {0};
+    int fd;
+    ssize_t n;
+    snprintf(path, sizeof path, "/tmp/evloop-test-out-%d", (int)getpid());
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    memset(&o, 0, sizeof o);
+    o.stdio[1].kind = EVLOOP_STDIO_FD;
+    o.stdio[1].fd = fd;
+    exits = 0;
+    REQUIRE_INT(spawn_sh(loop, &p, "printf to-file", &o), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exits, ==, 1);
+    n = pread(fd, buf, sizeof buf - 1, 0);
+    CHECK_INT(n, ==, 7);
+    CHECK_STR(buf, "to-file");
+    close(fd);
+    unlink(path);
+    free_loop(loop);
+}
+
+TEST(process_close_before_exit_reaps_later)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    evloop_timer t;
+    evloop_signal s;
+    pid_t pid;
+    memset(&o, 0, sizeof o);
+    exits = 0;
+    REQUIRE_INT(spawn_sh(loop, &p, "sleep 0.05", &o), ==, 0);
+    pid = p.pid;
+    evloop_close(&p.handle, NULL); /* cancels the exit callback */
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    /* let it end; a SIGCHLD during a loop run reaps it */
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, count_timer, 200, 0);
+    evloop_signal_init(loop, &s); /* another signal handle on the same pipe */
+    evloop_signal_start(&s, on_sig_b, SIGUSR2);
+    evloop_run(loop, EVLOOP_RUN_ONCE);
+    evloop_close(&s.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exits, ==, 0);
+    CHECK_INT(kill(pid, 0), ==, -1); /* gone, not a zombie */
+    free_loop(loop);
+}
+
+/* ---- file watching ------------------------------------------------------------------------- */
+
+typedef struct fsrec {
+    char name[64];
+    unsigned ev;
+} fsrec;
+static fsrec fsl[256];
+static int nfs;
+static void on_fs(evloop_fswatch *w, const char *name, unsigned ev)
+{
+    (void)w;
+    if (nfs < 256) {
+        snprintf(fsl[nfs].name, sizeof fsl[nfs].name, "%s", name);
+        fsl[nfs].ev = ev;
+        nfs++;
+    }
+}
+static unsigned fs_events_for(const char *name)
+{
+    unsigned ev = 0;
+    int i;
+    for (i = 0; i < nfs; i++)
+        if (strcmp(fsl[i].name, name) == 0)
+            ev |= fsl[i].ev;
+    return ev;
+}
+static int fs_count_for(const char *name)
+{
+    int i, n = 0;
+    for (i = 0; i < nfs; i++)
+        n += strcmp(fsl[i].name, name) == 0;
+    return n;
+}
+
+static char fsdir[128];
+static void sh(const char *fmt, const char *arg)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, fmt, arg, arg, arg, arg);
+    if (system(cmd) != 0)
+        fprintf(stderr, "command failed: %s\n", cmd);
+}
+static void run_for(evloop *loop, uint64_t ms)
+{
+    evloop_timer t;
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, count_timer, ms, 0);
+    while (evloop_is_active(&t.handle))
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    evloop_close(&t.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+}
+
+TEST(fswatch_directory_recursive)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    evloop_fswatch_options o;
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s/old", fsdir);
+    memset(&o, 0, sizeof o);
+    o.flags = EVLOOP_FSWATCH_RECURSIVE;
+    nfs = 0;
+    evloop_fswatch_init(loop, &w);
+    CHECK_INT(evloop_fswatch_start(&w, "/nonexistent/dir", &o, on_fs), ==, -ENOENT);
+    REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &o, on_fs), ==, 0);
+    CHECK_INT(evloop_fswatch_start(&w, fsdir, &o, on_fs), ==, -EBUSY);
+    sh("cd %s && echo 1 > a.txt && echo 2 >> a.txt && mv a.txt b.txt && rm b.txt", fsdir);
+    sh("cd %s && echo x > old/in-old.txt", fsdir);
+    run_for(loop, 100);
+    /* a new subdirectory is followed, including files made in it at once */
+    sh("cd %s && mkdir -p new/deeper && echo y > new/deeper/f.c", fsdir);
+    run_for(loop, 100);
+    sh("cd %s && echo z > new/deeper/g.c", fsdir);
+    run_for(loop, 100);
+    CHECK(fs_events_for("a.txt") & EVLOOP_FS_ADD);
+    CHECK(fs_events_for("a.txt") & EVLOOP_FS_CHANGE);
+    CHECK(fs_events_for("a.txt") & EVLOOP_FS_RENAME);
+    CHECK(fs_events_for("b.txt") & EVLOOP_FS_RENAME);
+    CHECK(fs_events_for("b.txt") & EVLOOP_FS_DELETE);
+    CHECK(fs_events_for("old/in-old.txt") & EVLOOP_FS_ADD);
+    CHECK(fs_events_for("new") & EVLOOP_FS_ADD);
+    CHECK(fs_events_for("new/deeper/f.c") & EVLOOP_FS_ADD);
+    CHECK(fs_events_for("new/deeper/g.c") & EVLOOP_FS_ADD);
+    CHECK(fs_events_for("new/deeper/g.c") & EVLOOP_FS_CHANGE);
+    evloop_fswatch_stop(&w);
+    CHECK(!evloop_is_active(&w.handle));
+    nfs = 0;
+    sh("cd %s && echo again > c.txt", fsdir);
+    run_for(loop, 30);
+    CHECK_INT(nfs, ==, 0); /* stopped: nothing more */
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
+TEST(fswatch_debounce_and_single_file)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w, f;
+    evloop_fswatch_options o;
+    char file[192];
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw2-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s && echo 0 > %s/watched.c", fsdir);
+    snprintf(file, sizeof file, "%s/watched.c", fsdir);
+    memset(&o, 0, sizeof o);
+    o.debounce_ms = 50;
+    nfs = 0;
+    evloop_fswatch_init(loop, &w);
+    REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &o, on_fs), ==, 0);
+    /* a burst of 30 writes to one file and one other file */
+    sh("cd %s && for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do echo $i >> burst.txt; done; echo > other.txt", fsdir);
+    run_for(loop, 20);
+    CHECK_INT(nfs, ==, 0); /* still collecting */
+    run_for(loop, 150);
+    CHECK_INT(fs_count_for("burst.txt"), ==, 1); /* merged into one */
+    CHECK(fs_events_for("burst.txt") == (EVLOOP_FS_ADD | EVLOOP_FS_CHANGE));
+    CHECK_INT(fs_count_for("other.txt"), ==, 1);
+    CHECK_STR(fsl[0].name, "burst.txt"); /* in order of first occurrence */
+    evloop_close(&w.handle, NULL);
+    /* one file, replaced the way editors save (write elsewhere, rename over) */
+    nfs = 0;
+    evloop_fswatch_init(loop, &f);
+    REQUIRE_INT(evloop_fswatch_start(&f, file, NULL, on_fs), ==, 0);
+    sh("cd %s && echo 1 > other.txt && echo new > tmp.swp && mv tmp.swp watched.c", fsdir);
+    run_for(loop, 50);
+    sh("cd %s && echo more >> watched.c", fsdir);
+    run_for(loop, 50);
+    CHECK_INT(fs_count_for("other.txt"), ==, 0); /* only the file itself */
+    CHECK(fs_events_for("watched.c") & EVLOOP_FS_RENAME);
+    CHECK(fs_events_for("watched.c") & EVLOOP_FS_CHANGE); /* still watched after the rename */
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+TEST(error_names)
+{
+    CHECK_STR(evloop_err_name(-ECONNRESET), "ECONNRESET");
+    CHECK_STR(evloop_strerror(-ECONNREFUSED), "connection refused");
+    CHECK_STR(evloop_err_name(EVLOOP_EOF), "EOF");
+    CHECK_STR(evloop_strerror(EVLOOP_EOF), "end of stream");
+    CHECK_STR(evloop_err_name(0), "OK");
+    CHECK_STR(evloop_err_name(-99999), "UNKNOWN");
+    CHECK_STR(evloop_strerror(-99999), "unknown error");
+}
+
+int main(void)
+{
+    RUN(loop_new_run_free);
+    RUN(loop_data_and_time);
+    RUN(timer_oneshot_and_repeat);
+    RUN(timer_again_unstarted);
+    RUN(timers_10k_fire_in_order);
+    RUN(timers_million);
+    RUN(timers_modified_from_callbacks);
+    RUN(timer_zero_restart_does_not_starve);
+    RUN(next_tick_and_immediates_order);
+    RUN(hooks_idle_prevents_blocking);
+    RUN(run_modes_and_stop);
+    RUN(run_reentry_refused);
+    RUN(ref_unref_and_walk);
+    RUN(io_watcher_pipe);
+    RUN(io_watcher_regular_file);
+    RUN(addr_parsing);
+    RUN(tcp_echo_ipv4);
+    RUN(tcp_echo_ipv6);
+    RUN(tcp_connect_refused);
+    RUN(tcp_bind_errors);
+    RUN(unix_socket_echo);
+    RUN(socketpair_64mib_backpressure);
+    RUN(writes_shutdown_half_close);
+    RUN(close_cancels_queued_writes);
+    RUN(write_many_buffers);
+    RUN(tcp_peer_reset);
+    RUN(write_to_closed_peer);
+    RUN(emfile_on_accept_does_not_spin);
+    RUN(signals);
+    RUN(async_four_threads_never_lose_a_wakeup);
+    RUN(async_send_from_loop_thread_and_unref);
+    RUN(process_exit_codes_and_signals);
+    RUN(process_spawn_failure_leaves_nothing);
+    RUN(process_stdio_pipes_env_cwd);
+    RUN(process_stdio_fd);
+    RUN(process_close_before_exit_reaps_later);
+    RUN(fswatch_directory_recursive);
+    RUN(fswatch_debounce_and_single_file);
+    RUN(error_names);
+    return test_done();
+}
