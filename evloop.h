@@ -379,6 +379,7 @@ typedef struct evloop__watcher {
     int poll_index;      /* poll backend: slot in the pollfd array, or -1 */
     uint8_t events;      /* wanted */
     uint8_t registered;  /* what the backend has */
+    uint8_t et;          /* edge-triggered: registered once, every edge reported */
 } evloop__watcher;
 
 struct evloop_timer {
@@ -783,6 +784,9 @@ extern char **environ;
 #define EVLOOP__S_PAUSED     0x8000u /* listener paused after EMFILE */
 #define EVLOOP__S_EOF        0x10000u
 #define EVLOOP__S_WFAILED    0x20000u /* a write failed: stream unusable */
+#define EVLOOP__S_RHINT      0x40000u /* there may be bytes to read */
+#define EVLOOP__S_READ_DUE   0x80000u /* read from the pending phase */
+#define EVLOOP__S_HUP        0x100000u /* the peer hung up: read to the end */
 /* process flags */
 #define EVLOOP__P_EXITED     0x0020u
 /* write request flags */
@@ -1148,6 +1152,7 @@ static void evloop__watcher_init(evloop__watcher *w, int fd,
     w->poll_index = -1;
     w->events = 0;
     w->registered = 0;
+    w->et = 0;
 }
 
 /* Enters w in the fd table (the fd must be open). -EEXIST if taken. */
@@ -1217,7 +1222,16 @@ static void evloop__dispatch(evloop *loop, int fd, int readable, int writable, i
 {
     evloop__watcher *w;
     unsigned ev;
-    if (fd < 0 || fd >= loop->nwatchers || !(w = loop->watchers[fd]) || !w->events)
+    if (fd < 0 || fd >= loop->nwatchers || !(w = loop->watchers[fd]))
+        return;
+    if (w->et) { /* every edge counts, wanted or not: the owner keeps hints */
+        ev = (readable || hangup ? (unsigned)EVLOOP_READABLE : 0u) |
+             (writable || hangup ? (unsigned)EVLOOP_WRITABLE : 0u) |
+             (hangup ? (unsigned)EVLOOP_DISCONNECT : 0u);
+        w->cb(loop, w, ev);
+        return;
+    }
+    if (!w->events)
         return;
     ev = evloop__revents(w, readable, writable, hangup);
     if (ev & (EVLOOP_READABLE | EVLOOP_WRITABLE))
@@ -1250,6 +1264,16 @@ static int evloop__backend_update(evloop *loop, evloop__watcher *w)
     struct epoll_event e;
     int op;
     memset(&e, 0, sizeof e);
+    if (w->et) { /* registered for everything, once; never modified */
+        if (w->registered || !w->events)
+            return 0;
+        e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        e.data.fd = w->fd;
+        if (epoll_ctl(loop->backend_fd, EPOLL_CTL_ADD, w->fd, &e) < 0)
+            return -errno;
+        w->registered = EVLOOP_READABLE | EVLOOP_WRITABLE;
+        return 0;
+    }
     e.events = ((w->events & EVLOOP_READABLE) ? EPOLLIN : 0u) |
                ((w->events & EVLOOP_WRITABLE) ? EPOLLOUT : 0u);
     e.data.fd = w->fd;
@@ -1285,7 +1309,7 @@ static void evloop__backend_poll(evloop *loop, int timeout)
     for (i = 0; i < n; i++) {
         uint32_t e = ev[i].events;
         evloop__dispatch(loop, ev[i].data.fd, (e & EPOLLIN) != 0, (e & EPOLLOUT) != 0,
-                         (e & (EPOLLERR | EPOLLHUP)) != 0);
+                         (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0);
     }
 }
 
@@ -2027,6 +2051,9 @@ static int evloop__stream_set_fd(evloop_stream *s, int fd, int known_socket)
             s->handle.flags |= EVLOOP__S_SOCKET;
     }
     s->w.fd = fd;
+#if defined(EVLOOP__EPOLL)
+    s->w.et = 1; /* a listener goes back to level-triggered */
+#endif
     rc = evloop__watcher_attach(s->handle.loop, &s->w);
     if (rc < 0)
         s->w.fd = -1;
@@ -2221,6 +2248,7 @@ EVLOOP__DEF int evloop_listen(evloop_stream *s, int backlog, evloop_connection_c
         return -EINVAL;
     if (listen(s->w.fd, backlog > 0 ? backlog : 511) < 0)
         return -errno;
+    s->w.et = 0; /* level-triggered: a batch may leave connections waiting */
     s->cb.connection = cb;
     s->handle.flags |= EVLOOP__S_LISTENING;
     rc = evloop__stream_sync(s);
@@ -2466,8 +2494,13 @@ EVLOOP__DEF int evloop_read_start(evloop_stream *s, evloop_read_cb cb)
     if (rc < 0) {
         s->handle.flags &= ~EVLOOP__S_READING;
         evloop__stream_sync(s);
+        return rc;
     }
-    return rc;
+    if (s->handle.flags & EVLOOP__S_RHINT) { /* bytes came while stopped */
+        s->handle.flags |= EVLOOP__S_READ_DUE;
+        evloop__add_pending(s);
+    }
+    return 0;
 }
 
 EVLOOP__DEF int evloop_read_stop(evloop_stream *s)
@@ -2485,21 +2518,31 @@ EVLOOP__DEF int evloop_is_reading(const evloop_stream *s)
 }
 
 /* Reads until the socket is empty (a short read says so), the reader stops,
- * or 32 buffers went by, so one busy connection cannot starve the rest. */
+ * or 32 buffers went by, so one busy connection cannot starve the rest.
+ * RHINT stays set while bytes may remain; a reader still reading after 32
+ * buffers continues from the next pending phase (edge-triggered, no new
+ * event would come). */
 static void evloop__stream_read(evloop *loop, evloop_stream *s)
 {
     int i;
-    for (i = 0; i < 32 && (s->handle.flags & EVLOOP__S_READING); i++) {
-        ssize_t n = read(s->w.fd, loop->rbuf, loop->rbuf_size);
+    for (i = 0; i < 32; i++) {
+        ssize_t n;
+        if (!(s->handle.flags & EVLOOP__S_READING))
+            return;
+        n = read(s->w.fd, loop->rbuf, loop->rbuf_size);
         if (n > 0) {
+            int drained = (size_t)n < loop->rbuf_size && !(s->handle.flags & EVLOOP__S_HUP);
+            if (drained)
+                s->handle.flags &= ~EVLOOP__S_RHINT;
             s->read_cb(s, n, loop->rbuf);
             EVLOOP__TICKS(loop);
-            if ((size_t)n < loop->rbuf_size)
+            if (drained)
                 return;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
+        s->handle.flags &= ~EVLOOP__S_RHINT;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         s->handle.flags &= ~EVLOOP__S_READING;
@@ -2509,6 +2552,10 @@ static void evloop__stream_read(evloop *loop, evloop_stream *s)
         s->read_cb(s, n == 0 ? (ssize_t)EVLOOP_EOF : (ssize_t)-errno, NULL);
         EVLOOP__TICKS(loop);
         return;
+    }
+    if ((s->handle.flags & (EVLOOP__S_READING | EVLOOP__F_CLOSING)) == EVLOOP__S_READING) {
+        s->handle.flags |= EVLOOP__S_READ_DUE;
+        evloop__add_pending(s);
     }
 }
 
@@ -2864,15 +2911,21 @@ static void evloop__stream_io(evloop *loop, evloop__watcher *w, unsigned events)
         evloop__accept_batch(loop, s);
         return;
     }
+    if (events & EVLOOP_READABLE)
+        s->handle.flags |= EVLOOP__S_RHINT;
+    if (events & EVLOOP_DISCONNECT) /* a short read no longer means "drained" */
+        s->handle.flags |= EVLOOP__S_HUP;
     if ((f & EVLOOP__S_CONNECTING) && !(f & EVLOOP__S_CONNECTED)) {
-        if (events & (EVLOOP_WRITABLE | EVLOOP_DISCONNECT))
-            evloop__finish_connect(loop, s);
-        return; /* queued writes wait for the next writable event */
+        if (!(events & EVLOOP_WRITABLE))
+            return;
+        evloop__finish_connect(loop, s);
+        if (s->handle.flags & (EVLOOP__S_CONNECTING | EVLOOP__F_CLOSING))
+            return;
     }
-    if ((events & (EVLOOP_WRITABLE | EVLOOP_DISCONNECT)) && s->wq_head)
+    if ((events & EVLOOP_WRITABLE) && s->wq_head)
         evloop__stream_flush(loop, s);
-    if ((events & (EVLOOP_READABLE | EVLOOP_DISCONNECT)) &&
-        (s->handle.flags & EVLOOP__S_READING) && !(s->handle.flags & EVLOOP__F_CLOSING))
+    if ((s->handle.flags & (EVLOOP__S_READING | EVLOOP__S_RHINT | EVLOOP__F_CLOSING)) ==
+        (EVLOOP__S_READING | EVLOOP__S_RHINT))
         evloop__stream_read(loop, s);
 }
 
@@ -2898,6 +2951,11 @@ static void evloop__stream_pending(evloop *loop, evloop_stream *s)
     }
     if ((s->handle.flags & EVLOOP__S_SHUT_CB) && !(s->handle.flags & EVLOOP__F_CLOSING))
         evloop__run_shutdown_cb(loop, s);
+    if (s->handle.flags & EVLOOP__S_READ_DUE) {
+        s->handle.flags &= ~EVLOOP__S_READ_DUE;
+        if ((s->handle.flags & (EVLOOP__S_READING | EVLOOP__F_CLOSING)) == EVLOOP__S_READING)
+            evloop__stream_read(loop, s);
+    }
 }
 
 static void evloop__run_pending(evloop *loop)

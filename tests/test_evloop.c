@@ -860,8 +860,8 @@ TEST(socketpair_64mib_backpressure)
     CHECK_UINT(bs->max_queued, <=, HWM + 32 * CHUNK);
     /* and memory did not grow with the 64 MiB that went through */
     CHECK_INT(maxrss_kb() - rss0, <, 16 * 1024);
-    free(bs);
     free_loop(loop);
+    free(bs);
 }
 
 /* ---- write callbacks, copy writes, try_write, shutdown, half-close ---------------------- */
@@ -1019,6 +1019,69 @@ TEST(write_many_buffers)
     CHECK(memcmp(got, expect, 200) == 0);
     free_loop(loop);
     close(sv[1]);
+}
+
+
+/* Bytes that arrived while reading was stopped, or that are left after the
+ * 32-buffers-per-wake-up cap, are read without any new event from the
+ * kernel (edge-triggered epoll sends none). */
+static size_t pause_got;
+static evloop_timer pause_timer;
+static int pause_stops;
+static void pause_read(evloop_stream *s, ssize_t n, const char *buf);
+static void pause_resume(evloop_timer *t)
+{
+    evloop_stream *s = (evloop_stream *)t->handle.data;
+    evloop_read_start(s, pause_read);
+}
+static void pause_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    REQUIRE(n > 0);
+    pause_got += (size_t)n;
+    if (pause_got >= 150000) {
+        evloop_close(&s->handle, NULL);
+        return;
+    }
+    if (pause_stops < 3 && pause_got > 40000u * (size_t)(pause_stops + 1)) {
+        pause_stops++;
+        evloop_read_stop(s);
+        evloop_timer_start(&pause_timer, pause_resume, 10, 0);
+    }
+}
+
+TEST(read_resumes_without_new_events)
+{
+    evloop *loop;
+    evloop_options o;
+    evloop_stream a;
+    evloop_timer g;
+    int sv[2];
+    char *data = (char *)calloc(1, 150000);
+    memset(&o, 0, sizeof o);
+    o.read_buffer_size = 1024; /* 32 reads take 32 KiB: the cap is hit */
+    REQUIRE_INT(evloop_new(&loop, &o), ==, 0);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    {
+        int sz = 1 << 20;
+        setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    }
+    REQUIRE_INT(write(sv[1], data, 150000), ==, 150000); /* all before the loop runs */
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    evloop_timer_init(loop, &pause_timer);
+    pause_timer.handle.data = &a;
+    pause_got = 0;
+    pause_stops = 0;
+    evloop_read_start(&a, pause_read);
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_UINT(pause_got, ==, 150000);
+    CHECK_INT(pause_stops, ==, 3);
+    close(sv[1]);
+    free(data);
+    free_loop(loop);
 }
 
 /* ---- peer reset --------------------------------------------------------------------- */
@@ -1631,6 +1694,7 @@ int main(void)
     RUN(writes_shutdown_half_close);
     RUN(close_cancels_queued_writes);
     RUN(write_many_buffers);
+    RUN(read_resumes_without_new_events);
     RUN(tcp_peer_reset);
     RUN(write_to_closed_peer);
     RUN(emfile_on_accept_does_not_spin);
