@@ -181,9 +181,15 @@
  *   leaves the queue at or above the mark, evloop_stream_writable() is 0
  *   and on_drain(s) runs when the queue is empty again (Node's 'drain').
  *
+ *   evloop_sendfile(req, s, fd, offset, len, on_write) queues bytes of a
+ *   file, in order with the other writes (sendfile(2) on Linux; a read and
+ *   a write elsewhere); the file descriptor must stay open until on_write.
+ *
  *   evloop_shutdown(s, on_shutdown) half-closes (SHUT_WR) after the queued
  *   writes; the stream can still read. evloop_tcp_nodelay and
  *   evloop_tcp_keepalive set TCP options on an open socket.
+ *   evloop_stream_detach(s) hands the descriptor out without closing it
+ *   (for a protocol upgrade that moves the connection elsewhere).
  *
  * 8. SIGNALS -------------------------------------------------------------------
  *
@@ -419,7 +425,14 @@ struct evloop_write_req {
     unsigned index;            /* first entry not yet fully written */
     int status;
     uint32_t flags;
-    evloop_buf bufsml[4];
+    union {
+        evloop_buf bufsml[4];  /* up to four buffers, inline */
+        struct {
+            int fd;
+            int64_t offset;
+            uint64_t left;
+        } file;                /* evloop_sendfile */
+    } u;
 };
 
 struct evloop_stream {
@@ -649,11 +662,23 @@ EVLOOP_API int evloop_write_copy(evloop_stream *s, const void *data, size_t len,
 /* Writes what the kernel takes now, never queues: bytes written (>= 0), or
  * -EAGAIN when writes are queued, or an error. */
 EVLOOP_API ssize_t evloop_try_write(evloop_stream *s, const evloop_buf *bufs, unsigned n);
+/* Queues len bytes of the file fd from offset, in order with the other
+ * writes: sendfile(2) where the kernel can, read and write elsewhere. fd
+ * must stay open until cb. A file that ends early fails with -EIO. */
+EVLOOP_API int evloop_sendfile(evloop_write_req *req, evloop_stream *s, int fd, int64_t offset,
+                               uint64_t len, evloop_write_cb cb);
 EVLOOP_API size_t evloop_stream_queued(const evloop_stream *s);
 EVLOOP_API void evloop_stream_set_hwm(evloop_stream *s, size_t high_water_mark, evloop_drain_cb cb);
 /* 0 while the queue is above the high-water mark (wait for drain). */
 EVLOOP_API int evloop_stream_writable(const evloop_stream *s);
 EVLOOP_API int evloop_shutdown(evloop_stream *s, evloop_shutdown_cb cb);
+/* Gives up the descriptor without closing it: reading stops, the loop
+ * forgets it, and it is returned (>= 0) for you to close or to adopt in
+ * another stream with evloop_stream_open (bytes not yet read stay in the
+ * kernel for the new owner). -EBUSY while writes, a connect or a shutdown
+ * are pending; -EBADF without a descriptor. The handle must still be
+ * closed. (An HTTP server hands an upgraded connection over this way.) */
+EVLOOP_API int evloop_stream_detach(evloop_stream *s);
 
 /* ---- signals, async -------------------------------------------------------- */
 
@@ -741,6 +766,7 @@ EVLOOP_API const char *evloop_err_name(int err);
 #if defined(__linux__)
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/sendfile.h>
 #endif
 
 #ifndef EVLOOP_ASSERT
@@ -792,6 +818,7 @@ extern char **environ;
 /* write request flags */
 #define EVLOOP__W_OWNED      1u /* allocated by evloop_write_copy */
 #define EVLOOP__W_HEAPBUFS   2u /* bufs array allocated */
+#define EVLOOP__W_FILE       4u /* evloop_sendfile: bytes of a file */
 
 #define EVLOOP__NSIG 65
 #define EVLOOP__MAX_SIGLOOPS 64
@@ -2663,8 +2690,56 @@ static void evloop__run_shutdown_cb(evloop *loop, evloop_stream *s)
     }
 }
 
-/* Writable: sends queued requests, several per writev, then runs the
- * callbacks of those finished, the drain callback, and a due shutdown. */
+/* Where sendfile(2) cannot (other systems, some file systems): a read and
+ * a write through a buffer on the stack. Returns bytes written, 0 at the
+ * end of the file, -1 with errno. */
+static ssize_t evloop__file_copy(evloop_stream *s, evloop_write_req *req, size_t want)
+{
+    char buf[16384];
+    evloop_buf b;
+    ssize_t n;
+    if (want > sizeof buf)
+        want = sizeof buf;
+    n = pread(req->u.file.fd, buf, want, (off_t)req->u.file.offset);
+    if (n <= 0)
+        return n;
+    b.iov_base = buf;
+    b.iov_len = (size_t)n;
+    return evloop__writev(s, &b, 1);
+}
+
+/* Sends from a file request: 1 when all of it went, 0 when the socket is
+ * full, or a negative errno (-EIO: the file ended early). */
+static int evloop__file_step(evloop_stream *s, evloop_write_req *req)
+{
+    while (req->u.file.left) {
+        size_t want = req->u.file.left > (1u << 30) ? (1u << 30) : (size_t)req->u.file.left;
+        ssize_t r;
+#if defined(__linux__)
+        off_t off = (off_t)req->u.file.offset;
+        r = sendfile(s->w.fd, req->u.file.fd, &off, want);
+        if (r < 0 && (errno == EINVAL || errno == ENOSYS))
+            r = evloop__file_copy(s, req, want);
+#else
+        r = evloop__file_copy(s, req, want);
+#endif
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        }
+        if (r == 0)
+            return -EIO;
+        req->u.file.offset += r;
+        req->u.file.left -= (uint64_t)r;
+        s->queued -= (size_t)r;
+    }
+    return 1;
+}
+
+/* Writable: sends queued requests, several per writev (a file request goes
+ * alone), then runs the callbacks of those finished, the drain callback,
+ * and a due shutdown. */
 static void evloop__stream_flush(evloop *loop, evloop_stream *s)
 {
     evloop_write_req *done = NULL, **dtail = &done;
@@ -2674,13 +2749,29 @@ static void evloop__stream_flush(evloop *loop, evloop_stream *s)
         size_t asked = 0, wrote;
         ssize_t r;
         evloop_write_req *q;
-        for (q = s->wq_head; q && n < EVLOOP__MAX_IOV; q = q->next)
+        if (!s->wq_head)
+            break;
+        if (s->wq_head->flags & EVLOOP__W_FILE) {
+            int rc = evloop__file_step(s, s->wq_head);
+            if (rc < 0)
+                evloop__fail_writes(s, rc);
+            if (rc <= 0)
+                break;
+            q = s->wq_head;
+            s->wq_head = q->next;
+            if (!s->wq_head)
+                s->wq_tail = NULL;
+            q->status = 0;
+            q->next = NULL;
+            *dtail = q;
+            dtail = &q->next;
+            continue;
+        }
+        for (q = s->wq_head; q && n < EVLOOP__MAX_IOV && !(q->flags & EVLOOP__W_FILE); q = q->next)
             for (i = q->index; i < q->nbufs && n < EVLOOP__MAX_IOV; i++) {
                 iov[n++] = q->bufs[i];
                 asked += q->bufs[i].iov_len;
             }
-        if (!s->wq_head)
-            break;
         r = evloop__writev(s, iov, n);
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -2690,7 +2781,8 @@ static void evloop__stream_flush(evloop *loop, evloop_stream *s)
         }
         wrote = (size_t)r;
         s->queued -= wrote;
-        while (s->wq_head && evloop__req_advance(s->wq_head, &wrote)) {
+        while (s->wq_head && !(s->wq_head->flags & EVLOOP__W_FILE) &&
+               evloop__req_advance(s->wq_head, &wrote)) {
             q = s->wq_head;
             s->wq_head = q->next;
             if (!s->wq_head)
@@ -2797,7 +2889,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
         n--;
     }
     if (n <= 4) {
-        req->bufs = req->bufsml;
+        req->bufs = req->u.bufsml;
     } else {
         req->bufs = (evloop_buf *)EVLOOP_MALLOC(n * sizeof *bufs);
         if (!req->bufs)
@@ -2846,10 +2938,10 @@ EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len
         return 0;
     }
     memcpy(req + 1, (const char *)data + wrote, left);
-    req->bufs = req->bufsml;
+    req->bufs = req->u.bufsml;
     req->nbufs = 1;
-    req->bufsml[0].iov_base = (void *)(req + 1);
-    req->bufsml[0].iov_len = left;
+    req->u.bufsml[0].iov_base = (void *)(req + 1);
+    req->u.bufsml[0].iov_len = left;
     return evloop__enqueue(s, req, left);
 }
 
@@ -2867,6 +2959,64 @@ EVLOOP__DEF ssize_t evloop_try_write(evloop_stream *s, const evloop_buf *bufs, u
     if (r < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return r;
+}
+
+EVLOOP__DEF int evloop_sendfile(evloop_write_req *req, evloop_stream *s, int fd, int64_t offset,
+                                uint64_t len, evloop_write_cb cb)
+{
+    int rc = evloop__write_check(s);
+    if (rc < 0)
+        return rc;
+    if (fd < 0 || offset < 0)
+        return -EINVAL;
+    req->stream = s;
+    req->cb = cb;
+    req->flags = EVLOOP__W_FILE;
+    req->status = 0;
+    req->index = 0;
+    req->bufs = NULL;
+    req->nbufs = 0;
+    req->u.file.fd = fd;
+    req->u.file.offset = offset;
+    req->u.file.left = len;
+    if (!len) {
+        evloop__done_later(s, req);
+        return 0;
+    }
+    s->queued += len;
+    if (!s->wq_head && !(s->handle.flags & EVLOOP__S_CONNECTING)) {
+        rc = evloop__file_step(s, req);
+        if (rc < 0) {
+            s->queued -= req->u.file.left;
+            return rc;
+        }
+        if (rc == 1) {
+            evloop__done_later(s, req);
+            return 0;
+        }
+    }
+    s->queued -= req->u.file.left; /* evloop__enqueue counts it again */
+    return evloop__enqueue(s, req, req->u.file.left);
+}
+
+EVLOOP__DEF int evloop_stream_detach(evloop_stream *s)
+{
+    int fd = s->w.fd;
+    EVLOOP_ASSERT(!evloop_is_closing(&s->handle));
+    if (fd < 0)
+        return -EBADF;
+    if (s->wq_head || s->done_head ||
+        (s->handle.flags & (EVLOOP__S_CONNECTING | EVLOOP__S_SHUTTING | EVLOOP__S_SHUT_CB |
+                            EVLOOP__S_LISTENING)))
+        return -EBUSY;
+    s->handle.flags &= ~(EVLOOP__S_READING | EVLOOP__S_RHINT | EVLOOP__S_HUP | EVLOOP__S_READ_DUE);
+    if (s->handle.flags & EVLOOP__S_PENDING)
+        evloop__remove_pending(s);
+    evloop__watcher_detach(s->handle.loop, &s->w);
+    s->w.fd = -1;
+    s->w.et = 0;
+    evloop__stream_sync(s);
+    return fd;
 }
 
 EVLOOP__DEF size_t evloop_stream_queued(const evloop_stream *s) { return s->queued; }

@@ -1084,6 +1084,168 @@ TEST(read_resumes_without_new_events)
     free_loop(loop);
 }
 
+
+/* ---- sendfile and detach ---------------------------------------------------------- */
+
+static char file_got[3 << 20];
+static size_t file_ngot;
+static int file_status[3], file_nstatus;
+static void file_write_done(evloop_write_req *req, int status)
+{
+    (void)req;
+    file_status[file_nstatus++] = status;
+}
+static void file_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n < 0) {
+        evloop_close(&s->handle, NULL);
+        return;
+    }
+    if (file_ngot + (size_t)n <= sizeof file_got)
+        memcpy(file_got + file_ngot, buf, (size_t)n);
+    file_ngot += (size_t)n;
+}
+static void file_shut(evloop_stream *s, int status)
+{
+    CHECK_INT(status, ==, 0);
+    evloop_close(&s->handle, NULL);
+}
+
+TEST(sendfile_in_order_with_writes)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, b;
+    evloop_write_req r1, r2, r3;
+    evloop_buf hb, tb;
+    char path[64];
+    int sv[2], fd;
+    size_t i, size = 2u << 20; /* more than the socket takes at once */
+    char *data = (char *)malloc(size);
+    for (i = 0; i < size; i++)
+        data[i] = (char)(i * 7 + i / 4096);
+    snprintf(path, sizeof path, "/tmp/evloop-sendfile-%d", (int)getpid());
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE_INT(write(fd, data, size), ==, (ssize_t)size);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_pipe_init(loop, &b);
+    evloop_stream_open(&a, sv[0]);
+    evloop_stream_open(&b, sv[1]);
+    file_ngot = 0;
+    file_nstatus = 0;
+    hb.iov_base = (void *)"HEAD";
+    hb.iov_len = 4;
+    tb.iov_base = (void *)"TAIL";
+    tb.iov_len = 4;
+    /* head, the file from offset 100, tail: received in that order */
+    CHECK_INT(evloop_write(&r1, &a, &hb, 1, file_write_done), ==, 0);
+    CHECK_INT(evloop_sendfile(&r2, &a, fd, 100, size - 100, file_write_done), ==, 0);
+    CHECK_UINT(evloop_stream_queued(&a), >, 0);
+    CHECK_INT(evloop_write(&r3, &a, &tb, 1, file_write_done), ==, 0);
+    evloop_shutdown(&a, file_shut);
+    evloop_read_start(&b, file_read);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(file_nstatus, ==, 3);
+    CHECK_INT(file_status[1], ==, 0);
+    REQUIRE_UINT(file_ngot, ==, size - 100 + 8);
+    CHECK(memcmp(file_got, "HEAD", 4) == 0);
+    CHECK(memcmp(file_got + 4, data + 100, size - 100) == 0);
+    CHECK(memcmp(file_got + 4 + size - 100, "TAIL", 4) == 0);
+    /* a file shorter than promised fails the request with -EIO */
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    file_nstatus = 0;
+    CHECK_INT(evloop_sendfile(&r1, &a, fd, (int64_t)size - 10, 20, file_write_done), ==, -EIO);
+    CHECK_INT(evloop_sendfile(&r1, &a, -1, 0, 20, file_write_done), ==, -EINVAL);
+    close(sv[1]);
+    close(fd);
+    unlink(path);
+    free(data);
+    free_loop(loop);
+}
+
+/* A file system without sendfile support: /proc files take the copy path. */
+TEST(sendfile_fallback_copy)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, b;
+    evloop_write_req r;
+    int sv[2], fd = open("/proc/self/cmdline", O_RDONLY);
+    char expect[256];
+    ssize_t n;
+    REQUIRE(fd >= 0);
+    n = pread(fd, expect, sizeof expect, 0);
+    REQUIRE(n > 0);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_pipe_init(loop, &b);
+    evloop_stream_open(&a, sv[0]);
+    evloop_stream_open(&b, sv[1]);
+    file_ngot = 0;
+    file_nstatus = 0;
+    CHECK_INT(evloop_sendfile(&r, &a, fd, 0, (uint64_t)n, file_write_done), ==, 0);
+    evloop_shutdown(&a, file_shut);
+    evloop_read_start(&b, file_read);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(file_nstatus, ==, 1);
+    CHECK_INT(file_status[0], ==, 0);
+    CHECK_UINT(file_ngot, ==, (size_t)n);
+    CHECK(memcmp(file_got, expect, (size_t)n) == 0);
+    close(fd);
+    free_loop(loop);
+}
+
+static void detach_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0) {
+        memcpy(file_got + file_ngot, buf, (size_t)n);
+        file_ngot += (size_t)n;
+    }
+    if (file_ngot >= 5 || n < 0)
+        evloop_close(&s->handle, NULL);
+}
+static void detach_first(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    (void)n;
+    /* the first read took whatever came; stop and hand the fd over */
+    evloop_read_stop(s);
+}
+
+TEST(stream_detach_hands_over_fd)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, b;
+    evloop_write_req r;
+    evloop_buf buf;
+    int sv[2], fd;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    CHECK_INT(write(sv[1], "12345", 5), ==, 5);
+    evloop_read_start(&a, detach_first);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(write(sv[1], "67890", 5), ==, 5); /* unread when detached */
+    buf.iov_base = (void *)"x";
+    buf.iov_len = 1;
+    fd = evloop_stream_detach(&a);
+    CHECK_INT(fd, ==, sv[0]);
+    CHECK_INT(evloop_stream_detach(&a), ==, -EBADF);
+    CHECK_INT(evloop_write(&r, &a, &buf, 1, file_write_done), ==, -ENOTCONN);
+    evloop_close(&a.handle, NULL); /* does not close fd */
+    evloop_pipe_init(loop, &b);
+    REQUIRE_INT(evloop_stream_open(&b, fd), ==, 0);
+    file_ngot = 0;
+    memset(file_got, 0, 16);
+    evloop_read_start(&b, detach_read);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_MEM(file_got, file_ngot, "67890");
+    close(sv[1]);
+    free_loop(loop);
+}
+
 /* ---- peer reset --------------------------------------------------------------------- */
 
 static int reset_err;
@@ -1695,6 +1857,9 @@ int main(void)
     RUN(close_cancels_queued_writes);
     RUN(write_many_buffers);
     RUN(read_resumes_without_new_events);
+    RUN(sendfile_in_order_with_writes);
+    RUN(sendfile_fallback_copy);
+    RUN(stream_detach_hands_over_fd);
     RUN(tcp_peer_reset);
     RUN(write_to_closed_peer);
     RUN(emfile_on_accept_does_not_spin);
