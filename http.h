@@ -1408,12 +1408,20 @@ static bool http__list_next(http__list *l, http_str *el)
     return false;
 }
 
+/* Bit (first letter & 31) of http__fact_tab[length] is set for the names
+ * http__facts reads: host, expect, upgrade, connection, content-length,
+ * transfer-encoding. A cheap filter that skips every other field. */
+static const uint32_t http__fact_tab[18] = {
+    0, 0, 0, 0, 1u << ('h' & 31), 0, 1u << ('e' & 31), 1u << ('u' & 31), 0, 0,
+    1u << ('c' & 31), 0, 0, 0, 1u << ('c' & 31), 0, 0, 1u << ('t' & 31)};
+
 /* Works out body, keep-alive, upgrade and expectations; checks framing. */
 static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
 {
     size_t i;
     int hosts = 0, te = 0, chunked_count = 0;
-    bool last_chunked = false, other = false, request = p->kind == HTTP_KIND_REQUEST;
+    bool last_chunked = false, other = false, upgrade_field = false;
+    bool request = p->kind == HTTP_KIND_REQUEST;
     size_t te_at = 0, cl_at = 0;
 
     for (i = 0; i < m->num_headers; i++) {
@@ -1421,6 +1429,9 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
         const char *nm = f->name.ptr;
         http__list l;
         http_str el;
+        if (HTTP__LIKELY(f->name.len >= 18 ||
+                         !((http__fact_tab[f->name.len] >> (nm[0] & 31)) & 1)))
+            continue;
         switch (f->name.len) {
         case 4:
             if (http__ieq(nm, "host", 4) && ++hosts > 1 && request)
@@ -1433,6 +1444,9 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
                 else
                     m->expect_unknown = true;
             }
+            break;
+        case 7:
+            if (http__ieq(nm, "upgrade", 7)) upgrade_field = true;
             break;
         case 10:
             if (!http__ieq(nm, "connection", 10)) break;
@@ -1492,7 +1506,7 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             m->body = HTTP_BODY_NONE;
             return 0;
         }
-        m->upgrade = m->connection_upgrade && http_header_get(m, "upgrade") != NULL;
+        m->upgrade = m->connection_upgrade && upgrade_field;
         if (te) {
             if (!last_chunked || chunked_count > 1)
                 return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
@@ -1543,7 +1557,7 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
                              http_header *headers, size_t max)
 {
     const unsigned char *b = (const unsigned char *)buf;
-    size_t pos = p->pos, mark = p->mark, end, limit, ls;
+    size_t pos = p->pos, mark = p->mark, end, limit, ls, lim;
     bool lenient = (p->flags & HTTP__F_LENIENT) != 0;
     ptrdiff_t r;
     int e, minor = 1;
@@ -1602,8 +1616,9 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
         pos += 3;
     } else {
     method:
-        pos = http__scan_token(b, pos, end);
-        if (pos - mark > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos);
+        lim = mark + p->max_line + 1; /* scan no further than the first byte too many */
+        pos = http__scan_token(b, pos, end < lim ? end : lim);
+        if (pos - mark > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
         if (pos >= end) goto more;
         if (b[pos] != ' ' || pos == mark) return http__fail(p, HTTP_ERR_BAD_METHOD, pos);
         m->method = http__method(b + mark, pos - mark);
@@ -1614,8 +1629,9 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
     mark = ++pos;
 target:
     ls = (size_t)(m->method_name.ptr - buf);
-    pos = http__scan_target(b, pos, end);
-    if (pos - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos);
+    lim = ls + p->max_line + 1;
+    pos = http__scan_target(b, pos, end < lim ? end : lim);
+    if (pos - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
     if (pos >= end) goto more;
     c = b[pos];
     if (c != ' ' || pos == mark) {
@@ -1639,17 +1655,17 @@ req_version:
     if (pos + 8 - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos + 8);
     m->version_major = 1;
     m->version_minor = minor;
-    pos += 8;
-    if (pos >= end) goto more;
-    if (HTTP__LIKELY(b[pos] == '\r')) {
-        if (pos + 1 >= end) goto more;
-        if (b[pos + 1] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos);
-        pos += 2;
-    } else if (b[pos] == '\n') {
-        if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
-        pos++;
+    if (pos + 8 >= end) goto more;
+    c = b[pos + 8];
+    if (HTTP__LIKELY(c == '\r')) {
+        if (pos + 9 >= end) goto more;
+        if (b[pos + 9] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos + 8);
+        pos += 10;
+    } else if (c == '\n') {
+        if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos + 8);
+        pos += 9;
     } else {
-        return http__fail(p, HTTP_ERR_BAD_VERSION, pos);
+        return http__fail(p, HTTP_ERR_BAD_VERSION, pos + 8);
     }
     goto fields_start;
 
@@ -1796,7 +1812,7 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
                 if (p->aux == 0) return http__fail(p, HTTP_ERR_CHUNK_SIZE, i);
                 if (c == ';') {
                     p->state = HTTP__S_CHUNK_EXT;
-                    p->aux = 0;
+                    p->aux = 1; /* the ';' counts */
                     i++;
                 } else if (c == '\r') {
                     p->state = HTTP__S_CHUNK_SIZE_LF;
