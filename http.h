@@ -147,7 +147,8 @@
  *   view into buf, possibly empty; one piece per call). Returns 1 when the
  *   message is complete (b->data may still hold its last piece), 0 when
  *   it is not (call again with the rest of buf, or with more bytes when all
- *   were consumed), or an error. Memory stays constant whatever the body
+ *   were consumed), or an error (b->data then holds the bytes decoded before
+ *   the error, which a caller may use or drop; b->consumed is not meaningful). Memory stays constant whatever the body
  *   size: a 100 MiB body goes through a 64 KiB buffer.
  *
  *     http_body b = {0};

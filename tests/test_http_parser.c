@@ -162,10 +162,10 @@ static char *run(const cfg *c, const char *in, size_t len, const size_t *cuts, s
                     http_parse_response_to(&p, c->response_to);
             } else {
                 r = http_parse_body(&p, buf, n, &b);
+                t_add(&body, b.data.ptr, b.data.len); /* also on an error: bytes before it */
                 if (r < 0) goto fail;
                 if (b.consumed > n || (b.data.len && (b.data.ptr < buf || b.data.ptr + b.data.len > buf + n)))
                     t_add(&t, "BAD-BODY-VIEW\n", 14);
-                t_add(&body, b.data.ptr, b.data.len);
                 start += b.consumed;
                 if (r == 1) {
                     size_t i;
