@@ -793,7 +793,8 @@ static bool http__ieq(const char *a, const char *lit, size_t n)
  * Each returns the first index in [pos, end) whose byte is not in the class,
  * or end. They never read outside [pos, end). */
 
-static size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t end, unsigned cls)
+static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t end,
+                                      unsigned cls)
 {
     while (end - pos >= 4) {
         if (!(http__cls[b[pos]] & cls)) return pos;
@@ -807,7 +808,7 @@ static size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t end, u
 }
 
 #if HTTP__X86
-__attribute__((target("sse4.2"))) static size_t
+__attribute__((target("sse4.2"))) static inline size_t
 http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
 {
     /* ranges of bytes that end a value: 0x00-0x08, 0x0a-0x1f, 0x7f */
@@ -839,7 +840,7 @@ http__scan_target_sse42(const unsigned char *b, size_t pos, size_t end)
     return http__scan_cls_c(b, pos, end, HTTP__C_TARGET);
 }
 
-__attribute__((target("avx2"))) static size_t
+__attribute__((target("avx2"))) static inline size_t
 http__scan_value_avx2(const unsigned char *b, size_t pos, size_t end)
 {
     const __m256i c1f = _mm256_set1_epi8(0x1f), tab = _mm256_set1_epi8(9),
@@ -1039,8 +1040,7 @@ enum {
     HTTP__S_REASON,
     HTTP__S_FIELD_START, /* at the start of a field line or the blank line */
     HTTP__S_NAME,
-    HTTP__S_VALUE_WS,
-    HTTP__S_VALUE,
+    HTTP__S_VALUE, /* mark: just after the colon */
     HTTP__S_BODY_LENGTH,
     HTTP__S_BODY_EOF,
     HTTP__S_CHUNK_SIZE,
@@ -1147,7 +1147,7 @@ static void http__rebase(const http_msg_parser *p, http_message *m, http_header 
             f(&h[i].name, base);
             f(&h[i].value, base);
         }
-        if (p->state == HTTP__S_VALUE_WS || p->state == HTTP__S_VALUE) f(&h[n].name, base);
+        if (p->state == HTTP__S_VALUE) f(&h[n].name, base);
     }
     if (m && !(p->flags & HTTP__F_TRAILER)) {
         if (p->kind == HTTP_KIND_REQUEST) {
@@ -1163,17 +1163,144 @@ static void http__rebase(const http_msg_parser *p, http_message *m, http_header 
  * Reads field lines from pos up to and including the blank line. Returns the
  * offset after the blank line, 0 when more bytes are needed (state and pos
  * saved in p), or an error. h may be NULL (fields are checked, not stored);
- * limit is the most fields allowed. */
-static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end,
-                              size_t len, http_header *h, size_t limit)
+ * limit is the most fields allowed.
+ *
+ * The loop is written once and compiled once per SIMD level (lv is a
+ * constant in each copy), so that the scanner of that level is inlined into
+ * it; http__fields picks the copy. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HTTP__ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define HTTP__ALWAYS_INLINE static inline
+#endif
+
+/* The SIMD copies classify the bytes 64 at a time into two bit masks, "ends
+ * a field value" (controls but HTAB) and "ends a field name" (not a tchar),
+ * and find the end of each name and value with a shift and a bit scan. The
+ * scalar copy scans byte by byte. */
+typedef struct http__blk {
+    size_t base;  /* the masks describe bytes [base, base + 64) */
+    uint64_t v;   /* bit i: byte base + i ends a value */
+    uint64_t n;   /* bit i: byte base + i ends a name */
+} http__blk;
+
+#if HTTP__X86
+/* Token characters by nibble: bit (h - 2) of the low-nibble table is set when
+ * the byte with high nibble h (2..7) and that low nibble is a tchar. */
+#define HTTP__TOK_LO                                                                         \
+    0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
+        0x1c
+#define HTTP__TOK_HI 0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0
+
+__attribute__((target("avx2"))) static inline void http__masks_avx2(const unsigned char *s,
+                                                                    http__blk *k)
+{
+    const __m256i c1f = _mm256_set1_epi8(0x1f), tab = _mm256_set1_epi8(9),
+                  del = _mm256_set1_epi8(0x7f), nib = _mm256_set1_epi8(0x0f),
+                  lo_t = _mm256_setr_epi8(HTTP__TOK_LO, HTTP__TOK_LO),
+                  hi_t = _mm256_setr_epi8(HTTP__TOK_HI, HTTP__TOK_HI),
+                  zero = _mm256_setzero_si256();
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
+#define HTTP__MASKS32(x, v, n)                                                                 \
+    do {                                                                                       \
+        __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x);                           \
+        __m256i bv = _mm256_or_si256(_mm256_andnot_si256(_mm256_cmpeq_epi8(x, tab), ctl),      \
+                                     _mm256_cmpeq_epi8(x, del));                               \
+        __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib));                      \
+        __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)); \
+        __m256i bn = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero);                        \
+        v = (uint32_t)_mm256_movemask_epi8(bv);                                                \
+        n = (uint32_t)_mm256_movemask_epi8(bn);                                                \
+    } while (0)
+    uint64_t v0, v1, n0, n1;
+    HTTP__MASKS32(x0, v0, n0);
+    HTTP__MASKS32(x1, v1, n1);
+#undef HTTP__MASKS32
+    k->v = v0 | v1 << 32;
+    k->n = n0 | n1 << 32;
+}
+
+__attribute__((target("sse4.2"))) static inline void http__masks_sse42(const unsigned char *s,
+                                                                      http__blk *k)
+{
+    const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8(9), del = _mm_set1_epi8(0x7f),
+                  nib = _mm_set1_epi8(0x0f), lo_t = _mm_setr_epi8(HTTP__TOK_LO),
+                  hi_t = _mm_setr_epi8(HTTP__TOK_HI), zero = _mm_setzero_si128();
+    uint64_t v = 0, n = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * i));
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x);
+        __m128i bv = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), ctl),
+                                  _mm_cmpeq_epi8(x, del));
+        __m128i lo = _mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib));
+        __m128i hi = _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        __m128i bn = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), zero);
+        v |= (uint64_t)(uint32_t)_mm_movemask_epi8(bv) << (16 * i);
+        n |= (uint64_t)(uint32_t)_mm_movemask_epi8(bn) << (16 * i);
+    }
+    k->v = v;
+    k->n = n;
+}
+#endif
+
+/* Classifies the 64 bytes from base (fewer before end: the rest counts as
+ * stops, and nothing at or past end is read). */
+HTTP__ALWAYS_INLINE void http__blk_load(http__blk *k, const unsigned char *b, size_t base,
+                                        size_t end, int lv)
+{
+#if HTTP__X86
+    unsigned char tmp[64];
+    const unsigned char *s = b + base;
+    if (end - base < 64) {
+        memset(tmp, 0, sizeof tmp);
+        memcpy(tmp, s, end - base);
+        s = tmp;
+    }
+    if (lv == HTTP_SIMD_AVX2) http__masks_avx2(s, k);
+    else http__masks_sse42(s, k);
+#else
+    (void)b, (void)end, (void)lv;
+    k->v = k->n = ~(uint64_t)0;
+#endif
+    k->base = base;
+}
+
+/* The first offset >= pos (< end) whose bit is set in the value mask (which
+ * = 0) or the name mask (which = 1), or end. */
+HTTP__ALWAYS_INLINE size_t http__blk_next(http__blk *k, const unsigned char *b, size_t pos,
+                                          size_t end, int which, int lv)
+{
+    for (;;) {
+        size_t off = pos - k->base;
+        if (off < 64) {
+            uint64_t m = (which ? k->n : k->v) >> off;
+            if (m) {
+                size_t r = pos + (size_t)__builtin_ctzll(m);
+                return r < end ? r : end;
+            }
+            pos = k->base + 64;
+        }
+        if (pos >= end) return end;
+        http__blk_load(k, b, pos, end, lv);
+    }
+}
+
+HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned char *b,
+                                             size_t pos, size_t end, size_t len, http_header *h,
+                                             size_t limit, int lv)
 {
     size_t n = p->nfields, mark = p->mark, vend;
     unsigned char c;
     bool lenient = (p->flags & HTTP__F_LENIENT) != 0;
+    http__blk k;
 
+    k.base = pos;
+    k.v = k.n = 0;
+    if (lv != HTTP_SIMD_NONE && pos < end) http__blk_load(&k, b, pos, end, lv);
     switch (p->state) {
     case HTTP__S_NAME: goto name;
-    case HTTP__S_VALUE_WS: goto value_ws;
     case HTTP__S_VALUE: goto value;
     default: break;
     }
@@ -1203,7 +1330,8 @@ static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t
         if (HTTP__UNLIKELY(n >= limit)) return http__fail(p, HTTP_ERR_TOO_MANY_HEADERS, pos);
         mark = pos;
     name:
-        pos = http__scan_token(b, pos, end);
+        if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 1, lv);
+        else pos = http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
         if (HTTP__UNLIKELY(pos >= end)) {
             p->state = HTTP__S_NAME;
             goto more;
@@ -1220,16 +1348,10 @@ static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t
             h[n].name.ptr = (const char *)b + mark;
             h[n].name.len = pos - mark;
         }
-        pos++;
-    value_ws:
-        while (pos < end && (b[pos] == ' ' || b[pos] == '\t')) pos++;
-        if (HTTP__UNLIKELY(pos >= end)) {
-            p->state = HTTP__S_VALUE_WS;
-            goto more;
-        }
-        mark = pos;
+        mark = ++pos; /* the value with its surrounding whitespace starts here */
     value:
-        pos = http__scan_value(b, pos, end);
+        if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 0, lv);
+        else pos = http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
         if (HTTP__UNLIKELY(pos >= end)) {
             p->state = HTTP__S_VALUE;
             goto more;
@@ -1251,6 +1373,7 @@ static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t
             return http__fail(p, c == 0 ? HTTP_ERR_HEADER_VALUE_NUL : HTTP_ERR_HEADER_VALUE_CTL,
                               pos);
         }
+        while (mark < vend && (b[mark] == ' ' || b[mark] == '\t')) mark++;
         while (vend > mark && (b[vend - 1] == ' ' || b[vend - 1] == '\t')) vend--;
         if (h) {
             h[n].value.ptr = (const char *)b + mark;
@@ -1265,6 +1388,39 @@ more:
     p->mark = (uint32_t)mark;
     p->nfields = (uint16_t)n;
     return 0;
+}
+
+#if HTTP__X86
+__attribute__((target("avx2"))) static ptrdiff_t
+http__fields_avx2(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end, size_t len,
+                  http_header *h, size_t limit)
+{
+    return http__fields_t(p, b, pos, end, len, h, limit, HTTP_SIMD_AVX2);
+}
+
+__attribute__((target("sse4.2"))) static ptrdiff_t
+http__fields_sse42(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end, size_t len,
+                   http_header *h, size_t limit)
+{
+    return http__fields_t(p, b, pos, end, len, h, limit, HTTP_SIMD_SSE42);
+}
+#endif
+
+static ptrdiff_t http__fields_c(http_msg_parser *p, const unsigned char *b, size_t pos,
+                                size_t end, size_t len, http_header *h, size_t limit)
+{
+    return http__fields_t(p, b, pos, end, len, h, limit, HTTP_SIMD_NONE);
+}
+
+static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end,
+                              size_t len, http_header *h, size_t limit)
+{
+#if HTTP__X86
+    int lv = http__lv();
+    if (lv == HTTP_SIMD_AVX2) return http__fields_avx2(p, b, pos, end, len, h, limit);
+    if (lv == HTTP_SIMD_SSE42) return http__fields_sse42(p, b, pos, end, len, h, limit);
+#endif
+    return http__fields_c(p, b, pos, end, len, h, limit);
 }
 
 /* ---- start lines ------------------------------------------------------------------ */
@@ -1896,7 +2052,6 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
             break;
         case HTTP__S_FIELD_START:
         case HTTP__S_NAME:
-        case HTTP__S_VALUE_WS:
         case HTTP__S_VALUE: {
             size_t limit = p->max_headers, tl = len - i;
             http_header *h = bd->trailers;
