@@ -789,6 +789,23 @@ static bool http__ieq(const char *a, const char *lit, size_t n)
     return true;
 }
 
+/* The same for a token (a field name) and a literal of lower-case letters and
+ * '-': OR-ing 0x20 into each byte lower-cases letters, keeps '-', and cannot
+ * turn another token character into a letter or '-'. 8 bytes at a time. */
+static bool http__ieq_tok(const char *a, const char *lit, size_t n)
+{
+    uint64_t x, y;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, lit + i, 8);
+        if ((x | UINT64_C(0x2020202020202020)) != y) return false;
+    }
+    for (; i < n; i++)
+        if (((unsigned char)a[i] | 0x20) != (unsigned char)lit[i]) return false;
+    return true;
+}
+
 /* ---- scanners: scalar, SSE4.2, AVX2 ----------------------------------------
  * Each returns the first index in [pos, end) whose byte is not in the class,
  * or end. They never read outside [pos, end). */
@@ -1245,21 +1262,22 @@ __attribute__((target("sse4.2"))) static inline void http__masks_sse42(const uns
 }
 #endif
 
-/* Classifies the 64 bytes from base (fewer before end: the rest counts as
- * stops, and nothing at or past end is read). */
+/* Classifies the 64 bytes from base. Fewer than 64 before end: classifies
+ * the 64 bytes that end at end (the caller makes sure end >= 64) and shifts,
+ * the bytes past end counting as stops; nothing at or past end is read. */
 HTTP__ALWAYS_INLINE void http__blk_load(http__blk *k, const unsigned char *b, size_t base,
                                         size_t end, int lv)
 {
 #if HTTP__X86
-    unsigned char tmp[64];
-    const unsigned char *s = b + base;
-    if (end - base < 64) {
-        memset(tmp, 0, sizeof tmp);
-        memcpy(tmp, s, end - base);
-        s = tmp;
+    size_t at = end - base < 64 ? end - 64 : base;
+    if (lv == HTTP_SIMD_AVX2) http__masks_avx2(b + at, k);
+    else http__masks_sse42(b + at, k);
+    if (at != base) {
+        unsigned sh = (unsigned)(base - at); /* 1..63 */
+        uint64_t past = ~(uint64_t)0 << (64 - sh);
+        k->v = (k->v >> sh) | past;
+        k->n = (k->n >> sh) | past;
     }
-    if (lv == HTTP_SIMD_AVX2) http__masks_avx2(s, k);
-    else http__masks_sse42(s, k);
 #else
     (void)b, (void)end, (void)lv;
     k->v = k->n = ~(uint64_t)0;
@@ -1416,7 +1434,8 @@ static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t
                               size_t len, http_header *h, size_t limit)
 {
 #if HTTP__X86
-    int lv = http__lv();
+    /* the block scan needs 64 readable bytes; shorter heads go byte by byte */
+    int lv = end >= 64 ? http__lv() : HTTP_SIMD_NONE;
     if (lv == HTTP_SIMD_AVX2) return http__fields_avx2(p, b, pos, end, len, h, limit);
     if (lv == HTTP_SIMD_SSE42) return http__fields_sse42(p, b, pos, end, len, h, limit);
 #endif
@@ -1591,11 +1610,11 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             continue;
         switch (f->name.len) {
         case 4:
-            if (http__ieq(nm, "host", 4) && ++hosts > 1 && request)
+            if (http__ieq_tok(nm, "host", 4) && ++hosts > 1 && request)
                 return http__fail(p, HTTP_ERR_MULTIPLE_HOST, (size_t)(nm - buf));
             break;
         case 6:
-            if (http__ieq(nm, "expect", 6)) {
+            if (http__ieq_tok(nm, "expect", 6)) {
                 if (f->value.len == 12 && http__ieq(f->value.ptr, "100-continue", 12))
                     m->expect_continue = true;
                 else
@@ -1603,10 +1622,10 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             }
             break;
         case 7:
-            if (http__ieq(nm, "upgrade", 7)) upgrade_field = true;
+            if (http__ieq_tok(nm, "upgrade", 7)) upgrade_field = true;
             break;
         case 10:
-            if (!http__ieq(nm, "connection", 10)) break;
+            if (!http__ieq_tok(nm, "connection", 10)) break;
             l.p = f->value.ptr;
             l.end = f->value.ptr + f->value.len;
             while (http__list_next(&l, &el)) {
@@ -1619,7 +1638,7 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             break;
         case 14: {
             uint64_t v;
-            if (!http__ieq(nm, "content-length", 14)) break;
+            if (!http__ieq_tok(nm, "content-length", 14)) break;
             if (!http__cl_value(f->value.ptr, f->value.len, &v))
                 return http__fail(p, HTTP_ERR_CL_INVALID, (size_t)(f->value.ptr - buf));
             if (m->has_content_length && v != m->content_length)
@@ -1630,7 +1649,7 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             break;
         }
         case 17:
-            if (!http__ieq(nm, "transfer-encoding", 17)) break;
+            if (!http__ieq_tok(nm, "transfer-encoding", 17)) break;
             if (!te) te_at = (size_t)(nm - buf);
             te = 1;
             l.p = f->value.ptr;
@@ -1710,6 +1729,11 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
 
 /* ---- http_parse_head ------------------------------------------------------------ */
 
+static const http_message http__zero_msg = {HTTP_METHOD_OTHER, {NULL, 0}, {NULL, 0},
+                                            HTTP_TARGET_NONE, 0, {NULL, 0}, 0, 0, NULL, 0,
+                                            HTTP_BODY_NONE, 0, false, false, false, false,
+                                            false, false, false, false, false, false};
+
 HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, http_message *m,
                              http_header *headers, size_t max)
 {
@@ -1725,7 +1749,7 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
         return -EINVAL; /* a body is in progress */
     }
     if (p->state == HTTP__S_START) {
-        memset(m, 0, sizeof *m);
+        *m = http__zero_msg; /* (memset may become a slow "rep stos" here) */
     } else if (p->flags & HTTP__F_OFFSETS) {
         http__rebase(p, m, headers, p->nfields, buf, false);
         p->flags &= (uint8_t)~HTTP__F_OFFSETS;
