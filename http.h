@@ -1294,10 +1294,7 @@ HTTP__ALWAYS_INLINE size_t http__blk_next(http__blk *k, const unsigned char *b, 
         size_t off = pos - k->base;
         if (off < 64) {
             uint64_t m = (which ? k->n : k->v) >> off;
-            if (m) {
-                size_t r = pos + (size_t)__builtin_ctzll(m);
-                return r < end ? r : end;
-            }
+            if (m) return pos + (size_t)__builtin_ctzll(m); /* <= end: bits past end are set */
             pos = k->base + 64;
         }
         if (pos >= end) return end;
@@ -1309,7 +1306,7 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
                                              size_t pos, size_t end, size_t len, http_header *h,
                                              size_t limit, int lv)
 {
-    size_t n = p->nfields, mark = p->mark, vend;
+    size_t n = p->nfields, mark = p->mark, vend, ve = 0;
     unsigned char c;
     bool lenient = (p->flags & HTTP__F_LENIENT) != 0;
     http__blk k;
@@ -1318,7 +1315,9 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
     k.v = k.n = 0;
     if (lv != HTTP_SIMD_NONE && pos < end) http__blk_load(&k, b, pos, end, lv);
     switch (p->state) {
-    case HTTP__S_NAME: goto name;
+    case HTTP__S_NAME:
+        if (lv != HTTP_SIMD_NONE) ve = http__blk_next(&k, b, mark, end, 0, lv);
+        goto name;
     case HTTP__S_VALUE: goto value;
     default: break;
     }
@@ -1347,9 +1346,21 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
         if (c == ' ' || c == '\t') return http__fail(p, HTTP_ERR_OBS_FOLD, pos);
         if (HTTP__UNLIKELY(n >= limit)) return http__fail(p, HTTP_ERR_TOO_MANY_HEADERS, pos);
         mark = pos;
-    name:
-        if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 1, lv);
-        else pos = http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
+        if (lv != HTTP_SIMD_NONE) {
+            /* The value ends at the first value stop after the line start
+             * (name bytes and ':' never are one): find it now, beside the
+             * name's end, rather than after it. */
+            size_t ne = http__blk_next(&k, b, pos, end, 1, lv);
+            ve = http__blk_next(&k, b, pos, end, 0, lv);
+            pos = ne;
+        } else {
+            pos = http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
+        }
+        if (0) {
+        name: /* resumed inside a name; ve is set */
+            if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 1, lv);
+            else pos = http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
+        }
         if (HTTP__UNLIKELY(pos >= end)) {
             p->state = HTTP__S_NAME;
             goto more;
@@ -1367,9 +1378,13 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
             h[n].name.len = pos - mark;
         }
         mark = ++pos; /* the value with its surrounding whitespace starts here */
-    value:
-        if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 0, lv);
+        if (lv != HTTP_SIMD_NONE) pos = ve;
         else pos = http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+        if (0) {
+        value: /* resumed inside a value */
+            if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 0, lv);
+            else pos = http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+        }
         if (HTTP__UNLIKELY(pos >= end)) {
             p->state = HTTP__S_VALUE;
             goto more;
