@@ -780,18 +780,12 @@ static unsigned char http__lower(unsigned char c)
     return (unsigned char)((unsigned)c - 'A' < 26u ? c | 0x20 : c);
 }
 
-/* a[0..n) equals the lower-case literal lit, ignoring ASCII case. */
-static bool http__ieq(const char *a, const char *lit, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (http__lower((unsigned char)a[i]) != (unsigned char)lit[i]) return false;
-    return true;
-}
-
-/* The same for a token (a field name) and a literal of lower-case letters and
- * '-': OR-ing 0x20 into each byte lower-cases letters, keeps '-', and cannot
- * turn another token character into a letter or '-'. 8 bytes at a time. */
+/* a[0..n) equals the lower-case literal lit, ignoring ASCII case, for a[]
+ * without control bytes (a field name or value as
+ * the parser accepts them) and a literal of lower-case letters, digits and
+ * '-': OR-ing 0x20 into each byte lower-cases letters and keeps digits and
+ * '-', and only a control byte could turn into one of those. 8 bytes at a
+ * time. */
 static bool http__ieq_tok(const char *a, const char *lit, size_t n)
 {
     uint64_t x, y;
@@ -1584,10 +1578,9 @@ typedef struct http__list {
 static bool http__list_next(http__list *l, http_str *el)
 {
     while (l->p < l->end) {
-        const char *s = l->p, *e;
-        const char *c = (const char *)memchr(s, ',', (size_t)(l->end - s));
-        e = c ? c : l->end;
-        l->p = c ? c + 1 : l->end;
+        const char *s = l->p, *e = s;
+        while (e < l->end && *e != ',') e++; /* (lists are short: no memchr call) */
+        l->p = e < l->end ? e + 1 : e;
         while (s < e && (*s == ' ' || *s == '\t')) s++;
         while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
         if (e > s) {
@@ -1630,7 +1623,7 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             break;
         case 6:
             if (http__ieq_tok(nm, "expect", 6)) {
-                if (f->value.len == 12 && http__ieq(f->value.ptr, "100-continue", 12))
+                if (f->value.len == 12 && http__ieq_tok(f->value.ptr, "100-continue", 12))
                     m->expect_continue = true;
                 else
                     m->expect_unknown = true;
@@ -1644,10 +1637,10 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             l.p = f->value.ptr;
             l.end = f->value.ptr + f->value.len;
             while (http__list_next(&l, &el)) {
-                if (el.len == 5 && http__ieq(el.ptr, "close", 5)) m->connection_close = true;
-                else if (el.len == 10 && http__ieq(el.ptr, "keep-alive", 10))
+                if (el.len == 5 && http__ieq_tok(el.ptr, "close", 5)) m->connection_close = true;
+                else if (el.len == 10 && http__ieq_tok(el.ptr, "keep-alive", 10))
                     m->connection_keep_alive = true;
-                else if (el.len == 7 && http__ieq(el.ptr, "upgrade", 7))
+                else if (el.len == 7 && http__ieq_tok(el.ptr, "upgrade", 7))
                     m->connection_upgrade = true;
             }
             break;
@@ -1671,7 +1664,7 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             l.end = f->value.ptr + f->value.len;
             while (http__list_next(&l, &el)) {
                 if (last_chunked) other = true; /* something after chunked */
-                last_chunked = el.len == 7 && http__ieq(el.ptr, "chunked", 7);
+                last_chunked = el.len == 7 && http__ieq_tok(el.ptr, "chunked", 7);
                 if (last_chunked) chunked_count++;
                 else other = true;
             }
@@ -1744,10 +1737,6 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
 
 /* ---- http_parse_head ------------------------------------------------------------ */
 
-static const http_message http__zero_msg = {HTTP_METHOD_OTHER, {NULL, 0}, {NULL, 0},
-                                            HTTP_TARGET_NONE, 0, {NULL, 0}, 0, 0, NULL, 0,
-                                            HTTP_BODY_NONE, 0, false, false, false, false,
-                                            false, false, false, false, false, false};
 
 HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, http_message *m,
                              http_header *headers, size_t max)
@@ -1763,9 +1752,7 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
         if (p->state == HTTP__S_ERROR) return HTTP_ERR_BAD_METHOD - (int)p->err;
         return -EINVAL; /* a body is in progress */
     }
-    if (p->state == HTTP__S_START) {
-        *m = http__zero_msg; /* (memset may become a slow "rep stos" here) */
-    } else if (p->flags & HTTP__F_OFFSETS) {
+    if (p->state != HTTP__S_START && (p->flags & HTTP__F_OFFSETS)) {
         http__rebase(p, m, headers, p->nfields, buf, false);
         p->flags &= (uint8_t)~HTTP__F_OFFSETS;
     }
@@ -1923,6 +1910,22 @@ fields:
         return 0;
     }
     m->num_headers = p->nfields;
+    /* every field not set while parsing (the message is not zeroed first) */
+    if (p->kind == HTTP_KIND_REQUEST) {
+        m->status = 0;
+        m->reason.ptr = NULL;
+        m->reason.len = 0;
+    } else {
+        m->method = HTTP_METHOD_OTHER;
+        m->method_name.ptr = m->target.ptr = NULL;
+        m->method_name.len = m->target.len = 0;
+        m->target_form = HTTP_TARGET_NONE;
+    }
+    m->body = HTTP_BODY_NONE;
+    m->content_length = 0;
+    m->has_content_length = m->chunked = m->keep_alive = m->upgrade = false;
+    m->expect_continue = m->expect_unknown = m->connection_close = false;
+    m->connection_keep_alive = m->connection_upgrade = m->other_codings = false;
     if (p->kind == HTTP_KIND_RESPONSE && m->status >= 200) p->flags |= HTTP__F_FINAL;
     else p->flags &= (uint8_t)~HTTP__F_FINAL;
     e = http__facts(p, m, buf);
