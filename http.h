@@ -1334,21 +1334,25 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
             goto more;
         }
         c = b[pos];
-        if (c == '\r') {
-            if (pos + 1 >= end) {
-                p->state = HTTP__S_FIELD_START;
-                goto more;
+        if (HTTP__UNLIKELY(!(http__cls[c] & HTTP__C_TCHAR))) {
+            /* not a field name: the blank line, or an error */
+            if (c == '\r') {
+                if (pos + 1 >= end) {
+                    p->state = HTTP__S_FIELD_START;
+                    goto more;
+                }
+                if (b[pos + 1] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos);
+                p->nfields = (uint16_t)n;
+                return (ptrdiff_t)(pos + 2);
             }
-            if (b[pos + 1] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos);
-            p->nfields = (uint16_t)n;
-            return (ptrdiff_t)(pos + 2);
+            if (c == '\n') {
+                if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
+                p->nfields = (uint16_t)n;
+                return (ptrdiff_t)(pos + 1);
+            }
+            if (c == ' ' || c == '\t') return http__fail(p, HTTP_ERR_OBS_FOLD, pos);
+            return http__fail(p, HTTP_ERR_HEADER_NAME, pos); /* ':' (empty name) or a bad byte */
         }
-        if (c == '\n') {
-            if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
-            p->nfields = (uint16_t)n;
-            return (ptrdiff_t)(pos + 1);
-        }
-        if (c == ' ' || c == '\t') return http__fail(p, HTTP_ERR_OBS_FOLD, pos);
         if (HTTP__UNLIKELY(n >= limit)) return http__fail(p, HTTP_ERR_TOO_MANY_HEADERS, pos);
         mark = pos;
         if (lv != HTTP_SIMD_NONE) {
@@ -1377,8 +1381,7 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
                                                : HTTP_ERR_HEADER_NAME;
             return http__fail(p, e, pos);
         }
-        if (HTTP__UNLIKELY(pos == mark)) return http__fail(p, HTTP_ERR_HEADER_NAME, pos);
-        if (h) {
+        if (h) { /* (the name is not empty: its first byte is a tchar) */
             h[n].name.ptr = (const char *)b + mark;
             h[n].name.len = pos - mark;
         }
@@ -1411,8 +1414,9 @@ HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned 
             return http__fail(p, c == 0 ? HTTP_ERR_HEADER_VALUE_NUL : HTTP_ERR_HEADER_VALUE_CTL,
                               pos);
         }
-        while (mark < vend && (b[mark] == ' ' || b[mark] == '\t')) mark++;
-        while (vend > mark && (b[vend - 1] == ' ' || b[vend - 1] == '\t')) vend--;
+        /* trim: b[vend] is CR or LF, so the first loop stops by itself */
+        while (b[mark] == ' ' || b[mark] == '\t') mark++;
+        while ((b[vend - 1] == ' ' || b[vend - 1] == '\t') && vend > mark) vend--;
         if (h) {
             h[n].value.ptr = (const char *)b + mark;
             h[n].value.len = vend - mark;
