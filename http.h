@@ -1617,14 +1617,13 @@ static const uint32_t http__fact_tab[18] = {
 /* Works out body, keep-alive, upgrade and expectations; checks framing. */
 static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
 {
-    size_t i;
     int hosts = 0, te = 0, chunked_count = 0;
     bool last_chunked = false, other = false, upgrade_field = false;
     bool request = p->kind == HTTP_KIND_REQUEST;
     size_t te_at = 0, cl_at = 0;
+    const http_header *f = m->headers, *fend = m->headers + m->num_headers;
 
-    for (i = 0; i < m->num_headers; i++) {
-        const http_header *f = &m->headers[i];
+    for (; f < fend; f++) {
         const char *nm = f->name.ptr;
         http__list l;
         http_str el;
