@@ -146,13 +146,15 @@
  *   after what earlier calls consumed). Each call sets b->consumed (bytes of
  *   buf used up: drop them) and b->data (the decoded body bytes it found, a
  *   view into buf, possibly empty; one piece per call). Returns 1 when the
- *   message is complete (b->data may still hold its last piece), 0 when
- *   it is not (call again with the rest of buf, or with more bytes when all
+ *   message is complete (b->data may still hold its last piece), 0 when it
+ *   is not (call again with the rest of buf, or with more bytes when all
  *   were consumed), or an error (b->data then holds the bytes decoded before
- *   the error, which a caller may use or drop; b->consumed is not meaningful). Memory stays constant whatever the body
- *   size: a 100 MiB body goes through a 64 KiB buffer.
+ *   the error, which a caller may use or drop; b->consumed is not
+ *   meaningful). Memory stays constant whatever the body size: a 100 MiB
+ *   body goes through a 64 KiB buffer.
  *
- *     http_body b = {0};
+ *     http_body b;
+ *     memset(&b, 0, sizeof b);      // or b.trailers = array, b.trailers_cap = n
  *     for (;;) {
  *         int r = http_parse_body(&p, buf, len, &b);
  *         if (r < 0) fail(r);
@@ -198,10 +200,11 @@
  *
  *   upgrade is true for a request with an Upgrade field and "upgrade" in
  *   Connection, for every CONNECT request, for a 101 response, and for a 2xx
- *   response to CONNECT. The bytes after the message (after its head; a
- *   CONNECT request has no body) belong to the new protocol: stop calling the
- *   parser for that connection. A server that declines an upgrade request
- *   answers it normally and goes on parsing.
+ *   response to CONNECT. The bytes after the message (after its head, or
+ *   after its body when it has one; a CONNECT request never has one) belong
+ *   to the new protocol: stop calling the parser for that connection. A
+ *   server that declines an upgrade request answers it normally and goes on
+ *   parsing.
  *
  *   expect_continue: the client waits for "HTTP/1.1 100 Continue" before it
  *   sends the body; a server sends that (or a final status) before reading it.
@@ -223,7 +226,8 @@
  *     max_chunk_digits    16       hex digits of a chunk size, leading zeros
  *                                  included (HTTP_ERR_CHUNK_TOO_LARGE, 413); at
  *                                  most 16
- *     max_chunk_ext       1024     bytes of the extensions of one chunk
+ *     max_chunk_ext       1024     bytes of the extensions of one chunk, from
+ *                                  the first ';' to the line end
  *                                  (HTTP_ERR_CHUNK_EXT_TOO_LONG, 400); at most
  *                                  65535
  *     lenient_bare_lf     false    true: accept a lone LF as a line ending in
@@ -255,7 +259,7 @@
  *     no CRLF after a chunk size line or chunk data       HTTP_ERR_CHUNK_CRLF
  *     a control character in a chunk extension            HTTP_ERR_CHUNK_EXT
  *     a field line starting with whitespace (obs-fold)    HTTP_ERR_OBS_FOLD
- *     whitespace between a field name and the colon       HTTP_ERR_HEADER_NAME_SPACE
+ *     whitespace in a field name or before its colon      HTTP_ERR_HEADER_NAME_SPACE
  *     a field line without a colon                        HTTP_ERR_HEADER_NO_COLON
  *     a non-token character in a field name               HTTP_ERR_HEADER_NAME
  *     NUL in a field value or reason phrase               HTTP_ERR_HEADER_VALUE_NUL
@@ -271,7 +275,9 @@
  *   Transfer-Encoding that does not end in chunked means "read until close"
  *   (RFC 9112 section 6.3) and other codings before chunked are allowed
  *   (other_codings). A request line is exactly method SP target SP version:
- *   one space each, no trailing whitespace.
+ *   one space each, no trailing whitespace. After any error a server answers
+ *   with http_error_status() and closes the connection: the stream cannot be
+ *   resynchronized safely.
  *
  *   3.7 Errors ----------------------------------------------------------------
  *
@@ -285,7 +291,10 @@
  *   (head too large, too many fields), 501 (transfer coding not supported),
  *   505 (HTTP major version not 1), 500 for errno values.
  *   http_parse_error_offset(p) gives the offset in the failing call's buf of
- *   the byte where the error was found.
+ *   the byte where the error was found. The first bad byte in stream order
+ *   decides the error (a limit counts as the first byte past it), so the code
+ *   and the offset in the stream do not depend on how the bytes were split
+ *   across calls. After an error *m is not usable.
  *
  *     code                        status  meaning
  *     HTTP_ERR_BAD_METHOD          400    method is empty or not a token
@@ -356,6 +365,23 @@
  *   http_method_from      HTTP_METHOD_GET for "GET"
  *   http_status_reason    "Not Found" for 404 ("" for an unknown code)
  *
+ *   All of them work on views and never allocate; their results point into
+ *   their inputs (the declarations below say so one by one). For example,
+ *   the decoded values of a request's query string:
+ *
+ *     http_url u;
+ *     http_query_iter it;
+ *     http_str k, v;
+ *     char val[256];
+ *     if (http_parse_target(m.target.ptr, m.target.len, &u) == 0) {
+ *         http_query_init(&it, u.query.ptr, u.query.len);
+ *         while (http_query_next(&it, &k, &v)) {
+ *             ptrdiff_t n = http_percent_decode(val, sizeof val, v.ptr, v.len,
+ *                                               HTTP_DECODE_PLUS);
+ *             if (n >= 0) ... k (still encoded) = val[0..n)
+ *         }
+ *     }
+ *
  * 5. THE SERIALIZER ==========================================================
  *
  *   http_format_response  "HTTP/1.1 200 OK\r\n" + fields + "\r\n" into a
@@ -380,7 +406,18 @@
  *
  *   The serializer writes HTTP/1.1 always (also to HTTP/1.0 peers, as RFC
  *   9110 asks). Framing fields (Content-Length, Transfer-Encoding, Date) are
- *   the caller's to include; nothing is added behind its back.
+ *   the caller's to include; nothing is added behind its back. It writes
+ *   only into the caller's buffers and keeps no pointer to them.
+ *
+ *     char head[512], date[HTTP_DATE_LEN + 1], clen[HTTP_UINT_MAX_LEN];
+ *     http_header h[3] = {
+ *         {{"Content-Type", 12}, {"text/plain", 10}},
+ *         {{"Content-Length", 14}, {clen, http_format_uint(clen, body_len)}},
+ *         {{"Date", 4}, {date, http_date_now(date)}}};
+ *     ptrdiff_t n = http_format_response(head, sizeof head, 200, NULL, h, 3);
+ *     if (n < 0) ...                        // -EINVAL: a field is not valid
+ *     else if ((size_t)n > sizeof head) ... // too small: n bytes are needed
+ *     else write the head (n bytes), then the body
  *
  * 6. THREADS AND MEMORY ======================================================
  *
@@ -1621,7 +1658,7 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
     bool last_chunked = false, other = false, upgrade_field = false;
     bool request = p->kind == HTTP_KIND_REQUEST;
     size_t te_at = 0, cl_at = 0;
-    const http_header *f = m->headers, *fend = m->headers + m->num_headers;
+    const http_header *f = m->headers, *fend = f ? f + m->num_headers : f;
 
     for (; f < fend; f++) {
         const char *nm = f->name.ptr;
