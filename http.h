@@ -1,0 +1,2732 @@
+/* http.h - HTTP/1.1 for C: an incremental zero-copy parser and a serializer.
+ *
+ * A single-header library: copy this file, define HTTP_IMPLEMENTATION in
+ * exactly one .c file before including it, include it plainly elsewhere.
+ * No dependencies beyond libc and POSIX.
+ *
+ * TABLE OF CONTENTS
+ *
+ *   1. Quick start
+ *   2. Compile-time options
+ *   3. The parser
+ *      3.1 Heads: http_parse_head
+ *      3.2 Bodies: http_parse_body
+ *      3.3 Lifetimes of views
+ *      3.4 Keep-alive, Upgrade, CONNECT, 100-continue
+ *      3.5 Options and limits
+ *      3.6 Strictness: what is refused and why
+ *      3.7 Errors
+ *      3.8 SIMD fast paths
+ *   4. Helpers: targets, queries, percent-decoding, header lookup, names
+ *   5. The serializer: heads, chunked framing, Date, Content-Length
+ *   6. Threads and memory
+ *   (The server, the client and WebSocket, which need evloop.h, will follow
+ *   as sections 7 and on.)
+ *
+ * 1. QUICK START =============================================================
+ *
+ *     #define HTTP_IMPLEMENTATION
+ *     #include "http.h"
+ *
+ *     http_msg_parser p;
+ *     http_message m;
+ *     http_header hdrs[64];
+ *     http_parse_init(&p, HTTP_KIND_REQUEST, NULL);      // NULL: defaults
+ *     int n = http_parse_head(&p, buf, len, &m, hdrs, 64);
+ *     if (n > 0)        ... m.method, m.target, m.headers[i]; body at buf + n
+ *     else if (n == 0)  ... need more bytes: append, call again with all of them
+ *     else              ... error: http_errname(n), answer http_error_status(n)
+ *
+ *   Build: cc -O2 app.c -o app        (nothing else to link)
+ *
+ *   A complete program that parses a byte stream is examples/http_dump.c.
+ *
+ * 2. COMPILE-TIME OPTIONS ====================================================
+ *
+ *   HTTP_IMPLEMENTATION  define in one .c file, before the #include, to
+ *                        compile the implementation there.
+ *   HTTP_STATIC          define before every #include to make all functions
+ *                        static (private to each file that includes it).
+ *   HTTP_API             define to decorate every declaration (e.g. a
+ *                        visibility attribute); default: extern.
+ *   HTTP_ASSERT(x)       assertion used for programmer errors only (never on
+ *                        network input); default: assert(x).
+ *   HTTP_MALLOC(n), HTTP_REALLOC(p, n), HTTP_FREE(p)
+ *                        the allocator of the parts that allocate (the server
+ *                        and client sections); the parser and serializer never
+ *                        allocate. Define all three or none, before the
+ *                        #include that has HTTP_IMPLEMENTATION.
+ *   HTTP_NO_SIMD         define where the implementation is compiled to leave
+ *                        out the SSE4.2/AVX2 code (it is also left out
+ *                        automatically on non-x86 targets).
+ *
+ * 3. THE PARSER ==============================================================
+ *
+ *   One http_msg_parser per connection (or per byte stream). It is small (40
+ *   bytes), holds no pointer and allocates nothing; it may be copied or
+ *   freed at any time. It reads either requests (HTTP_KIND_REQUEST) or
+ *   responses (HTTP_KIND_RESPONSE), one message after another (keep-alive,
+ *   pipelining): head, body, head, body...
+ *
+ *   The caller owns every buffer. The parser never copies bytes: the method,
+ *   target, reason, header names and values and body pieces are http_str
+ *   views (pointer + length, not NUL-terminated) into the caller's buffer.
+ *
+ *   3.1 Heads: http_parse_head ------------------------------------------------
+ *
+ *   int http_parse_head(http_msg_parser *p, const char *buf, size_t len,
+ *                       http_message *m, http_header *headers, size_t max);
+ *
+ *   `buf` holds ALL the bytes of the stream not consumed yet (the head so far;
+ *   the bytes of the previous call plus new ones, at the same or another
+ *   address). Returns
+ *     > 0  the head is complete: that many bytes of buf are the head (request
+ *          or status line, header fields, blank line). *m is filled in and
+ *          m->headers = headers, m->num_headers of them. Body bytes (if any)
+ *          start at buf + that count.
+ *       0  the head is not complete: keep the bytes, read more, call again
+ *          with the old bytes followed by the new ones, and the same p, m and
+ *          headers. The parser remembers where it stopped, so each call
+ *          examines only the new bytes: a head fed one byte per call costs
+ *          about the same in total as the whole head at once (no rescans).
+ *          *m is not usable yet.
+ *     < 0  an error (section 3.7); the parser stays in that error (every later
+ *          call returns it) until http_parse_reset().
+ *   `headers` is the caller's array of `max` entries; a head with more fields
+ *   than max (or than the max_headers option) fails with
+ *   HTTP_ERR_TOO_MANY_HEADERS. Leading empty lines before a request line are
+ *   skipped (and counted in the return value).
+ *
+ *   What http_message holds once the head is complete:
+ *     method, method_name   requests: the method (HTTP_METHOD_OTHER for an
+ *                           extension method) and the token as sent
+ *     target, target_form   requests: the request-target and its form
+ *                           (origin "/a?b", absolute "http://h/a",
+ *                           authority "h:443" for CONNECT, asterisk "*" for
+ *                           OPTIONS)
+ *     status, reason        responses: the 3-digit code and reason phrase
+ *     version_major/_minor  1 and 0 or 1 (or a higher minor, treated as 1.1)
+ *     headers, num_headers  the fields in order, names and values as sent
+ *                           (values without surrounding whitespace)
+ *     body                  HTTP_BODY_NONE, _LENGTH, _CHUNKED or _UNTIL_CLOSE
+ *     content_length        the Content-Length value (has_content_length)
+ *     chunked               the body uses chunked transfer coding
+ *     keep_alive            the connection may carry another message after
+ *                           this one (3.4)
+ *     upgrade               the connection changes protocol after this
+ *                           message (3.4)
+ *     expect_continue       an HTTP/1.1 request with Expect: 100-continue
+ *     expect_unknown        an Expect value other than 100-continue (a
+ *                           server answers 417)
+ *     connection_close, connection_keep_alive, connection_upgrade
+ *                           the tokens found in Connection
+ *     other_codings         a response whose Transfer-Encoding lists codings
+ *                           other than chunked (e.g. gzip): the decoded body
+ *                           is still in those codings
+ *
+ *   If m->body is HTTP_BODY_NONE the message is complete and the parser
+ *   already waits for the next head. Otherwise read the body with
+ *   http_parse_body until it returns 1.
+ *
+ *   A parser of responses must know what request a response answers:
+ *   http_parse_response_to(p, HTTP_METHOD_HEAD) before the response to a
+ *   HEAD request (no body, whatever Content-Length says), and
+ *   http_parse_response_to(p, HTTP_METHOD_CONNECT) before the response to a
+ *   CONNECT (a 2xx makes the connection a tunnel). The setting lasts until a
+ *   final (non-1xx) response has been read. Responses 1xx, 204 and 304 never
+ *   have a body. A response without Content-Length or chunked coding has a
+ *   body that ends when the connection closes (HTTP_BODY_UNTIL_CLOSE).
+ *
+ *   3.2 Bodies: http_parse_body -----------------------------------------------
+ *
+ *   int http_parse_body(http_msg_parser *p, const char *buf, size_t len,
+ *                       http_body *b);
+ *
+ *   Decodes body bytes from buf (the unconsumed bytes after the head, or
+ *   after what earlier calls consumed). Each call sets b->consumed (bytes of
+ *   buf used up: drop them) and b->data (the decoded body bytes it found, a
+ *   view into buf, possibly empty; one piece per call). Returns 1 when the
+ *   message is complete (b->data may still hold its last piece), 0 when it
+ *   is not (call again with the rest of buf, or with more bytes when all
+ *   were consumed), or an error (b->data then holds the bytes decoded before
+ *   the error, which a caller may use or drop; b->consumed is not
+ *   meaningful). Memory stays constant whatever the body size: a 100 MiB
+ *   body goes through a 64 KiB buffer.
+ *
+ *     http_body b;
+ *     memset(&b, 0, sizeof b);      // or b.trailers = array, b.trailers_cap = n
+ *     for (;;) {
+ *         int r = http_parse_body(&p, buf, len, &b);
+ *         if (r < 0) fail(r);
+ *         use(b.data.ptr, b.data.len);
+ *         buf += b.consumed; len -= b.consumed;
+ *         if (r == 1) break;                  // next message starts at buf
+ *         if (len == 0) len = read_more(...); // (real code: keep unconsumed)
+ *     }
+ *
+ *   Chunked bodies are decoded (sizes, extensions and CRLFs checked and
+ *   dropped). Their trailer section is kept in the caller's buffer until it is
+ *   complete (like a head: it is not consumed before that), then its fields
+ *   go to b->trailers (an array of b->trailers_cap entries the caller sets
+ *   before the calls; NULL to check and drop them), b->num_trailers of them,
+ *   views into the buf of the call that returned 1. Trailer fields are
+ *   informational: never use them to change framing or routing.
+ *
+ *   HTTP_BODY_UNTIL_CLOSE bodies (responses only) end when the peer closes:
+ *   every call returns all of buf as data and 0; at end of stream call
+ *   http_parse_finish(p), which returns 1 (the message is complete).
+ *   http_parse_finish also tells whether a close came at a clean point (0:
+ *   between messages) or cut one (HTTP_ERR_INCOMPLETE).
+ *
+ *   3.3 Lifetimes of views ----------------------------------------------------
+ *
+ *   Every http_str in http_message (method_name, target, reason, header names
+ *   and values) points into the `buf` passed to the http_parse_head call that
+ *   returned > 0, and stays valid as long as those bytes stay where they are;
+ *   moving or overwriting them (compacting a read buffer) invalidates the
+ *   views. Copy what must outlive that. Between calls that return 0 the
+ *   bytes may move (the parser keeps offsets, not pointers); pass the same m
+ *   and headers array each time. A body piece b->data points into the buf
+ *   of that http_parse_body call; trailers into the buf of the call that
+ *   returned 1. The parser holds no pointer into any buffer after a call
+ *   returns.
+ *
+ *   3.4 Keep-alive, Upgrade, CONNECT, 100-continue ----------------------------
+ *
+ *   keep_alive is true for HTTP/1.1 unless Connection lists "close", and for
+ *   HTTP/1.0 only when Connection lists "keep-alive" (and not "close"); it is
+ *   false for a response whose body runs until close. A server closes the
+ *   connection after answering a message whose keep_alive is false.
+ *
+ *   upgrade is true for a request with an Upgrade field and "upgrade" in
+ *   Connection, for every CONNECT request, for a 101 response, and for a 2xx
+ *   response to CONNECT. The bytes after the message (after its head, or
+ *   after its body when it has one; a CONNECT request never has one) belong
+ *   to the new protocol: stop calling the parser for that connection. A
+ *   server that declines an upgrade request answers it normally and goes on
+ *   parsing.
+ *
+ *   expect_continue: the client waits for "HTTP/1.1 100 Continue" before it
+ *   sends the body; a server sends that (or a final status) before reading it.
+ *
+ *   3.5 Options and limits ----------------------------------------------------
+ *
+ *   http_options, passed to http_parse_init (NULL, or all fields zero, means
+ *   every default). The parser copies what it needs; the struct may be freed.
+ *
+ *     field               default  meaning (error when exceeded)
+ *     max_request_line    8192     bytes of a request line without its CRLF
+ *                                  (HTTP_ERR_URI_TOO_LONG, 414)
+ *     max_head            32768    bytes of a head: start line, fields and
+ *                                  blank line; also of a trailer section
+ *                                  (HTTP_ERR_HEAD_TOO_LARGE, 431); at most 1 GiB
+ *     max_headers         100      fields in a head or trailer section
+ *                                  (HTTP_ERR_TOO_MANY_HEADERS, 431); the
+ *                                  caller's array bounds it too; at most 65535
+ *     max_chunk_digits    16       hex digits of a chunk size, leading zeros
+ *                                  included (HTTP_ERR_CHUNK_TOO_LARGE, 413); at
+ *                                  most 16
+ *     max_chunk_ext       1024     bytes of the extensions of one chunk, from
+ *                                  the first ';' to the line end
+ *                                  (HTTP_ERR_CHUNK_EXT_TOO_LONG, 400); at most
+ *                                  65535
+ *     lenient_bare_lf     false    true: accept a lone LF as a line ending in
+ *                                  heads, chunk framing and trailers (some old
+ *                                  clients and scripts send it). Off by
+ *                                  default: a lone LF is HTTP_ERR_BARE_LF.
+ *
+ *   Body sizes are not limited by the parser (a body streams); a server that
+ *   buffers bodies applies its own limit using content_length.
+ *
+ *   3.6 Strictness: what is refused and why ------------------------------------
+ *
+ *   Request smuggling lives where two parsers disagree on where a message
+ *   ends, so the parser accepts one reading of each message and refuses what
+ *   RFC 9112 allows a recipient to refuse. Each refusal has its own code:
+ *
+ *     Content-Length together with Transfer-Encoding     HTTP_ERR_CL_AND_TE
+ *     several Content-Length fields that differ           HTTP_ERR_CL_MULTIPLE
+ *       (identical repeats are accepted)
+ *     Content-Length not a plain decimal ("+1", "1,1",    HTTP_ERR_CL_INVALID
+ *       "0x1", empty) or past 2^64-1
+ *     request Transfer-Encoding whose last coding is not  HTTP_ERR_TE_NOT_CHUNKED
+ *       chunked, or with chunked twice
+ *     request Transfer-Encoding with codings besides      HTTP_ERR_TE_UNSUPPORTED
+ *       chunked (501: the parser cannot decode gzip)
+ *     Transfer-Encoding in an HTTP/1.0 message            HTTP_ERR_TE_HTTP10
+ *     a chunk size that is empty or not hex               HTTP_ERR_CHUNK_SIZE
+ *     a chunk size with too many digits                   HTTP_ERR_CHUNK_TOO_LARGE
+ *     no CRLF after a chunk size line or chunk data       HTTP_ERR_CHUNK_CRLF
+ *     a control character in a chunk extension            HTTP_ERR_CHUNK_EXT
+ *     a field line starting with whitespace (obs-fold)    HTTP_ERR_OBS_FOLD
+ *     whitespace in a field name or before its colon      HTTP_ERR_HEADER_NAME_SPACE
+ *     a field line without a colon                        HTTP_ERR_HEADER_NO_COLON
+ *     a non-token character in a field name               HTTP_ERR_HEADER_NAME
+ *     NUL in a field value or reason phrase               HTTP_ERR_HEADER_VALUE_NUL
+ *     another control character (not HTAB) in a value     HTTP_ERR_HEADER_VALUE_CTL
+ *     CR not followed by LF, anywhere                     HTTP_ERR_BARE_CR
+ *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
+ *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
+ *     a target with a control, space, DEL or non-ASCII    HTTP_ERR_BAD_TARGET
+ *       byte, or in the wrong form for its method
+ *     two Host fields in a request                        HTTP_ERR_MULTIPLE_HOST
+ *
+ *   Requests and responses follow the same rules, except that a response
+ *   Transfer-Encoding that does not end in chunked means "read until close"
+ *   (RFC 9112 section 6.3) and other codings before chunked are allowed
+ *   (other_codings). A request line is exactly method SP target SP version:
+ *   one space each, no trailing whitespace. After any error a server answers
+ *   with http_error_status() and closes the connection: the stream cannot be
+ *   resynchronized safely.
+ *
+ *   3.7 Errors ----------------------------------------------------------------
+ *
+ *   Functions return negative values on failure: the HTTP_ERR_* codes below
+ *   (all <= -3000) for malformed input, or a negated errno (-EINVAL for a
+ *   call that breaks this manual's rules, -ENOBUFS for a caller's array that
+ *   is too small). http_errname(e) gives the code's name without its prefix
+ *   ("BARE_LF", or "EINVAL"), http_strerror(e) a sentence, and
+ *   http_error_status(e) the status a server answers with before closing the
+ *   connection: 400, 413 (chunk too large), 414 (request line too long), 431
+ *   (head too large, too many fields), 501 (transfer coding not supported),
+ *   505 (HTTP major version not 1), 500 for errno values.
+ *   http_parse_error_offset(p) gives the offset in the failing call's buf of
+ *   the byte where the error was found. The first bad byte in stream order
+ *   decides the error (a limit counts as the first byte past it), so the code
+ *   and the offset in the stream do not depend on how the bytes were split
+ *   across calls. After an error *m is not usable.
+ *
+ *     code                        status  meaning
+ *     HTTP_ERR_BAD_METHOD          400    method is empty or not a token
+ *     HTTP_ERR_BAD_TARGET          400    bad byte or form in request-target
+ *     HTTP_ERR_URI_TOO_LONG        414    request line over max_request_line
+ *     HTTP_ERR_BAD_VERSION         400    not "HTTP/" DIGIT "." DIGIT, or
+ *                                         missing
+ *     HTTP_ERR_VERSION_NOT_SUPPORTED 505  HTTP major version other than 1
+ *     HTTP_ERR_BAD_STATUS          400    malformed status line (responses)
+ *     HTTP_ERR_BARE_CR             400    CR not followed by LF
+ *     HTTP_ERR_BARE_LF             400    LF without CR (strict mode)
+ *     HTTP_ERR_OBS_FOLD            400    field line starts with whitespace
+ *     HTTP_ERR_HEADER_NAME         400    empty field name or bad character
+ *     HTTP_ERR_HEADER_NAME_SPACE   400    whitespace in or after a field name
+ *     HTTP_ERR_HEADER_NO_COLON     400    field line without ':'
+ *     HTTP_ERR_HEADER_VALUE_NUL    400    NUL byte in a field value
+ *     HTTP_ERR_HEADER_VALUE_CTL    400    control character in a field value
+ *     HTTP_ERR_HEAD_TOO_LARGE      431    head or trailers over max_head
+ *     HTTP_ERR_TOO_MANY_HEADERS    431    more fields than allowed
+ *     HTTP_ERR_CL_AND_TE           400    Content-Length and Transfer-Encoding
+ *     HTTP_ERR_CL_MULTIPLE         400    differing Content-Length values
+ *     HTTP_ERR_CL_INVALID          400    Content-Length not a plain decimal
+ *     HTTP_ERR_TE_NOT_CHUNKED      400    request coding list not ending in
+ *                                         one chunked
+ *     HTTP_ERR_TE_UNSUPPORTED      501    request coding other than chunked
+ *     HTTP_ERR_TE_HTTP10           400    Transfer-Encoding in HTTP/1.0
+ *     HTTP_ERR_MULTIPLE_HOST       400    more than one Host field
+ *     HTTP_ERR_CHUNK_SIZE          400    chunk size empty or not hex
+ *     HTTP_ERR_CHUNK_TOO_LARGE     413    chunk size over max_chunk_digits
+ *     HTTP_ERR_CHUNK_EXT           400    bad byte in a chunk extension
+ *     HTTP_ERR_CHUNK_EXT_TOO_LONG  400    chunk extensions over max_chunk_ext
+ *     HTTP_ERR_CHUNK_CRLF          400    missing CRLF in chunk framing
+ *     HTTP_ERR_INCOMPLETE          400    stream ended inside a message
+ *
+ *   3.8 SIMD fast paths -------------------------------------------------------
+ *
+ *   On x86 (gcc or clang) the parser classifies the bytes of a head 64 at a
+ *   time with AVX2 or SSE4.2 into two bit masks (bytes that end a field name,
+ *   bytes that end a field value) and finds each name's and value's end with
+ *   a bit scan; the request-target is scanned 32 or 16 bytes at a time. The
+ *   instruction set is picked once, at run time, from what the CPU has: no
+ *   -march flag is needed, and a binary built on one x86 machine runs on
+ *   any. Elsewhere, with HTTP_NO_SIMD, or for heads shorter than 64 bytes, a
+ *   portable byte-by-byte path runs. No path reads a byte past len. All
+ *   paths give identical results (the tests and the fuzzer compare them).
+ *   http_simd_level() tells which one runs; http_simd_limit(HTTP_SIMD_NONE)
+ *   forces the portable path (tests, or to compare); the setting is
+ *   process-wide.
+ *
+ *   Speed (bench/http_parser, one 2-core x86 machine, gcc -O2): a 718-byte
+ *   browser request with 16 fields in about 210 ns (AVX2), 6x joyent's
+ *   http-parser and about 3x llhttp; a 40-byte request in about 35 ns.
+ *
+ * 4. HELPERS =================================================================
+ *
+ *   http_parse_target     splits a target into scheme, authority, path,
+ *                         query and fragment (views)
+ *   http_query_init/next  iterates the key=value pairs of a query string
+ *   http_percent_decode   decodes %XX (and optionally '+'), in place or to a
+ *                         buffer; a bad escape is an error
+ *   http_header_find      case-insensitive lookup in a field array
+ *   http_header_get       the value of the first field of that name in a
+ *                         message
+ *   http_list_has         whether a comma-separated field value lists a
+ *                         token (case-insensitive)
+ *   http_str_ieq          case-insensitive comparison of a view and a string
+ *   http_method_name      "GET" for HTTP_METHOD_GET
+ *   http_method_from      HTTP_METHOD_GET for "GET"
+ *   http_status_reason    "Not Found" for 404 ("" for an unknown code)
+ *
+ *   All of them work on views and never allocate; their results point into
+ *   their inputs (the declarations below say so one by one). For example,
+ *   the decoded values of a request's query string:
+ *
+ *     http_url u;
+ *     http_query_iter it;
+ *     http_str k, v;
+ *     char val[256];
+ *     if (http_parse_target(m.target.ptr, m.target.len, &u) == 0) {
+ *         http_query_init(&it, u.query.ptr, u.query.len);
+ *         while (http_query_next(&it, &k, &v)) {
+ *             ptrdiff_t n = http_percent_decode(val, sizeof val, v.ptr, v.len,
+ *                                               HTTP_DECODE_PLUS);
+ *             if (n >= 0) ... k (still encoded) = val[0..n)
+ *         }
+ *     }
+ *
+ * 5. THE SERIALIZER ==========================================================
+ *
+ *   http_format_response  "HTTP/1.1 200 OK\r\n" + fields + "\r\n" into a
+ *                         caller buffer; returns the length it needs (as
+ *                         snprintf: compare with the capacity) or -EINVAL for
+ *                         a status, name or value that would corrupt the
+ *                         stream (CR, LF, NUL, bad token).
+ *   http_format_request   the same for "GET /x HTTP/1.1\r\n" + fields.
+ *   http_response_iov     the same head as an iovec array for writev: the
+ *                         status line in a small caller buffer, names and
+ *                         values referenced in place (no copy).
+ *   http_chunk_header     "1a2b\r\n", the line before a chunk's data; the
+ *                         data is followed by "\r\n" (HTTP_CRLF).
+ *   http_chunk_iov        a whole chunk (size line, data, CRLF) as 3 iovecs.
+ *   http_chunk_last       "0\r\n" + trailer fields + "\r\n", the end of a
+ *                         chunked body.
+ *   http_format_date      an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT")
+ *                         for a Unix time.
+ *   http_date_now         the current one, formatted at most once per second
+ *                         by the whole process (thread-safe).
+ *   http_format_uint      a decimal number, for Content-Length.
+ *
+ *   The serializer writes HTTP/1.1 always (also to HTTP/1.0 peers, as RFC
+ *   9110 asks). Framing fields (Content-Length, Transfer-Encoding, Date) are
+ *   the caller's to include; nothing is added behind its back. It writes
+ *   only into the caller's buffers and keeps no pointer to them.
+ *
+ *     char head[512], date[HTTP_DATE_LEN + 1], clen[HTTP_UINT_MAX_LEN];
+ *     http_header h[3] = {
+ *         {{"Content-Type", 12}, {"text/plain", 10}},
+ *         {{"Content-Length", 14}, {clen, http_format_uint(clen, body_len)}},
+ *         {{"Date", 4}, {date, http_date_now(date)}}};
+ *     ptrdiff_t n = http_format_response(head, sizeof head, 200, NULL, h, 3);
+ *     if (n < 0) ...                        // -EINVAL: a field is not valid
+ *     else if ((size_t)n > sizeof head) ... // too small: n bytes are needed
+ *     else write the head (n bytes), then the body
+ *
+ * 6. THREADS AND MEMORY ======================================================
+ *
+ *   A parser belongs to one thread at a time. Every function is reentrant;
+ *   http_date_now and http_simd_level are safe from any thread at once.
+ *   http_simd_limit is meant for start-up (it is atomic, but a parse that
+ *   runs while it changes may use either path; results are identical).
+ *   Nothing here allocates, frees, or keeps global state other than the
+ *   Date cache and the SIMD level.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifndef HTTP_API
+#  ifdef HTTP_STATIC
+#    if defined(__GNUC__) || defined(__clang__)
+#      define HTTP_API static __attribute__((unused))
+#    else
+#      define HTTP_API static
+#    endif
+#  else
+#    define HTTP_API extern
+#  endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- common types -------------------------------------------------------- */
+
+/* A view of bytes owned by someone else: not NUL-terminated. */
+typedef struct http_str {
+    const char *ptr;
+    size_t len;
+} http_str;
+
+/* A header (or trailer) field: name and value as they appear on the wire. */
+typedef struct http_header {
+    http_str name;
+    http_str value;
+} http_header;
+
+typedef enum http_method_id {
+    HTTP_METHOD_OTHER = 0, /* an extension method: see method_name */
+    HTTP_METHOD_GET,
+    HTTP_METHOD_HEAD,
+    HTTP_METHOD_POST,
+    HTTP_METHOD_PUT,
+    HTTP_METHOD_DELETE,
+    HTTP_METHOD_CONNECT,
+    HTTP_METHOD_OPTIONS,
+    HTTP_METHOD_TRACE,
+    HTTP_METHOD_PATCH,
+    HTTP_METHOD_COUNT
+} http_method_id;
+
+typedef enum http_kind {
+    HTTP_KIND_REQUEST = 0,
+    HTTP_KIND_RESPONSE = 1
+} http_kind;
+
+typedef enum http_body_kind {
+    HTTP_BODY_NONE = 0,     /* no body: the message ends with its head */
+    HTTP_BODY_LENGTH,       /* content_length bytes */
+    HTTP_BODY_CHUNKED,      /* chunked transfer coding */
+    HTTP_BODY_UNTIL_CLOSE   /* responses: everything until the peer closes */
+} http_body_kind;
+
+typedef enum http_target_form {
+    HTTP_TARGET_NONE = 0,   /* responses */
+    HTTP_TARGET_ORIGIN,     /* "/path?query" */
+    HTTP_TARGET_ABSOLUTE,   /* "http://host/path?query" (proxies) */
+    HTTP_TARGET_AUTHORITY,  /* "host:port" (CONNECT only) */
+    HTTP_TARGET_ASTERISK    /* "*" (OPTIONS only) */
+} http_target_form;
+
+/* ---- errors (section 3.7) ------------------------------------------------- */
+
+enum http_error {
+    HTTP_ERR_BAD_METHOD = -3000,
+    HTTP_ERR_BAD_TARGET = -3001,
+    HTTP_ERR_URI_TOO_LONG = -3002,
+    HTTP_ERR_BAD_VERSION = -3003,
+    HTTP_ERR_VERSION_NOT_SUPPORTED = -3004,
+    HTTP_ERR_BAD_STATUS = -3005,
+    HTTP_ERR_BARE_CR = -3006,
+    HTTP_ERR_BARE_LF = -3007,
+    HTTP_ERR_OBS_FOLD = -3008,
+    HTTP_ERR_HEADER_NAME = -3009,
+    HTTP_ERR_HEADER_NAME_SPACE = -3010,
+    HTTP_ERR_HEADER_NO_COLON = -3011,
+    HTTP_ERR_HEADER_VALUE_NUL = -3012,
+    HTTP_ERR_HEADER_VALUE_CTL = -3013,
+    HTTP_ERR_HEAD_TOO_LARGE = -3014,
+    HTTP_ERR_TOO_MANY_HEADERS = -3015,
+    HTTP_ERR_CL_AND_TE = -3016,
+    HTTP_ERR_CL_MULTIPLE = -3017,
+    HTTP_ERR_CL_INVALID = -3018,
+    HTTP_ERR_TE_NOT_CHUNKED = -3019,
+    HTTP_ERR_TE_UNSUPPORTED = -3020,
+    HTTP_ERR_TE_HTTP10 = -3021,
+    HTTP_ERR_MULTIPLE_HOST = -3022,
+    HTTP_ERR_CHUNK_SIZE = -3023,
+    HTTP_ERR_CHUNK_TOO_LARGE = -3024,
+    HTTP_ERR_CHUNK_EXT = -3025,
+    HTTP_ERR_CHUNK_EXT_TOO_LONG = -3026,
+    HTTP_ERR_CHUNK_CRLF = -3027,
+    HTTP_ERR_INCOMPLETE = -3028,
+    HTTP_ERR__LAST = -3028 /* the most negative code; not an error itself */
+};
+
+/* Name of an error without its prefix: "BARE_LF", "EINVAL". Never NULL. */
+HTTP_API const char *http_errname(int err);
+/* One sentence describing an error. Never NULL; static storage. */
+HTTP_API const char *http_strerror(int err);
+/* The status a server should answer an error with: 400, 413, 414, 431, 501,
+ * 505; 500 for errno values; 0 for err >= 0. */
+HTTP_API int http_error_status(int err);
+
+/* ---- the parser (section 3) ---------------------------------------------- */
+
+/* Limits and modes; all-zero means every default (section 3.5). */
+typedef struct http_options {
+    size_t max_request_line; /* 8192 */
+    size_t max_head;         /* 32768 (max 1 GiB) */
+    size_t max_headers;      /* 100 (max 65535) */
+    size_t max_chunk_digits; /* 16 (max 16) */
+    size_t max_chunk_ext;    /* 1024 (max 65535) */
+    bool lenient_bare_lf;    /* false */
+} http_options;
+
+/* The parser state: 40 bytes, no pointers; treat the fields as private. */
+typedef struct http_msg_parser {
+    uint64_t remaining;     /* body bytes left (length body, current chunk) */
+    uint32_t pos;           /* resume offset (head, trailers); error offset */
+    uint32_t mark;          /* start offset of the token being scanned */
+    uint32_t max_head;
+    uint32_t max_line;
+    uint16_t max_headers;
+    uint16_t max_ext;
+    uint16_t nfields;       /* fields found so far */
+    uint16_t aux;           /* chunk-size digits, extension bytes */
+    uint8_t kind;
+    uint8_t state;
+    uint8_t flags;
+    uint8_t max_digits;
+    uint8_t err;            /* index of the sticky error */
+    uint8_t reserved[3];
+} http_msg_parser;
+
+/* A parsed head; filled by http_parse_head (section 3.1). */
+typedef struct http_message {
+    http_method_id method;       /* requests */
+    http_str method_name;        /* requests: the method token as sent */
+    http_str target;             /* requests */
+    http_target_form target_form;
+    int status;                  /* responses */
+    http_str reason;             /* responses (may be empty) */
+    int version_major;           /* 1 */
+    int version_minor;           /* 0 or 1 (or higher: treat as 1) */
+    http_header *headers;        /* the caller's array */
+    size_t num_headers;
+    http_body_kind body;
+    uint64_t content_length;     /* valid when has_content_length */
+    bool has_content_length;
+    bool chunked;
+    bool keep_alive;
+    bool upgrade;
+    bool expect_continue;
+    bool expect_unknown;
+    bool connection_close;
+    bool connection_keep_alive;
+    bool connection_upgrade;
+    bool other_codings;
+} http_message;
+
+/* In/out argument of http_parse_body (section 3.2). */
+typedef struct http_body {
+    /* in: where trailer fields go (NULL: checked and dropped) */
+    http_header *trailers;
+    size_t trailers_cap;
+    /* out */
+    http_str data;               /* decoded body bytes of this call */
+    size_t consumed;             /* bytes of buf used by this call */
+    size_t num_trailers;         /* after a return of 1 */
+} http_body;
+
+/* Prepares p to read messages of `kind`; opts may be NULL (defaults) and is
+ * copied (it need not outlive p). Never fails. */
+HTTP_API void http_parse_init(http_msg_parser *p, http_kind kind, const http_options *opts);
+/* Forgets any message in progress and any error; keeps kind and options. */
+HTTP_API void http_parse_reset(http_msg_parser *p);
+/* Response parsers: the next response answers a request with this method
+ * (HEAD: no body; CONNECT: a 2xx opens a tunnel). Lasts until a final
+ * response has been read. */
+HTTP_API void http_parse_response_to(http_msg_parser *p, http_method_id method);
+/* Parses a head from all unconsumed bytes: > 0 head length, 0 need more,
+ * < 0 error (section 3.1). headers: caller's array of max entries. */
+HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len,
+                             http_message *m, http_header *headers, size_t max);
+/* Decodes body bytes: 1 message complete, 0 not yet, < 0 error; b->consumed,
+ * b->data set on every call (section 3.2). Returns 1 at once with nothing
+ * consumed when no body is in progress. */
+HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, http_body *b);
+/* The stream ended: 1 completes an until-close body, 0 no message was in
+ * progress, HTTP_ERR_INCOMPLETE a message was cut (or the sticky error). */
+HTTP_API int http_parse_finish(http_msg_parser *p);
+/* Offset in the failing call's buf of the byte where the error was found. */
+HTTP_API size_t http_parse_error_offset(const http_msg_parser *p);
+
+/* ---- SIMD (section 3.8) --------------------------------------------------- */
+
+enum { HTTP_SIMD_NONE = 0, HTTP_SIMD_SSE42 = 1, HTTP_SIMD_AVX2 = 2 };
+/* The scan path in use: HTTP_SIMD_NONE, _SSE42 or _AVX2. */
+HTTP_API int http_simd_level(void);
+/* Uses at most that level (process-wide); returns the level now in use. */
+HTTP_API int http_simd_limit(int max_level);
+
+/* ---- helpers (section 4) -------------------------------------------------- */
+
+/* The parts of a request-target; absent parts are {NULL, 0}. */
+typedef struct http_url {
+    http_str scheme;    /* "http" (absolute form) */
+    http_str authority; /* "host:port" (absolute and authority forms) */
+    http_str path;      /* "/a/b" (origin and absolute forms), "*" */
+    http_str query;     /* after '?', without it */
+    http_str fragment;  /* after '#', without it */
+} http_url;
+
+/* Splits a target (any of the four forms) into views of it. Returns 0, or
+ * HTTP_ERR_BAD_TARGET when it is none of the forms. */
+HTTP_API int http_parse_target(const char *target, size_t len, http_url *out);
+
+typedef struct http_query_iter {
+    const char *pos;
+    const char *end;
+} http_query_iter;
+/* Starts iterating a query string (a leading '?' is skipped). */
+HTTP_API void http_query_init(http_query_iter *it, const char *query, size_t len);
+/* Next non-empty pair of the '&'-separated list: returns 1 and views of the
+ * raw (still encoded) key and value, or 0 at the end. A pair without '='
+ * gives value {NULL, 0}; "k=" gives an empty value with a non-NULL ptr. */
+HTTP_API int http_query_next(http_query_iter *it, http_str *key, http_str *value);
+
+enum { HTTP_DECODE_PLUS = 1 /* '+' means space (forms, queries) */ };
+/* Decodes %XX escapes of in[0..len) into out (cap bytes; out == in decodes
+ * in place; the result is never longer than the input). Returns the decoded
+ * length, HTTP_ERR_BAD_TARGET for a '%' not followed by two hex digits, or
+ * -ENOBUFS when cap is too small. The result may contain any byte, NUL and
+ * '/' included: check it before using it as a file name. */
+HTTP_API ptrdiff_t http_percent_decode(char *out, size_t cap, const char *in, size_t len,
+                                       unsigned flags);
+
+/* First field named `name` (case-insensitive) after `after` (NULL: from the
+ * start), or NULL. Loop: for (h = NULL; (h = http_header_find(a, n, nm, h));) */
+HTTP_API const http_header *http_header_find(const http_header *headers, size_t n,
+                                             const char *name, const http_header *after);
+/* Value of the first field named `name` in m, or NULL. */
+HTTP_API const http_str *http_header_get(const http_message *m, const char *name);
+/* Whether the comma-separated list `value` has the element `token`
+ * (case-insensitive, surrounding whitespace ignored). */
+HTTP_API bool http_list_has(http_str value, const char *token);
+/* Whether s equals the NUL-terminated lit, ignoring ASCII case. */
+HTTP_API bool http_str_ieq(http_str s, const char *lit);
+/* "GET" for HTTP_METHOD_GET; "" for HTTP_METHOD_OTHER or out of range. */
+HTTP_API const char *http_method_name(http_method_id m);
+/* The method of a token (case-sensitive, as methods are), or
+ * HTTP_METHOD_OTHER. */
+HTTP_API http_method_id http_method_from(const char *s, size_t len);
+/* The reason phrase of a status code ("Not Found"), "" when unknown. */
+HTTP_API const char *http_status_reason(int status);
+
+/* ---- serializer (section 5) ----------------------------------------------- */
+
+#define HTTP_CRLF "\r\n"
+#define HTTP_DATE_LEN 29           /* strlen("Sun, 06 Nov 1994 08:49:37 GMT") */
+#define HTTP_CHUNK_HEADER_MAX 20   /* 16 hex digits, CRLF, NUL, slack */
+#define HTTP_UINT_MAX_LEN 21       /* 20 digits and NUL */
+
+/* Writes "HTTP/1.1 <status> <reason>\r\n", the fields and "\r\n" into
+ * buf[0..cap). reason NULL means http_status_reason(status). Returns the
+ * length of the whole head: when it is > cap nothing usable was written
+ * (retry with that much room). -EINVAL: status not 100..999, or a reason,
+ * name or value that is not valid on the wire. Never writes a NUL. */
+HTTP_API ptrdiff_t http_format_response(char *buf, size_t cap, int status, const char *reason,
+                                        const http_header *headers, size_t n);
+/* The same for "<method> <target> HTTP/1.1\r\n" + fields + "\r\n". */
+HTTP_API ptrdiff_t http_format_request(char *buf, size_t cap, const char *method,
+                                       const char *target, const http_header *headers, size_t n);
+/* The response head as iovecs: the status line is written into line[0..line_cap)
+ * (64 + strlen(reason) bytes suffice), each field is 4 iovecs pointing at its
+ * name and value in place, plus one for the final CRLF (iovcnt >= 4 * n + 2).
+ * Returns the number of iovecs used, -ENOBUFS when iov or line is too small,
+ * -EINVAL as http_format_response. The iovecs are valid while line, headers'
+ * bytes and the static separators are. */
+HTTP_API int http_response_iov(struct iovec *iov, int iovcnt, char *line, size_t line_cap,
+                               int status, const char *reason, const http_header *headers,
+                               size_t n);
+/* Writes "<size in hex>\r\n" and a NUL; returns its length (without NUL). */
+HTTP_API size_t http_chunk_header(char out[HTTP_CHUNK_HEADER_MAX], uint64_t size);
+/* Fills iov[0..3) with one chunk: size line (written into hdr), data, CRLF.
+ * Returns 3, or 0 when len is 0 (a zero-size chunk would end the body; use
+ * http_chunk_last for that). */
+HTTP_API int http_chunk_iov(struct iovec iov[3], char hdr[HTTP_CHUNK_HEADER_MAX],
+                            const void *data, size_t len);
+/* Writes the end of a chunked body, "0\r\n" + trailer fields + "\r\n";
+ * returns the length needed (as http_format_response) or -EINVAL. */
+HTTP_API ptrdiff_t http_chunk_last(char *buf, size_t cap, const http_header *trailers, size_t n);
+/* Writes the IMF-fixdate of unix_time (seconds since 1970, UTC) and a NUL
+ * into out; returns HTTP_DATE_LEN, or 0 for a time before 1970 or after 9999. */
+HTTP_API size_t http_format_date(char out[HTTP_DATE_LEN + 1], int64_t unix_time);
+/* The current time as an IMF-fixdate (+ NUL) in out; the text is formatted
+ * at most once per second per process and copied. Thread-safe. Returns
+ * HTTP_DATE_LEN. */
+HTTP_API size_t http_date_now(char out[HTTP_DATE_LEN + 1]);
+/* Writes v in decimal and a NUL; returns the number of digits. */
+HTTP_API size_t http_format_uint(char out[HTTP_UINT_MAX_LEN], uint64_t v);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTTP_H */
+
+/* ========================================================================== */
+/*                              IMPLEMENTATION                                */
+/* ========================================================================== */
+
+#ifdef HTTP_IMPLEMENTATION
+#ifndef HTTP__IMPLEMENTATION_DONE
+#define HTTP__IMPLEMENTATION_DONE
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef HTTP_ASSERT
+#include <assert.h>
+#define HTTP_ASSERT(x) assert(x)
+#endif
+#if !defined(HTTP_MALLOC) && !defined(HTTP_REALLOC) && !defined(HTTP_FREE)
+#include <stdlib.h>
+#define HTTP_MALLOC(n) malloc(n)
+#define HTTP_REALLOC(p, n) realloc(p, n)
+#define HTTP_FREE(p) free(p)
+#elif !defined(HTTP_MALLOC) || !defined(HTTP_REALLOC) || !defined(HTTP_FREE)
+#error "http.h: define all of HTTP_MALLOC, HTTP_REALLOC and HTTP_FREE, or none"
+#endif
+
+#if !defined(HTTP_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+#define HTTP__X86 1
+#include <immintrin.h>
+#else
+#define HTTP__X86 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define HTTP__LIKELY(x) __builtin_expect(!!(x), 1)
+#define HTTP__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define HTTP__LIKELY(x) (x)
+#define HTTP__UNLIKELY(x) (x)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- character classes ---------------------------------------------------- */
+
+#define HTTP__C_TCHAR 1  /* token character (RFC 9110 tchar) */
+#define HTTP__C_VALUE 2  /* field-value byte: HTAB, SP, VCHAR, obs-text */
+#define HTTP__C_TARGET 4 /* request-target byte: VCHAR */
+
+#define HTTP__IS_TCHAR(c)                                                                    \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
+     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||     \
+     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||      \
+     (c) == '`' || (c) == '|' || (c) == '~')
+#define HTTP__CLS(c)                                                                         \
+    ((HTTP__IS_TCHAR(c) ? HTTP__C_TCHAR : 0) |                                               \
+     (((c) == 9 || ((c) >= 32 && (c) != 127)) ? HTTP__C_VALUE : 0) |                         \
+     (((c) > 32 && (c) < 127) ? HTTP__C_TARGET : 0))
+#define HTTP__R4(c) HTTP__CLS(c), HTTP__CLS((c) + 1), HTTP__CLS((c) + 2), HTTP__CLS((c) + 3)
+#define HTTP__R16(c) HTTP__R4(c), HTTP__R4((c) + 4), HTTP__R4((c) + 8), HTTP__R4((c) + 12)
+#define HTTP__R64(c) HTTP__R16(c), HTTP__R16((c) + 16), HTTP__R16((c) + 32), HTTP__R16((c) + 48)
+
+static const unsigned char http__cls[256] = {HTTP__R64(0), HTTP__R64(64), HTTP__R64(128),
+                                             HTTP__R64(192)};
+
+static int http__hexval(unsigned c)
+{
+    if (c - '0' < 10) return (int)(c - '0');
+    c |= 0x20;
+    if (c - 'a' < 6) return (int)(c - 'a' + 10);
+    return -1;
+}
+
+static unsigned char http__lower(unsigned char c)
+{
+    return (unsigned char)((unsigned)c - 'A' < 26u ? c | 0x20 : c);
+}
+
+/* a[0..n) equals the lower-case literal lit, ignoring ASCII case, for a[]
+ * without control bytes (a field name or value as
+ * the parser accepts them) and a literal of lower-case letters, digits and
+ * '-': OR-ing 0x20 into each byte lower-cases letters and keeps digits and
+ * '-', and only a control byte could turn into one of those. 8 bytes at a
+ * time. */
+static bool http__ieq_tok(const char *a, const char *lit, size_t n)
+{
+    uint64_t x, y;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, lit + i, 8);
+        if ((x | UINT64_C(0x2020202020202020)) != y) return false;
+    }
+    for (; i < n; i++)
+        if (((unsigned char)a[i] | 0x20) != (unsigned char)lit[i]) return false;
+    return true;
+}
+
+/* ---- scanners: scalar, SSE4.2, AVX2 ----------------------------------------
+ * Each returns the first index in [pos, end) whose byte is not in the class,
+ * or end. They never read outside [pos, end). */
+
+static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t end,
+                                      unsigned cls)
+{
+    while (end - pos >= 4) {
+        if (!(http__cls[b[pos]] & cls)) return pos;
+        if (!(http__cls[b[pos + 1]] & cls)) return pos + 1;
+        if (!(http__cls[b[pos + 2]] & cls)) return pos + 2;
+        if (!(http__cls[b[pos + 3]] & cls)) return pos + 3;
+        pos += 4;
+    }
+    while (pos < end && (http__cls[b[pos]] & cls)) pos++;
+    return pos;
+}
+
+#if HTTP__X86
+__attribute__((target("sse4.2"))) static inline size_t
+http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
+{
+    /* ranges of bytes that end a value: 0x00-0x08, 0x0a-0x1f, 0x7f */
+    const __m128i ranges = _mm_setr_epi8(0x00, 0x08, 0x0a, 0x1f, 0x7f, 0x7f, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 0);
+    while (end - pos >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        int i = _mm_cmpestri(ranges, 6, v, 16,
+                             _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
+        if (i != 16) return pos + (size_t)i;
+        pos += 16;
+    }
+    return http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+}
+
+__attribute__((target("sse4.2"))) static size_t
+http__scan_target_sse42(const unsigned char *b, size_t pos, size_t end)
+{
+    /* bytes that end a target: 0x00-0x20, 0x7f-0xff */
+    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x7f, (char)0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 0);
+    while (end - pos >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        int i = _mm_cmpestri(ranges, 4, v, 16,
+                             _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
+        if (i != 16) return pos + (size_t)i;
+        pos += 16;
+    }
+    return http__scan_cls_c(b, pos, end, HTTP__C_TARGET);
+}
+
+__attribute__((target("avx2"))) static inline size_t
+http__scan_value_avx2(const unsigned char *b, size_t pos, size_t end)
+{
+    const __m256i c1f = _mm256_set1_epi8(0x1f), tab = _mm256_set1_epi8(9),
+                  del = _mm256_set1_epi8(0x7f);
+    while (end - pos >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(b + pos));
+        __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(v, c1f), v); /* v <= 0x1f */
+        __m256i bad = _mm256_or_si256(_mm256_andnot_si256(_mm256_cmpeq_epi8(v, tab), ctl),
+                                      _mm256_cmpeq_epi8(v, del));
+        unsigned m = (unsigned)_mm256_movemask_epi8(bad);
+        if (m) return pos + (size_t)__builtin_ctz(m);
+        pos += 32;
+    }
+    if (end - pos >= 16) {
+        const __m128i c1f_ = _mm_set1_epi8(0x1f), tab_ = _mm_set1_epi8(9),
+                      del_ = _mm_set1_epi8(0x7f);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f_), v);
+        __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, tab_), ctl),
+                                   _mm_cmpeq_epi8(v, del_));
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
+        if (m) return pos + (size_t)__builtin_ctz(m);
+        pos += 16;
+    }
+    return http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+}
+
+__attribute__((target("avx2"))) static size_t
+http__scan_target_avx2(const unsigned char *b, size_t pos, size_t end)
+{
+    /* good: 0x21..0x7e; as signed bytes that is > 0x20 and != 0x7f */
+    const __m256i sp = _mm256_set1_epi8(0x20), del = _mm256_set1_epi8(0x7f);
+    while (end - pos >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(b + pos));
+        __m256i good = _mm256_andnot_si256(_mm256_cmpeq_epi8(v, del), _mm256_cmpgt_epi8(v, sp));
+        unsigned m = ~(unsigned)_mm256_movemask_epi8(good);
+        if (m) return pos + (size_t)__builtin_ctz(m);
+        pos += 32;
+    }
+    if (end - pos >= 16) {
+        const __m128i sp_ = _mm_set1_epi8(0x20), del_ = _mm_set1_epi8(0x7f);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        __m128i good = _mm_andnot_si128(_mm_cmpeq_epi8(v, del_), _mm_cmpgt_epi8(v, sp_));
+        unsigned m = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
+        if (m) return pos + (size_t)__builtin_ctz(m);
+        pos += 16;
+    }
+    return http__scan_cls_c(b, pos, end, HTTP__C_TARGET);
+}
+#endif /* HTTP__X86 */
+
+/* -1: not detected yet; otherwise the level in use. */
+static int http__level = -1;
+static int http__level_cap = HTTP_SIMD_AVX2;
+
+static int http__detect(void)
+{
+    int lv = HTTP_SIMD_NONE, cap;
+#if HTTP__X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) lv = HTTP_SIMD_AVX2;
+    else if (__builtin_cpu_supports("sse4.2")) lv = HTTP_SIMD_SSE42;
+#endif
+    cap = __atomic_load_n(&http__level_cap, __ATOMIC_RELAXED);
+    if (lv > cap) lv = cap;
+    __atomic_store_n(&http__level, lv, __ATOMIC_RELAXED);
+    return lv;
+}
+
+static inline int http__lv(void)
+{
+    int lv = __atomic_load_n(&http__level, __ATOMIC_RELAXED);
+    return HTTP__LIKELY(lv >= 0) ? lv : http__detect();
+}
+
+HTTP_API int http_simd_level(void)
+{
+    return http__lv();
+}
+
+HTTP_API int http_simd_limit(int max_level)
+{
+    if (max_level < HTTP_SIMD_NONE) max_level = HTTP_SIMD_NONE;
+    __atomic_store_n(&http__level_cap, max_level, __ATOMIC_RELAXED);
+    return http__detect();
+}
+
+static inline size_t http__scan_value(const unsigned char *b, size_t pos, size_t end)
+{
+#if HTTP__X86
+    int lv = http__lv();
+    if (lv == HTTP_SIMD_AVX2) return http__scan_value_avx2(b, pos, end);
+    if (lv == HTTP_SIMD_SSE42) return http__scan_value_sse42(b, pos, end);
+#endif
+    return http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+}
+
+static inline size_t http__scan_target(const unsigned char *b, size_t pos, size_t end)
+{
+#if HTTP__X86
+    int lv = http__lv();
+    if (lv == HTTP_SIMD_AVX2) return http__scan_target_avx2(b, pos, end);
+    if (lv == HTTP_SIMD_SSE42) return http__scan_target_sse42(b, pos, end);
+#endif
+    return http__scan_cls_c(b, pos, end, HTTP__C_TARGET);
+}
+
+static inline size_t http__scan_token(const unsigned char *b, size_t pos, size_t end)
+{
+    return http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    const char *text;
+    int status;
+} http__errs[] = {
+    {"BAD_METHOD", "invalid method", 400},
+    {"BAD_TARGET", "invalid request-target", 400},
+    {"URI_TOO_LONG", "request line too long", 414},
+    {"BAD_VERSION", "invalid or missing HTTP version", 400},
+    {"VERSION_NOT_SUPPORTED", "HTTP major version not supported", 505},
+    {"BAD_STATUS", "invalid status line", 400},
+    {"BARE_CR", "CR not followed by LF", 400},
+    {"BARE_LF", "LF not preceded by CR", 400},
+    {"OBS_FOLD", "obsolete line folding (field line starts with whitespace)", 400},
+    {"HEADER_NAME", "invalid field name", 400},
+    {"HEADER_NAME_SPACE", "whitespace in or after a field name", 400},
+    {"HEADER_NO_COLON", "field line without a colon", 400},
+    {"HEADER_VALUE_NUL", "NUL byte in a field value", 400},
+    {"HEADER_VALUE_CTL", "control character in a field value", 400},
+    {"HEAD_TOO_LARGE", "header section too large", 431},
+    {"TOO_MANY_HEADERS", "too many header fields", 431},
+    {"CL_AND_TE", "both Content-Length and Transfer-Encoding", 400},
+    {"CL_MULTIPLE", "differing Content-Length values", 400},
+    {"CL_INVALID", "Content-Length is not a plain decimal number", 400},
+    {"TE_NOT_CHUNKED", "Transfer-Encoding does not end in a single chunked", 400},
+    {"TE_UNSUPPORTED", "transfer coding not supported", 501},
+    {"TE_HTTP10", "Transfer-Encoding in an HTTP/1.0 message", 400},
+    {"MULTIPLE_HOST", "more than one Host field", 400},
+    {"CHUNK_SIZE", "invalid chunk size", 400},
+    {"CHUNK_TOO_LARGE", "chunk size has too many digits", 413},
+    {"CHUNK_EXT", "invalid chunk extension", 400},
+    {"CHUNK_EXT_TOO_LONG", "chunk extension too long", 400},
+    {"CHUNK_CRLF", "missing CRLF in chunked framing", 400},
+    {"INCOMPLETE", "stream ended inside a message", 400},
+};
+
+static int http__is_http_err(int err)
+{
+    return err <= HTTP_ERR_BAD_METHOD && err >= HTTP_ERR__LAST;
+}
+
+HTTP_API const char *http_errname(int err)
+{
+    if (http__is_http_err(err)) return http__errs[HTTP_ERR_BAD_METHOD - err].name;
+    switch (-err) {
+    case 0: return "OK";
+    case EINVAL: return "EINVAL";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOMEM: return "ENOMEM";
+    case EAGAIN: return "EAGAIN";
+    case EPIPE: return "EPIPE";
+    case ECONNRESET: return "ECONNRESET";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    default: return "UNKNOWN";
+    }
+}
+
+HTTP_API const char *http_strerror(int err)
+{
+    if (http__is_http_err(err)) return http__errs[HTTP_ERR_BAD_METHOD - err].text;
+    if (err == 0) return "success";
+    if (err == -EINVAL) return "invalid argument";
+    if (err == -ENOBUFS) return "buffer too small";
+    if (err < 0) return strerror(-err);
+    return "unknown error";
+}
+
+HTTP_API int http_error_status(int err)
+{
+    if (err >= 0) return 0;
+    if (http__is_http_err(err)) return http__errs[HTTP_ERR_BAD_METHOD - err].status;
+    return 500;
+}
+
+/* ---- parser states ---------------------------------------------------------- */
+
+enum {
+    HTTP__S_START = 0, /* before a start line (skipping empty lines) */
+    HTTP__S_METHOD,
+    HTTP__S_TARGET,
+    HTTP__S_REQ_VERSION,
+    HTTP__S_STATUS_LINE,
+    HTTP__S_REASON,
+    HTTP__S_FIELD_START, /* at the start of a field line or the blank line */
+    HTTP__S_NAME,
+    HTTP__S_VALUE, /* mark: just after the colon */
+    HTTP__S_BODY_LENGTH,
+    HTTP__S_BODY_EOF,
+    HTTP__S_CHUNK_SIZE,
+    HTTP__S_CHUNK_EXT,
+    HTTP__S_CHUNK_SIZE_LF,
+    HTTP__S_CHUNK_DATA,
+    HTTP__S_CHUNK_DATA_CR,
+    HTTP__S_CHUNK_DATA_LF,
+    HTTP__S_ERROR
+};
+
+#define HTTP__F_LENIENT 1
+#define HTTP__F_RESP_HEAD 2    /* the response answers HEAD */
+#define HTTP__F_RESP_CONNECT 4 /* the response answers CONNECT */
+#define HTTP__F_OFFSETS 8      /* saved views hold offsets, not pointers */
+#define HTTP__F_TRAILER 16     /* the field states read a trailer section */
+#define HTTP__F_FINAL 32       /* the message in progress is a final response */
+
+static size_t http__clamp(size_t v, size_t def, size_t max)
+{
+    if (v == 0) v = def;
+    return v > max ? max : v;
+}
+
+HTTP_API void http_parse_init(http_msg_parser *p, http_kind kind, const http_options *opts)
+{
+    http_options o;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    memset(p, 0, sizeof *p);
+    p->kind = (uint8_t)kind;
+    p->max_line = (uint32_t)http__clamp(o.max_request_line, 8192, (size_t)1 << 30);
+    p->max_head = (uint32_t)http__clamp(o.max_head, 32768, (size_t)1 << 30);
+    p->max_headers = (uint16_t)http__clamp(o.max_headers, 100, 65535);
+    p->max_digits = (uint8_t)http__clamp(o.max_chunk_digits, 16, 16);
+    p->max_ext = (uint16_t)http__clamp(o.max_chunk_ext, 1024, 65535);
+    if (o.lenient_bare_lf) p->flags |= HTTP__F_LENIENT;
+}
+
+HTTP_API void http_parse_reset(http_msg_parser *p)
+{
+    p->state = HTTP__S_START;
+    p->pos = p->mark = 0;
+    p->nfields = p->aux = 0;
+    p->remaining = 0;
+    p->err = 0;
+    p->flags &= HTTP__F_LENIENT;
+}
+
+HTTP_API void http_parse_response_to(http_msg_parser *p, http_method_id method)
+{
+    p->flags &= (uint8_t) ~(HTTP__F_RESP_HEAD | HTTP__F_RESP_CONNECT);
+    if (method == HTTP_METHOD_HEAD) p->flags |= HTTP__F_RESP_HEAD;
+    if (method == HTTP_METHOD_CONNECT) p->flags |= HTTP__F_RESP_CONNECT;
+}
+
+HTTP_API size_t http_parse_error_offset(const http_msg_parser *p)
+{
+    return p->pos;
+}
+
+static int http__fail(http_msg_parser *p, int err, size_t at)
+{
+    p->state = HTTP__S_ERROR;
+    p->err = (uint8_t)(HTTP_ERR_BAD_METHOD - err);
+    p->pos = (uint32_t)at;
+    return err;
+}
+
+/* The message is complete: get ready for the next one. */
+static void http__done(http_msg_parser *p)
+{
+    uint8_t keep = HTTP__F_LENIENT;
+    if (!(p->flags & HTTP__F_FINAL)) keep |= HTTP__F_RESP_HEAD | HTTP__F_RESP_CONNECT;
+    p->flags &= keep;
+    p->state = HTTP__S_START;
+    p->pos = p->mark = 0;
+    p->nfields = p->aux = 0;
+    p->remaining = 0;
+}
+
+/* ---- views saved across calls as offsets -------------------------------------- */
+
+static void http__to_off(http_str *s, const char *base)
+{
+    s->ptr = (const char *)(uintptr_t)(s->ptr - base);
+}
+
+static void http__from_off(http_str *s, const char *base)
+{
+    s->ptr = base + (uintptr_t)s->ptr;
+}
+
+/* Converts the views set so far (fields [0, n), the name of field n when its
+ * value is being read, and the start-line views of m) between pointers into
+ * base and offsets from base. */
+static void http__rebase(const http_msg_parser *p, http_message *m, http_header *h, size_t n,
+                         const char *base, bool to_off)
+{
+    void (*f)(http_str *, const char *) = to_off ? http__to_off : http__from_off;
+    size_t i;
+    if (h) {
+        for (i = 0; i < n; i++) {
+            f(&h[i].name, base);
+            f(&h[i].value, base);
+        }
+        if (p->state == HTTP__S_VALUE) f(&h[n].name, base);
+    }
+    if (m && !(p->flags & HTTP__F_TRAILER)) {
+        if (p->kind == HTTP_KIND_REQUEST) {
+            if (p->state > HTTP__S_METHOD) f(&m->method_name, base);
+            if (p->state > HTTP__S_TARGET) f(&m->target, base);
+        } else if (p->state > HTTP__S_REASON) {
+            f(&m->reason, base);
+        }
+    }
+}
+
+/* ---- header fields (heads and trailer sections) --------------------------------
+ * Reads field lines from pos up to and including the blank line. Returns the
+ * offset after the blank line, 0 when more bytes are needed (state and pos
+ * saved in p), or an error. h may be NULL (fields are checked, not stored);
+ * limit is the most fields allowed.
+ *
+ * The loop is written once and compiled once per SIMD level (lv is a
+ * constant in each copy), so that the scanner of that level is inlined into
+ * it; http__fields picks the copy. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HTTP__ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define HTTP__ALWAYS_INLINE static inline
+#endif
+
+/* The SIMD copies classify the bytes 64 at a time into two bit masks, "ends
+ * a field value" (controls but HTAB) and "ends a field name" (not a tchar),
+ * and find the end of each name and value with a shift and a bit scan. The
+ * scalar copy scans byte by byte. */
+typedef struct http__blk {
+    size_t base;  /* the masks describe bytes [base, base + 64) */
+    uint64_t v;   /* bit i: byte base + i ends a value */
+    uint64_t n;   /* bit i: byte base + i ends a name */
+} http__blk;
+
+#if HTTP__X86
+/* Token characters by nibble: bit (h - 2) of the low-nibble table is set when
+ * the byte with high nibble h (2..7) and that low nibble is a tchar. */
+#define HTTP__TOK_LO                                                                         \
+    0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
+        0x1c
+#define HTTP__TOK_HI 0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0
+
+__attribute__((target("avx2"))) static inline void http__masks_avx2(const unsigned char *s,
+                                                                    http__blk *k)
+{
+    const __m256i c1f = _mm256_set1_epi8(0x1f), tab = _mm256_set1_epi8(9),
+                  del = _mm256_set1_epi8(0x7f), nib = _mm256_set1_epi8(0x0f),
+                  lo_t = _mm256_setr_epi8(HTTP__TOK_LO, HTTP__TOK_LO),
+                  hi_t = _mm256_setr_epi8(HTTP__TOK_HI, HTTP__TOK_HI),
+                  zero = _mm256_setzero_si256();
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
+#define HTTP__MASKS32(x, v, n)                                                                 \
+    do {                                                                                       \
+        __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x);                           \
+        __m256i bv = _mm256_or_si256(_mm256_andnot_si256(_mm256_cmpeq_epi8(x, tab), ctl),      \
+                                     _mm256_cmpeq_epi8(x, del));                               \
+        __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib));                      \
+        __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)); \
+        __m256i bn = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero);                        \
+        v = (uint32_t)_mm256_movemask_epi8(bv);                                                \
+        n = (uint32_t)_mm256_movemask_epi8(bn);                                                \
+    } while (0)
+    uint64_t v0, v1, n0, n1;
+    HTTP__MASKS32(x0, v0, n0);
+    HTTP__MASKS32(x1, v1, n1);
+#undef HTTP__MASKS32
+    k->v = v0 | v1 << 32;
+    k->n = n0 | n1 << 32;
+}
+
+__attribute__((target("sse4.2"))) static inline void http__masks_sse42(const unsigned char *s,
+                                                                      http__blk *k)
+{
+    const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8(9), del = _mm_set1_epi8(0x7f),
+                  nib = _mm_set1_epi8(0x0f), lo_t = _mm_setr_epi8(HTTP__TOK_LO),
+                  hi_t = _mm_setr_epi8(HTTP__TOK_HI), zero = _mm_setzero_si128();
+    uint64_t v = 0, n = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * i));
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x);
+        __m128i bv = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), ctl),
+                                  _mm_cmpeq_epi8(x, del));
+        __m128i lo = _mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib));
+        __m128i hi = _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        __m128i bn = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), zero);
+        v |= (uint64_t)(uint32_t)_mm_movemask_epi8(bv) << (16 * i);
+        n |= (uint64_t)(uint32_t)_mm_movemask_epi8(bn) << (16 * i);
+    }
+    k->v = v;
+    k->n = n;
+}
+#endif
+
+/* Classifies the 64 bytes from base. Fewer than 64 before end: classifies
+ * the 64 bytes that end at end (the caller makes sure end >= 64) and shifts,
+ * the bytes past end counting as stops; nothing at or past end is read. */
+HTTP__ALWAYS_INLINE void http__blk_load(http__blk *k, const unsigned char *b, size_t base,
+                                        size_t end, int lv)
+{
+#if HTTP__X86
+    size_t at = end - base < 64 ? end - 64 : base;
+    if (lv == HTTP_SIMD_AVX2) http__masks_avx2(b + at, k);
+    else http__masks_sse42(b + at, k);
+    if (at != base) {
+        unsigned sh = (unsigned)(base - at); /* 1..63 */
+        uint64_t past = ~(uint64_t)0 << (64 - sh);
+        k->v = (k->v >> sh) | past;
+        k->n = (k->n >> sh) | past;
+    }
+#else
+    (void)b, (void)end, (void)lv;
+    k->v = k->n = ~(uint64_t)0;
+#endif
+    k->base = base;
+}
+
+/* The first offset >= pos (< end) whose bit is set in the value mask (which
+ * = 0) or the name mask (which = 1), or end. */
+HTTP__ALWAYS_INLINE size_t http__blk_next(http__blk *k, const unsigned char *b, size_t pos,
+                                          size_t end, int which, int lv)
+{
+    for (;;) {
+        size_t off = pos - k->base;
+        if (off < 64) {
+            uint64_t m = (which ? k->n : k->v) >> off;
+            if (m) return pos + (size_t)__builtin_ctzll(m); /* <= end: bits past end are set */
+            pos = k->base + 64;
+        }
+        if (pos >= end) return end;
+        http__blk_load(k, b, pos, end, lv);
+    }
+}
+
+HTTP__ALWAYS_INLINE ptrdiff_t http__fields_t(http_msg_parser *p, const unsigned char *b,
+                                             size_t pos, size_t end, size_t len, http_header *h,
+                                             size_t limit, int lv)
+{
+    size_t n = p->nfields, mark = p->mark, vend, ve = 0;
+    unsigned char c;
+    bool lenient = (p->flags & HTTP__F_LENIENT) != 0;
+    http__blk k;
+
+    k.base = pos;
+    k.v = k.n = 0;
+    if (lv != HTTP_SIMD_NONE && pos < end) http__blk_load(&k, b, pos, end, lv);
+    switch (p->state) {
+    case HTTP__S_NAME:
+        if (lv != HTTP_SIMD_NONE) ve = http__blk_next(&k, b, mark, end, 0, lv);
+        goto name;
+    case HTTP__S_VALUE: goto value;
+    default: break;
+    }
+
+    for (;;) {
+        /* at the start of a line */
+        if (HTTP__UNLIKELY(pos >= end)) {
+            p->state = HTTP__S_FIELD_START;
+            goto more;
+        }
+        c = b[pos];
+        if (HTTP__UNLIKELY(!(http__cls[c] & HTTP__C_TCHAR))) {
+            /* not a field name: the blank line, or an error */
+            if (c == '\r') {
+                if (pos + 1 >= end) {
+                    p->state = HTTP__S_FIELD_START;
+                    goto more;
+                }
+                if (b[pos + 1] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos);
+                p->nfields = (uint16_t)n;
+                return (ptrdiff_t)(pos + 2);
+            }
+            if (c == '\n') {
+                if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
+                p->nfields = (uint16_t)n;
+                return (ptrdiff_t)(pos + 1);
+            }
+            if (c == ' ' || c == '\t') return http__fail(p, HTTP_ERR_OBS_FOLD, pos);
+            return http__fail(p, HTTP_ERR_HEADER_NAME, pos); /* ':' (empty name) or a bad byte */
+        }
+        if (HTTP__UNLIKELY(n >= limit)) return http__fail(p, HTTP_ERR_TOO_MANY_HEADERS, pos);
+        mark = pos;
+        if (lv != HTTP_SIMD_NONE) {
+            /* The value ends at the first value stop after the line start
+             * (name bytes and ':' never are one): find it now, beside the
+             * name's end, rather than after it. */
+            size_t ne = http__blk_next(&k, b, pos, end, 1, lv);
+            ve = http__blk_next(&k, b, pos, end, 0, lv);
+            pos = ne;
+        } else {
+            pos = http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
+        }
+        if (0) {
+        name: /* resumed inside a name; ve is set */
+            if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 1, lv);
+            else pos = http__scan_cls_c(b, pos, end, HTTP__C_TCHAR);
+        }
+        if (HTTP__UNLIKELY(pos >= end)) {
+            p->state = HTTP__S_NAME;
+            goto more;
+        }
+        c = b[pos];
+        if (HTTP__UNLIKELY(c != ':')) {
+            int e = (c == ' ' || c == '\t')   ? HTTP_ERR_HEADER_NAME_SPACE
+                    : (c == '\r' || c == '\n') ? HTTP_ERR_HEADER_NO_COLON
+                                               : HTTP_ERR_HEADER_NAME;
+            return http__fail(p, e, pos);
+        }
+        if (h) { /* (the name is not empty: its first byte is a tchar) */
+            h[n].name.ptr = (const char *)b + mark;
+            h[n].name.len = pos - mark;
+        }
+        mark = ++pos; /* the value with its surrounding whitespace starts here */
+        if (lv != HTTP_SIMD_NONE) pos = ve;
+        else pos = http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+        if (0) {
+        value: /* resumed inside a value */
+            if (lv != HTTP_SIMD_NONE) pos = http__blk_next(&k, b, pos, end, 0, lv);
+            else pos = http__scan_cls_c(b, pos, end, HTTP__C_VALUE);
+        }
+        if (HTTP__UNLIKELY(pos >= end)) {
+            p->state = HTTP__S_VALUE;
+            goto more;
+        }
+        c = b[pos];
+        if (HTTP__LIKELY(c == '\r')) {
+            if (pos + 1 >= end) {
+                p->state = HTTP__S_VALUE;
+                goto more;
+            }
+            if (HTTP__UNLIKELY(b[pos + 1] != '\n')) return http__fail(p, HTTP_ERR_BARE_CR, pos);
+            vend = pos;
+            pos += 2;
+        } else if (c == '\n') {
+            if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
+            vend = pos;
+            pos += 1;
+        } else {
+            return http__fail(p, c == 0 ? HTTP_ERR_HEADER_VALUE_NUL : HTTP_ERR_HEADER_VALUE_CTL,
+                              pos);
+        }
+        /* trim: b[vend] is CR or LF, so the first loop stops by itself */
+        while (b[mark] == ' ' || b[mark] == '\t') mark++;
+        while ((b[vend - 1] == ' ' || b[vend - 1] == '\t') && vend > mark) vend--;
+        if (h) {
+            h[n].value.ptr = (const char *)b + mark;
+            h[n].value.len = vend - mark;
+        }
+        n++;
+    }
+
+more:
+    if (end < len) return http__fail(p, HTTP_ERR_HEAD_TOO_LARGE, end);
+    p->pos = (uint32_t)pos;
+    p->mark = (uint32_t)mark;
+    p->nfields = (uint16_t)n;
+    return 0;
+}
+
+#if HTTP__X86
+__attribute__((target("avx2"))) static ptrdiff_t
+http__fields_avx2(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end, size_t len,
+                  http_header *h, size_t limit)
+{
+    return http__fields_t(p, b, pos, end, len, h, limit, HTTP_SIMD_AVX2);
+}
+
+__attribute__((target("sse4.2"))) static ptrdiff_t
+http__fields_sse42(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end, size_t len,
+                   http_header *h, size_t limit)
+{
+    return http__fields_t(p, b, pos, end, len, h, limit, HTTP_SIMD_SSE42);
+}
+#endif
+
+static ptrdiff_t http__fields_c(http_msg_parser *p, const unsigned char *b, size_t pos,
+                                size_t end, size_t len, http_header *h, size_t limit)
+{
+    return http__fields_t(p, b, pos, end, len, h, limit, HTTP_SIMD_NONE);
+}
+
+static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t pos, size_t end,
+                              size_t len, http_header *h, size_t limit)
+{
+#if HTTP__X86
+    /* the block scan needs 64 readable bytes; shorter heads go byte by byte */
+    int lv = end >= 64 ? http__lv() : HTTP_SIMD_NONE;
+    if (lv == HTTP_SIMD_AVX2) return http__fields_avx2(p, b, pos, end, len, h, limit);
+    if (lv == HTTP_SIMD_SSE42) return http__fields_sse42(p, b, pos, end, len, h, limit);
+#endif
+    return http__fields_c(p, b, pos, end, len, h, limit);
+}
+
+/* ---- start lines ------------------------------------------------------------------ */
+
+static http_method_id http__method(const unsigned char *s, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(s, "GET", 3) == 0) return HTTP_METHOD_GET;
+        if (memcmp(s, "PUT", 3) == 0) return HTTP_METHOD_PUT;
+        break;
+    case 4:
+        if (memcmp(s, "POST", 4) == 0) return HTTP_METHOD_POST;
+        if (memcmp(s, "HEAD", 4) == 0) return HTTP_METHOD_HEAD;
+        break;
+    case 5:
+        if (memcmp(s, "PATCH", 5) == 0) return HTTP_METHOD_PATCH;
+        if (memcmp(s, "TRACE", 5) == 0) return HTTP_METHOD_TRACE;
+        break;
+    case 6:
+        if (memcmp(s, "DELETE", 6) == 0) return HTTP_METHOD_DELETE;
+        break;
+    case 7:
+        if (memcmp(s, "OPTIONS", 7) == 0) return HTTP_METHOD_OPTIONS;
+        if (memcmp(s, "CONNECT", 7) == 0) return HTTP_METHOD_CONNECT;
+        break;
+    default: break;
+    }
+    return HTTP_METHOD_OTHER;
+}
+
+/* Checks "HTTP/d.d" at pos, byte by byte as far as bytes are present.
+ * Returns 8 (and the minor version) when complete, 0 when more bytes are
+ * needed, or an error with *at set to the offending byte. */
+static int http__version(const unsigned char *b, size_t pos, size_t end, int *minor, size_t *at)
+{
+    size_t i;
+    if (HTTP__LIKELY(end - pos >= 8)) {
+        if (memcmp(b + pos, "HTTP/1.1", 8) == 0) {
+            *minor = 1;
+            return 8;
+        }
+        if (memcmp(b + pos, "HTTP/1.0", 8) == 0) {
+            *minor = 0;
+            return 8;
+        }
+    }
+    for (i = 0; i < 8; i++) {
+        unsigned c;
+        if (pos + i >= end) return 0;
+        c = b[pos + i];
+        *at = pos + i;
+        if (i < 5) {
+            if (c != (unsigned char)"HTTP/"[i]) return HTTP_ERR_BAD_VERSION;
+        } else if (i == 6) {
+            if (c != '.') return HTTP_ERR_BAD_VERSION;
+        } else {
+            if (c - '0' > 9) return HTTP_ERR_BAD_VERSION;
+            if (i == 5 && c != '1') return HTTP_ERR_VERSION_NOT_SUPPORTED;
+        }
+    }
+    *minor = b[pos + 7] - '0';
+    return 8;
+}
+
+/* Checks the form of a request-target against its method. */
+static bool http__target_ok(http_method_id method, const unsigned char *t, size_t n,
+                            http_target_form *form)
+{
+    size_t i;
+    if (method == HTTP_METHOD_CONNECT) {
+        /* authority-form: host ":" port, no '/', '?', '#' or '@' */
+        size_t colon = n;
+        for (i = 0; i < n; i++) {
+            if (t[i] == '/' || t[i] == '?' || t[i] == '#' || t[i] == '@') return false;
+            if (t[i] == ':') colon = i;
+        }
+        if (colon == 0 || colon >= n - 1) return false;
+        for (i = colon + 1; i < n; i++)
+            if ((unsigned)t[i] - '0' > 9u) return false;
+        *form = HTTP_TARGET_AUTHORITY;
+        return true;
+    }
+    if (t[0] == '/') {
+        *form = HTTP_TARGET_ORIGIN;
+        return true;
+    }
+    if (n == 1 && t[0] == '*') {
+        *form = HTTP_TARGET_ASTERISK;
+        return method == HTTP_METHOD_OPTIONS;
+    }
+    /* absolute-form: scheme ":" ... */
+    if (!((unsigned)(t[0] | 0x20) - 'a' < 26u)) return false;
+    for (i = 1; i < n; i++) {
+        unsigned c = t[i];
+        if (c == ':') break;
+        if (!((c | 0x20) - 'a' < 26u || c - '0' < 10u || c == '+' || c == '-' || c == '.'))
+            return false;
+    }
+    if (i >= n - 1) return false;
+    *form = HTTP_TARGET_ABSOLUTE;
+    return true;
+}
+
+/* ---- facts from the fields ------------------------------------------------------- */
+
+static bool http__cl_value(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+    if (n == 0) return false;
+    for (i = 0; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9) return false;
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Calls fn for each element of a comma-separated list, trimmed. */
+typedef struct http__list {
+    const char *p, *end;
+} http__list;
+
+static bool http__list_next(http__list *l, http_str *el)
+{
+    while (l->p < l->end) {
+        const char *s = l->p, *e = s;
+        while (e < l->end && *e != ',') e++; /* (lists are short: no memchr call) */
+        l->p = e < l->end ? e + 1 : e;
+        while (s < e && (*s == ' ' || *s == '\t')) s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if (e > s) {
+            el->ptr = s;
+            el->len = (size_t)(e - s);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Bit (first letter & 31) of http__fact_tab[length] is set for the names
+ * http__facts reads: host, expect, upgrade, connection, content-length,
+ * transfer-encoding. A cheap filter that skips every other field. */
+static const uint32_t http__fact_tab[18] = {
+    0, 0, 0, 0, 1u << ('h' & 31), 0, 1u << ('e' & 31), 1u << ('u' & 31), 0, 0,
+    1u << ('c' & 31), 0, 0, 0, 1u << ('c' & 31), 0, 0, 1u << ('t' & 31)};
+
+/* Works out body, keep-alive, upgrade and expectations; checks framing. */
+static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
+{
+    int hosts = 0, te = 0, chunked_count = 0;
+    bool last_chunked = false, other = false, upgrade_field = false;
+    bool request = p->kind == HTTP_KIND_REQUEST;
+    size_t te_at = 0, cl_at = 0;
+    const http_header *f = m->headers, *fend = f ? f + m->num_headers : f;
+
+    for (; f < fend; f++) {
+        const char *nm = f->name.ptr;
+        http__list l;
+        http_str el;
+        if (HTTP__LIKELY(f->name.len >= 18 ||
+                         !((http__fact_tab[f->name.len] >> (nm[0] & 31)) & 1)))
+            continue;
+        switch (f->name.len) {
+        case 4:
+            if (http__ieq_tok(nm, "host", 4) && ++hosts > 1 && request)
+                return http__fail(p, HTTP_ERR_MULTIPLE_HOST, (size_t)(nm - buf));
+            break;
+        case 6:
+            if (http__ieq_tok(nm, "expect", 6)) {
+                if (f->value.len == 12 && http__ieq_tok(f->value.ptr, "100-continue", 12))
+                    m->expect_continue = true;
+                else
+                    m->expect_unknown = true;
+            }
+            break;
+        case 7:
+            if (http__ieq_tok(nm, "upgrade", 7)) upgrade_field = true;
+            break;
+        case 10:
+            if (!http__ieq_tok(nm, "connection", 10)) break;
+            l.p = f->value.ptr;
+            l.end = f->value.ptr + f->value.len;
+            while (http__list_next(&l, &el)) {
+                if (el.len == 5 && http__ieq_tok(el.ptr, "close", 5)) m->connection_close = true;
+                else if (el.len == 10 && http__ieq_tok(el.ptr, "keep-alive", 10))
+                    m->connection_keep_alive = true;
+                else if (el.len == 7 && http__ieq_tok(el.ptr, "upgrade", 7))
+                    m->connection_upgrade = true;
+            }
+            break;
+        case 14: {
+            uint64_t v;
+            if (!http__ieq_tok(nm, "content-length", 14)) break;
+            if (!http__cl_value(f->value.ptr, f->value.len, &v))
+                return http__fail(p, HTTP_ERR_CL_INVALID, (size_t)(f->value.ptr - buf));
+            if (m->has_content_length && v != m->content_length)
+                return http__fail(p, HTTP_ERR_CL_MULTIPLE, (size_t)(f->value.ptr - buf));
+            m->has_content_length = true;
+            m->content_length = v;
+            cl_at = (size_t)(nm - buf);
+            break;
+        }
+        case 17:
+            if (!http__ieq_tok(nm, "transfer-encoding", 17)) break;
+            if (!te) te_at = (size_t)(nm - buf);
+            te = 1;
+            l.p = f->value.ptr;
+            l.end = f->value.ptr + f->value.len;
+            while (http__list_next(&l, &el)) {
+                if (last_chunked) other = true; /* something after chunked */
+                last_chunked = el.len == 7 && http__ieq_tok(el.ptr, "chunked", 7);
+                if (last_chunked) chunked_count++;
+                else other = true;
+            }
+            break;
+        default: break;
+        }
+    }
+    if (m->version_minor == 0 && m->connection_keep_alive && !m->connection_close)
+        m->keep_alive = true;
+    else if (m->version_minor >= 1 && !m->connection_close)
+        m->keep_alive = true;
+    if (m->version_minor == 0) m->expect_continue = false;
+
+    if (te) {
+        if (m->has_content_length)
+            return http__fail(p, HTTP_ERR_CL_AND_TE, te_at > cl_at ? te_at : cl_at);
+        if (m->version_minor == 0) return http__fail(p, HTTP_ERR_TE_HTTP10, te_at);
+    }
+
+    if (request) {
+        if (m->method == HTTP_METHOD_CONNECT) {
+            m->upgrade = true;
+            m->body = HTTP_BODY_NONE;
+            return 0;
+        }
+        m->upgrade = m->connection_upgrade && upgrade_field;
+        if (te) {
+            if (!last_chunked || chunked_count > 1)
+                return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
+            if (other) return http__fail(p, HTTP_ERR_TE_UNSUPPORTED, te_at);
+            m->body = HTTP_BODY_CHUNKED;
+            m->chunked = true;
+        } else if (m->has_content_length && m->content_length > 0) {
+            m->body = HTTP_BODY_LENGTH;
+        }
+        return 0;
+    }
+
+    /* responses */
+    if (m->status == 101) m->upgrade = true;
+    if ((p->flags & HTTP__F_RESP_CONNECT) && m->status / 100 == 2) {
+        m->upgrade = true;
+        m->body = HTTP_BODY_NONE;
+        return 0;
+    }
+    if (m->status < 200 || m->status == 204 || m->status == 304 ||
+        (p->flags & HTTP__F_RESP_HEAD)) {
+        m->body = HTTP_BODY_NONE;
+        return 0;
+    }
+    if (te) {
+        if (last_chunked && chunked_count == 1) {
+            m->body = HTTP_BODY_CHUNKED;
+            m->chunked = true;
+            m->other_codings = other;
+        } else if (chunked_count > (last_chunked ? 1 : 0)) {
+            return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
+        } else {
+            m->body = HTTP_BODY_UNTIL_CLOSE;
+            m->other_codings = true;
+        }
+    } else if (m->has_content_length) {
+        m->body = m->content_length > 0 ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
+    } else {
+        m->body = HTTP_BODY_UNTIL_CLOSE;
+    }
+    if (m->body == HTTP_BODY_UNTIL_CLOSE) m->keep_alive = false;
+    return 0;
+}
+
+/* ---- http_parse_head ------------------------------------------------------------ */
+
+
+HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, http_message *m,
+                             http_header *headers, size_t max)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t pos = p->pos, mark = p->mark, end, limit, ls, lim;
+    bool lenient = (p->flags & HTTP__F_LENIENT) != 0;
+    ptrdiff_t r;
+    int e, minor = 1;
+    unsigned char c;
+
+    if (HTTP__UNLIKELY(p->state >= HTTP__S_BODY_LENGTH)) {
+        if (p->state == HTTP__S_ERROR) return HTTP_ERR_BAD_METHOD - (int)p->err;
+        return -EINVAL; /* a body is in progress */
+    }
+    if (p->state != HTTP__S_START && (p->flags & HTTP__F_OFFSETS)) {
+        http__rebase(p, m, headers, p->nfields, buf, false);
+        p->flags &= (uint8_t)~HTTP__F_OFFSETS;
+    }
+    m->headers = headers;
+    limit = max < p->max_headers ? max : p->max_headers;
+    if (!headers) limit = 0;
+    end = len < p->max_head ? len : p->max_head;
+
+    switch (p->state) {
+    case HTTP__S_START: break;
+    case HTTP__S_METHOD: goto method;
+    case HTTP__S_TARGET: goto target;
+    case HTTP__S_REQ_VERSION: goto req_version;
+    case HTTP__S_STATUS_LINE: goto status_line;
+    case HTTP__S_REASON: goto reason;
+    default: goto fields;
+    }
+
+    /* empty lines before the start line */
+    for (;;) {
+        if (pos >= end) goto more;
+        c = b[pos];
+        if (c == '\r') {
+            if (pos + 1 >= end) goto more;
+            if (b[pos + 1] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos);
+            pos += 2;
+        } else if (c == '\n') {
+            if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
+            pos++;
+        } else {
+            break;
+        }
+    }
+    mark = pos;
+    if (p->kind == HTTP_KIND_RESPONSE) {
+        p->state = HTTP__S_STATUS_LINE;
+        goto status_line;
+    }
+
+    /* request line: method SP target SP version CRLF */
+    p->state = HTTP__S_METHOD;
+    if (HTTP__LIKELY(end - pos >= 4) && memcmp(b + pos, "GET ", 4) == 0) {
+        m->method = HTTP_METHOD_GET;
+        pos += 3;
+    } else {
+    method:
+        lim = mark + p->max_line + 1; /* scan no further than the first byte too many */
+        pos = http__scan_token(b, pos, end < lim ? end : lim);
+        if (pos - mark > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
+        if (pos >= end) goto more;
+        if (b[pos] != ' ' || pos == mark) return http__fail(p, HTTP_ERR_BAD_METHOD, pos);
+        m->method = http__method(b + mark, pos - mark);
+    }
+    m->method_name.ptr = buf + mark;
+    m->method_name.len = pos - mark;
+    p->state = HTTP__S_TARGET;
+    mark = ++pos;
+target:
+    ls = (size_t)(m->method_name.ptr - buf);
+    lim = ls + p->max_line + 1;
+    pos = http__scan_target(b, pos, end < lim ? end : lim);
+    if (pos - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
+    if (pos >= end) goto more;
+    c = b[pos];
+    if (c != ' ' || pos == mark) {
+        e = (c == '\r' || c == '\n') && pos > mark ? HTTP_ERR_BAD_VERSION : HTTP_ERR_BAD_TARGET;
+        return http__fail(p, e, pos);
+    }
+    m->target.ptr = buf + mark;
+    m->target.len = pos - mark;
+    if (HTTP__UNLIKELY(!http__target_ok(m->method, b + mark, pos - mark, &m->target_form)))
+        return http__fail(p, HTTP_ERR_BAD_TARGET, mark);
+    p->state = HTTP__S_REQ_VERSION;
+    pos++;
+req_version:
+    ls = (size_t)(m->method_name.ptr - buf);
+    {
+        size_t at = pos;
+        e = http__version(b, pos, end, &minor, &at);
+        if (e < 0) return http__fail(p, e, at);
+        if (e == 0) goto more;
+    }
+    if (pos + 8 - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos + 8);
+    m->version_major = 1;
+    m->version_minor = minor;
+    if (pos + 8 >= end) goto more;
+    c = b[pos + 8];
+    if (HTTP__LIKELY(c == '\r')) {
+        if (pos + 9 >= end) goto more;
+        if (b[pos + 9] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos + 8);
+        pos += 10;
+    } else if (c == '\n') {
+        if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos + 8);
+        pos += 9;
+    } else {
+        return http__fail(p, HTTP_ERR_BAD_VERSION, pos + 8);
+    }
+    goto fields_start;
+
+status_line : {
+    /* "HTTP/d.d SP ddd" then SP reason or the line end */
+    size_t at = pos;
+    unsigned st;
+    int i;
+    e = http__version(b, pos, end, &minor, &at);
+    if (e < 0) return http__fail(p, e, at);
+    if (e == 0) goto more;
+    for (i = 8; i < 12; i++) {
+        if (pos + (size_t)i >= end) goto more;
+        c = b[pos + (size_t)i];
+        if (i == 8 ? c != ' ' : (unsigned)(c - '0') > 9u)
+            return http__fail(p, HTTP_ERR_BAD_STATUS, pos + (size_t)i);
+    }
+    st = (unsigned)(b[pos + 9] - '0') * 100 + (unsigned)(b[pos + 10] - '0') * 10 +
+         (unsigned)(b[pos + 11] - '0');
+    if (st < 100) return http__fail(p, HTTP_ERR_BAD_STATUS, pos + 9);
+    if (pos + 12 >= end) goto more;
+    c = b[pos + 12];
+    if (c != ' ' && c != '\r' && c != '\n') return http__fail(p, HTTP_ERR_BAD_STATUS, pos + 12);
+    m->version_major = 1;
+    m->version_minor = minor;
+    m->status = (int)st;
+    pos += c == ' ' ? 13 : 12;
+    mark = pos;
+    p->state = HTTP__S_REASON;
+}
+reason:
+    pos = http__scan_value(b, pos, end);
+    if (pos >= end) goto more;
+    c = b[pos];
+    if (c == '\r') {
+        if (pos + 1 >= end) goto more;
+        if (b[pos + 1] != '\n') return http__fail(p, HTTP_ERR_BARE_CR, pos);
+        m->reason.ptr = buf + mark;
+        m->reason.len = pos - mark;
+        pos += 2;
+    } else if (c == '\n') {
+        if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, pos);
+        m->reason.ptr = buf + mark;
+        m->reason.len = pos - mark;
+        pos++;
+    } else {
+        return http__fail(p, c == 0 ? HTTP_ERR_HEADER_VALUE_NUL : HTTP_ERR_HEADER_VALUE_CTL, pos);
+    }
+
+fields_start:
+    p->state = HTTP__S_FIELD_START;
+    p->nfields = 0;
+fields:
+    r = http__fields(p, b, pos, end, len, headers, limit);
+    if (r < 0) return (int)r;
+    if (r == 0) {
+        http__rebase(p, m, headers, p->nfields, buf, true);
+        p->flags |= HTTP__F_OFFSETS;
+        return 0;
+    }
+    m->num_headers = p->nfields;
+    /* every field not set while parsing (the message is not zeroed first) */
+    if (p->kind == HTTP_KIND_REQUEST) {
+        m->status = 0;
+        m->reason.ptr = NULL;
+        m->reason.len = 0;
+    } else {
+        m->method = HTTP_METHOD_OTHER;
+        m->method_name.ptr = m->target.ptr = NULL;
+        m->method_name.len = m->target.len = 0;
+        m->target_form = HTTP_TARGET_NONE;
+    }
+    m->body = HTTP_BODY_NONE;
+    m->content_length = 0;
+    m->has_content_length = m->chunked = m->keep_alive = m->upgrade = false;
+    m->expect_continue = m->expect_unknown = m->connection_close = false;
+    m->connection_keep_alive = m->connection_upgrade = m->other_codings = false;
+    if (p->kind == HTTP_KIND_RESPONSE && m->status >= 200) p->flags |= HTTP__F_FINAL;
+    else p->flags &= (uint8_t)~HTTP__F_FINAL;
+    e = http__facts(p, m, buf);
+    if (e < 0) return e;
+    switch (m->body) {
+    case HTTP_BODY_NONE: http__done(p); break;
+    case HTTP_BODY_LENGTH:
+        p->state = HTTP__S_BODY_LENGTH;
+        p->remaining = m->content_length;
+        break;
+    case HTTP_BODY_CHUNKED:
+        p->state = HTTP__S_CHUNK_SIZE;
+        p->remaining = 0;
+        p->aux = 0;
+        break;
+    case HTTP_BODY_UNTIL_CLOSE: p->state = HTTP__S_BODY_EOF; break;
+    }
+    p->pos = p->mark = 0;
+    p->nfields = 0;
+    return (int)r;
+
+more:
+    if (end < len) return http__fail(p, HTTP_ERR_HEAD_TOO_LARGE, end);
+    p->pos = (uint32_t)pos;
+    p->mark = (uint32_t)mark;
+    if (p->state > HTTP__S_START) {
+        http__rebase(p, m, headers, p->nfields, buf, true);
+        p->flags |= HTTP__F_OFFSETS;
+    }
+    return 0;
+}
+
+/* ---- http_parse_body -------------------------------------------------------------- */
+
+HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, http_body *bd)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t i = 0, n, end;
+    bool lenient = (p->flags & HTTP__F_LENIENT) != 0;
+    bool have_data = false;
+    ptrdiff_t r;
+    int d;
+
+    bd->data.ptr = buf;
+    bd->data.len = 0;
+    bd->consumed = 0;
+    bd->num_trailers = 0;
+
+    for (;;) {
+        switch (p->state) {
+        case HTTP__S_ERROR: return HTTP_ERR_BAD_METHOD - (int)p->err;
+        case HTTP__S_BODY_LENGTH:
+            n = len - i;
+            if (n > p->remaining) n = (size_t)p->remaining;
+            bd->data.ptr = buf + i;
+            bd->data.len = n;
+            p->remaining -= n;
+            bd->consumed = i + n;
+            if (p->remaining == 0) {
+                http__done(p);
+                return 1;
+            }
+            return 0;
+        case HTTP__S_BODY_EOF:
+            bd->data.ptr = buf + i;
+            bd->data.len = len - i;
+            bd->consumed = len;
+            return 0;
+        case HTTP__S_CHUNK_SIZE:
+            for (;;) {
+                unsigned char c;
+                if (i >= len) goto out;
+                c = b[i];
+                d = http__hexval(c);
+                if (d >= 0) {
+                    if (p->aux >= p->max_digits)
+                        return http__fail(p, HTTP_ERR_CHUNK_TOO_LARGE, i);
+                    p->remaining = (p->remaining << 4) | (uint64_t)d;
+                    p->aux++;
+                    i++;
+                    continue;
+                }
+                if (p->aux == 0) return http__fail(p, HTTP_ERR_CHUNK_SIZE, i);
+                if (c == ';') {
+                    p->state = HTTP__S_CHUNK_EXT;
+                    p->aux = 1; /* the ';' counts */
+                    i++;
+                } else if (c == '\r') {
+                    p->state = HTTP__S_CHUNK_SIZE_LF;
+                    i++;
+                } else if (c == '\n') {
+                    if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, i);
+                    i++;
+                    goto size_line_done;
+                } else {
+                    return http__fail(p, HTTP_ERR_CHUNK_SIZE, i);
+                }
+                break;
+            }
+            break;
+        case HTTP__S_CHUNK_EXT:
+            end = len;
+            if (end - i > (size_t)(p->max_ext - p->aux) + 1) end = i + (p->max_ext - p->aux) + 1;
+            n = http__scan_value(b, i, end);
+            if (n - i > (size_t)(p->max_ext - p->aux))
+                return http__fail(p, HTTP_ERR_CHUNK_EXT_TOO_LONG, n);
+            p->aux = (uint16_t)(p->aux + (n - i));
+            i = n;
+            if (i >= len) goto out;
+            if (b[i] == '\r') {
+                p->state = HTTP__S_CHUNK_SIZE_LF;
+                i++;
+            } else if (b[i] == '\n') {
+                if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, i);
+                i++;
+                goto size_line_done;
+            } else {
+                return http__fail(p, HTTP_ERR_CHUNK_EXT, i);
+            }
+            break;
+        case HTTP__S_CHUNK_SIZE_LF:
+            if (i >= len) goto out;
+            if (b[i] != '\n') return http__fail(p, HTTP_ERR_CHUNK_CRLF, i);
+            i++;
+        size_line_done:
+            p->aux = 0;
+            if (p->remaining == 0) {
+                /* last chunk: a trailer section follows */
+                p->state = HTTP__S_FIELD_START;
+                p->flags |= HTTP__F_TRAILER;
+                p->pos = p->mark = 0;
+                p->nfields = 0;
+            } else {
+                p->state = HTTP__S_CHUNK_DATA;
+            }
+            break;
+        case HTTP__S_CHUNK_DATA:
+            if (have_data) goto out; /* one piece per call */
+            if (i >= len) goto out;
+            n = len - i;
+            if (n > p->remaining) n = (size_t)p->remaining;
+            bd->data.ptr = buf + i;
+            bd->data.len = n;
+            have_data = true;
+            i += n;
+            p->remaining -= n;
+            if (p->remaining == 0) p->state = HTTP__S_CHUNK_DATA_CR;
+            break;
+        case HTTP__S_CHUNK_DATA_CR:
+            if (i >= len) goto out;
+            if (b[i] == '\r') {
+                p->state = HTTP__S_CHUNK_DATA_LF;
+                i++;
+            } else if (b[i] == '\n' && lenient) {
+                p->state = HTTP__S_CHUNK_SIZE;
+                i++;
+            } else {
+                return http__fail(p, b[i] == '\n' ? HTTP_ERR_BARE_LF : HTTP_ERR_CHUNK_CRLF, i);
+            }
+            break;
+        case HTTP__S_CHUNK_DATA_LF:
+            if (i >= len) goto out;
+            if (b[i] != '\n') return http__fail(p, HTTP_ERR_CHUNK_CRLF, i);
+            p->state = HTTP__S_CHUNK_SIZE;
+            i++;
+            break;
+        case HTTP__S_FIELD_START:
+        case HTTP__S_NAME:
+        case HTTP__S_VALUE: {
+            size_t limit = p->max_headers, tl = len - i;
+            http_header *h = bd->trailers;
+            if (!(p->flags & HTTP__F_TRAILER)) return -EINVAL; /* a head is in progress */
+            if (h) {
+                if (bd->trailers_cap < limit) limit = bd->trailers_cap;
+                if (p->flags & HTTP__F_OFFSETS) {
+                    http__rebase(p, NULL, h, p->nfields, buf + i, false);
+                    p->flags &= (uint8_t)~HTTP__F_OFFSETS;
+                }
+            }
+            end = tl < p->max_head ? tl : p->max_head;
+            r = http__fields(p, b + i, p->pos, end, tl, h, limit);
+            if (r < 0) {
+                p->pos += (uint32_t)i;
+                return (int)r;
+            }
+            if (r == 0) {
+                if (h) {
+                    http__rebase(p, NULL, h, p->nfields, buf + i, true);
+                    p->flags |= HTTP__F_OFFSETS;
+                }
+                goto out;
+            }
+            bd->num_trailers = h ? p->nfields : 0;
+            bd->consumed = i + (size_t)r;
+            http__done(p);
+            return 1;
+        }
+        default: /* HTTP__S_START and start-line states: no body in progress */
+            if (p->state == HTTP__S_START && p->pos == 0) return 1;
+            return -EINVAL;
+        }
+    }
+out:
+    bd->consumed = i;
+    return 0;
+}
+
+HTTP_API int http_parse_finish(http_msg_parser *p)
+{
+    switch (p->state) {
+    case HTTP__S_ERROR: return HTTP_ERR_BAD_METHOD - (int)p->err;
+    case HTTP__S_BODY_EOF: http__done(p); return 1;
+    case HTTP__S_START: return 0; /* at most empty lines were seen */
+    default: return http__fail(p, HTTP_ERR_INCOMPLETE, p->pos);
+    }
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+HTTP_API int http_parse_target(const char *t, size_t n, http_url *u)
+{
+    const char *p = t, *end = t + n, *q;
+    memset(u, 0, sizeof *u);
+    if (n == 0) return HTTP_ERR_BAD_TARGET;
+    if (n == 1 && t[0] == '*') {
+        u->path.ptr = t;
+        u->path.len = 1;
+        return 0;
+    }
+    if (t[0] != '/') {
+        /* absolute-form (scheme "://" authority ...) or authority-form */
+        const char *colon = (const char *)memchr(t, ':', n);
+        bool scheme = colon && colon > t && end - colon >= 3 && colon[1] == '/' && colon[2] == '/';
+        if (scheme) {
+            for (q = t; q < colon; q++) {
+                unsigned c = (unsigned char)*q;
+                if (!((c | 0x20) - 'a' < 26u || (q > t && (c - '0' < 10u || c == '+' ||
+                                                            c == '-' || c == '.'))))
+                    return HTTP_ERR_BAD_TARGET;
+            }
+            u->scheme.ptr = t;
+            u->scheme.len = (size_t)(colon - t);
+            p = colon + 3;
+            for (q = p; q < end && *q != '/' && *q != '?' && *q != '#'; q++) {}
+            u->authority.ptr = p;
+            u->authority.len = (size_t)(q - p);
+            p = q;
+        } else {
+            for (q = t; q < end; q++)
+                if (*q == '/' || *q == '?' || *q == '#' || *q == '@') return HTTP_ERR_BAD_TARGET;
+            if (!colon || colon == t) return HTTP_ERR_BAD_TARGET;
+            u->authority.ptr = t;
+            u->authority.len = n;
+            return 0;
+        }
+    }
+    for (q = p; q < end && *q != '?' && *q != '#'; q++) {}
+    u->path.ptr = p;
+    u->path.len = (size_t)(q - p);
+    if (q < end && *q == '?') {
+        const char *s = ++q;
+        for (; q < end && *q != '#'; q++) {}
+        u->query.ptr = s;
+        u->query.len = (size_t)(q - s);
+    }
+    if (q < end && *q == '#') {
+        u->fragment.ptr = q + 1;
+        u->fragment.len = (size_t)(end - q - 1);
+    }
+    return 0;
+}
+
+HTTP_API void http_query_init(http_query_iter *it, const char *query, size_t len)
+{
+    it->pos = query;
+    it->end = query + len;
+    if (len && *query == '?') it->pos++;
+}
+
+HTTP_API int http_query_next(http_query_iter *it, http_str *key, http_str *value)
+{
+    while (it->pos < it->end) {
+        const char *s = it->pos;
+        const char *amp = (const char *)memchr(s, '&', (size_t)(it->end - s));
+        const char *e = amp ? amp : it->end;
+        const char *eq;
+        it->pos = amp ? amp + 1 : it->end;
+        if (e == s) continue;
+        eq = (const char *)memchr(s, '=', (size_t)(e - s));
+        key->ptr = s;
+        key->len = (size_t)((eq ? eq : e) - s);
+        if (eq) {
+            value->ptr = eq + 1;
+            value->len = (size_t)(e - eq - 1);
+        } else {
+            value->ptr = NULL;
+            value->len = 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+HTTP_API ptrdiff_t http_percent_decode(char *out, size_t cap, const char *in, size_t len,
+                                       unsigned flags)
+{
+    size_t i = 0, o = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi, lo;
+            if (len - i < 3) return HTTP_ERR_BAD_TARGET;
+            hi = http__hexval((unsigned char)in[i + 1]);
+            lo = http__hexval((unsigned char)in[i + 2]);
+            if (hi < 0 || lo < 0) return HTTP_ERR_BAD_TARGET;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 3;
+        } else {
+            if (c == '+' && (flags & HTTP_DECODE_PLUS)) c = ' ';
+            i++;
+        }
+        if (o >= cap) return -ENOBUFS;
+        out[o++] = (char)c;
+    }
+    return (ptrdiff_t)o;
+}
+
+HTTP_API bool http_str_ieq(http_str s, const char *lit)
+{
+    size_t i;
+    for (i = 0; i < s.len; i++) {
+        if (!lit[i]) return false;
+        if (http__lower((unsigned char)s.ptr[i]) != http__lower((unsigned char)lit[i]))
+            return false;
+    }
+    return lit[i] == 0;
+}
+
+HTTP_API const http_header *http_header_find(const http_header *h, size_t n, const char *name,
+                                             const http_header *after)
+{
+    size_t i = after ? (size_t)(after - h) + 1 : 0, nl = strlen(name);
+    for (; i < n; i++)
+        if (h[i].name.len == nl && http_str_ieq(h[i].name, name)) return &h[i];
+    return NULL;
+}
+
+HTTP_API const http_str *http_header_get(const http_message *m, const char *name)
+{
+    const http_header *h = http_header_find(m->headers, m->num_headers, name, NULL);
+    return h ? &h->value : NULL;
+}
+
+HTTP_API bool http_list_has(http_str value, const char *token)
+{
+    http__list l;
+    http_str el;
+    l.p = value.ptr;
+    l.end = value.ptr + value.len;
+    while (http__list_next(&l, &el))
+        if (http_str_ieq(el, token)) return true;
+    return false;
+}
+
+static const char *const http__method_names[HTTP_METHOD_COUNT] = {
+    "", "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+HTTP_API const char *http_method_name(http_method_id m)
+{
+    return (unsigned)m < HTTP_METHOD_COUNT ? http__method_names[m] : "";
+}
+
+HTTP_API http_method_id http_method_from(const char *s, size_t len)
+{
+    return http__method((const unsigned char *)s, len);
+}
+
+HTTP_API const char *http_status_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 207: return "Multi-Status";
+    case 208: return "Already Reported";
+    case 226: return "IM Used";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 510: return "Not Extended";
+    case 511: return "Network Authentication Required";
+    default: return "";
+    }
+}
+
+/* ---- serializer --------------------------------------------------------------------- */
+
+HTTP_API size_t http_format_uint(char out[HTTP_UINT_MAX_LEN], uint64_t v)
+{
+    char tmp[HTTP_UINT_MAX_LEN];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+    return n;
+}
+
+static bool http__token_ok(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0) return false;
+    for (i = 0; i < n; i++)
+        if (!(http__cls[(unsigned char)s[i]] & HTTP__C_TCHAR)) return false;
+    return true;
+}
+
+static bool http__value_ok(const char *s, size_t n)
+{
+    return http__scan_value((const unsigned char *)s, 0, n) == n;
+}
+
+static bool http__fields_ok(const http_header *h, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (!http__token_ok(h[i].name.ptr, h[i].name.len)) return false;
+        if (h[i].value.len && !http__value_ok(h[i].value.ptr, h[i].value.len)) return false;
+    }
+    return true;
+}
+
+/* Appends bytes while they fit; always counts. */
+typedef struct http__out {
+    char *buf;
+    size_t cap, len;
+} http__out;
+
+static void http__put(http__out *o, const char *s, size_t n)
+{
+    if (o->len < o->cap) {
+        size_t room = o->cap - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void http__put_fields(http__out *o, const http_header *h, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        http__put(o, h[i].name.ptr, h[i].name.len);
+        http__put(o, ": ", 2);
+        if (h[i].value.len) http__put(o, h[i].value.ptr, h[i].value.len);
+        http__put(o, "\r\n", 2);
+    }
+    http__put(o, "\r\n", 2);
+}
+
+/* "HTTP/1.1 ddd reason\r\n" into line (room for 16 + strlen(reason)). */
+static size_t http__status_line(char *line, int status, const char *reason, size_t rlen)
+{
+    memcpy(line, "HTTP/1.1 ", 9);
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    line[12] = ' ';
+    memcpy(line + 13, reason, rlen);
+    line[13 + rlen] = '\r';
+    line[14 + rlen] = '\n';
+    return 15 + rlen;
+}
+
+HTTP_API ptrdiff_t http_format_response(char *buf, size_t cap, int status, const char *reason,
+                                        const http_header *headers, size_t n)
+{
+    http__out o;
+    size_t rlen;
+    if (status < 100 || status > 999) return -EINVAL;
+    if (!reason) reason = http_status_reason(status);
+    rlen = strlen(reason);
+    if (!http__value_ok(reason, rlen) || !http__fields_ok(headers, n)) return -EINVAL;
+    o.buf = buf;
+    o.cap = cap;
+    o.len = 0;
+    if (cap >= 15 + rlen) o.len = http__status_line(buf, status, reason, rlen);
+    else o.len = 15 + rlen;
+    http__put_fields(&o, headers, n);
+    return (ptrdiff_t)o.len;
+}
+
+HTTP_API ptrdiff_t http_format_request(char *buf, size_t cap, const char *method,
+                                       const char *target, const http_header *headers, size_t n)
+{
+    http__out o;
+    size_t ml = strlen(method), tl = strlen(target);
+    if (!http__token_ok(method, ml) || tl == 0 ||
+        http__scan_cls_c((const unsigned char *)target, 0, tl, HTTP__C_TARGET) != tl ||
+        !http__fields_ok(headers, n))
+        return -EINVAL;
+    o.buf = buf;
+    o.cap = cap;
+    o.len = 0;
+    http__put(&o, method, ml);
+    http__put(&o, " ", 1);
+    http__put(&o, target, tl);
+    http__put(&o, " HTTP/1.1\r\n", 11);
+    http__put_fields(&o, headers, n);
+    return (ptrdiff_t)o.len;
+}
+
+HTTP_API int http_response_iov(struct iovec *iov, int iovcnt, char *line, size_t line_cap,
+                               int status, const char *reason, const http_header *headers,
+                               size_t n)
+{
+    static const char sep[] = ": ", crlf[] = "\r\n";
+    size_t rlen, i;
+    int k = 0;
+    if (status < 100 || status > 999) return -EINVAL;
+    if (!reason) reason = http_status_reason(status);
+    rlen = strlen(reason);
+    if (!http__value_ok(reason, rlen) || !http__fields_ok(headers, n)) return -EINVAL;
+    if (line_cap < 15 + rlen || iovcnt < 0 || n > ((size_t)iovcnt - 2) / 4 || iovcnt < 2)
+        return -ENOBUFS;
+    iov[k].iov_base = line;
+    iov[k++].iov_len = http__status_line(line, status, reason, rlen);
+    for (i = 0; i < n; i++) {
+        iov[k].iov_base = (void *)(uintptr_t)headers[i].name.ptr;
+        iov[k++].iov_len = headers[i].name.len;
+        iov[k].iov_base = (void *)(uintptr_t)sep;
+        iov[k++].iov_len = 2;
+        iov[k].iov_base = (void *)(uintptr_t)headers[i].value.ptr;
+        iov[k++].iov_len = headers[i].value.len;
+        iov[k].iov_base = (void *)(uintptr_t)crlf;
+        iov[k++].iov_len = 2;
+    }
+    iov[k].iov_base = (void *)(uintptr_t)crlf;
+    iov[k++].iov_len = 2;
+    return k;
+}
+
+HTTP_API size_t http_chunk_header(char out[HTTP_CHUNK_HEADER_MAX], uint64_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    int shift = 60;
+    while (shift > 0 && ((size >> shift) & 0xf) == 0) shift -= 4;
+    for (; shift >= 0; shift -= 4) out[n++] = hex[(size >> shift) & 0xf];
+    out[n++] = '\r';
+    out[n++] = '\n';
+    out[n] = 0;
+    return n;
+}
+
+HTTP_API int http_chunk_iov(struct iovec iov[3], char hdr[HTTP_CHUNK_HEADER_MAX],
+                            const void *data, size_t len)
+{
+    static const char crlf[] = "\r\n";
+    if (len == 0) return 0;
+    iov[0].iov_base = hdr;
+    iov[0].iov_len = http_chunk_header(hdr, len);
+    iov[1].iov_base = (void *)(uintptr_t)data;
+    iov[1].iov_len = len;
+    iov[2].iov_base = (void *)(uintptr_t)crlf;
+    iov[2].iov_len = 2;
+    return 3;
+}
+
+HTTP_API ptrdiff_t http_chunk_last(char *buf, size_t cap, const http_header *trailers, size_t n)
+{
+    http__out o;
+    if (!http__fields_ok(trailers, n)) return -EINVAL;
+    o.buf = buf;
+    o.cap = cap;
+    o.len = 0;
+    http__put(&o, "0\r\n", 3);
+    http__put_fields(&o, trailers, n);
+    return (ptrdiff_t)o.len;
+}
+
+HTTP_API size_t http_format_date(char out[HTTP_DATE_LEN + 1], int64_t t)
+{
+    static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int64_t z, era, secs;
+    unsigned doe, yoe, doy, mp, d, mo, hh, mm, ss, wd;
+    int64_t y;
+    if (t < 0 || t > INT64_C(253402300799)) return 0; /* 9999-12-31T23:59:59 */
+    z = t / 86400;
+    secs = t % 86400;
+    wd = (unsigned)(z % 7);
+    /* days since 1970 to a civil date (proleptic Gregorian) */
+    z += 719468;
+    era = z / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    mo = mp < 10 ? mp + 3 : mp - 9;
+    y = (int64_t)yoe + era * 400 + (mo <= 2);
+    hh = (unsigned)(secs / 3600);
+    mm = (unsigned)(secs / 60 % 60);
+    ss = (unsigned)(secs % 60);
+    memcpy(out, days + wd * 3, 3);
+    out[3] = ',';
+    out[4] = ' ';
+    out[5] = (char)('0' + d / 10);
+    out[6] = (char)('0' + d % 10);
+    out[7] = ' ';
+    memcpy(out + 8, months + (mo - 1) * 3, 3);
+    out[11] = ' ';
+    out[12] = (char)('0' + y / 1000);
+    out[13] = (char)('0' + y / 100 % 10);
+    out[14] = (char)('0' + y / 10 % 10);
+    out[15] = (char)('0' + y % 10);
+    out[16] = ' ';
+    out[17] = (char)('0' + hh / 10);
+    out[18] = (char)('0' + hh % 10);
+    out[19] = ':';
+    out[20] = (char)('0' + mm / 10);
+    out[21] = (char)('0' + mm % 10);
+    out[22] = ':';
+    out[23] = (char)('0' + ss / 10);
+    out[24] = (char)('0' + ss % 10);
+    memcpy(out + 25, " GMT", 4);
+    out[29] = 0;
+    return HTTP_DATE_LEN;
+}
+
+/* The Date cache: a sequence lock over the second and its text (4 words). */
+static struct {
+    unsigned seq;       /* odd while being written */
+    int64_t sec;
+    uint64_t text[4];
+} http__date_cache = {0, -1, {0, 0, 0, 0}};
+
+HTTP_API size_t http_date_now(char out[HTTP_DATE_LEN + 1])
+{
+    int64_t now = (int64_t)time(NULL);
+    unsigned s1 = __atomic_load_n(&http__date_cache.seq, __ATOMIC_ACQUIRE);
+    if (!(s1 & 1) && __atomic_load_n(&http__date_cache.sec, __ATOMIC_RELAXED) == now) {
+        uint64_t w[4];
+        int i;
+        for (i = 0; i < 4; i++) w[i] = __atomic_load_n(&http__date_cache.text[i], __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&http__date_cache.seq, __ATOMIC_RELAXED) == s1) {
+            memcpy(out, w, HTTP_DATE_LEN);
+            out[HTTP_DATE_LEN] = 0;
+            return HTTP_DATE_LEN;
+        }
+    }
+    {
+        uint64_t w[4] = {0, 0, 0, 0};
+        unsigned s = s1;
+        int i;
+        http_format_date(out, now);
+        memcpy(w, out, HTTP_DATE_LEN);
+        /* take the writer's side (odd) if nobody else has it; else just return */
+        if (!(s & 1) && __atomic_compare_exchange_n(&http__date_cache.seq, &s, s + 1, false,
+                                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            for (i = 0; i < 4; i++)
+                __atomic_store_n(&http__date_cache.text[i], w[i], __ATOMIC_RELAXED);
+            __atomic_store_n(&http__date_cache.sec, now, __ATOMIC_RELAXED);
+            __atomic_store_n(&http__date_cache.seq, s + 2, __ATOMIC_RELEASE);
+        }
+    }
+    return HTTP_DATE_LEN;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTTP__IMPLEMENTATION_DONE */
+#endif /* HTTP_IMPLEMENTATION */
+
+/*
+ * LICENSE (MIT)
+ *
+ * Copyright (c) the authors of this project
+ *
+ * Permission is hereby granted, free of charge, to any person obtaining a copy
+ * of this software and associated documentation files (the "Software"), to
+ * deal in the Software without restriction, including without limitation the
+ * rights to use, copy, modify, merge, publish, distribute, sublicense, and/or
+ * sell copies of the Software, and to permit persons to whom the Software is
+ * furnished to do so, subject to the following conditions:
+ *
+ * The above copyright notice and this permission notice shall be included in
+ * all copies or substantial portions of the Software.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+ * IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+ * FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+ * AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+ * LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING
+ * FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS
+ * IN THE SOFTWARE.
+ */
