@@ -2336,13 +2336,11 @@ static int pool__loop_submit(pool_loop *pl, pool_task *t)
 {
     pool_threads *tp = pl->tp;
     int rc;
-    if (pl->closing)
+    if (pl->closing || __atomic_load_n(&tp->stopping, __ATOMIC_RELAXED))
         return -ESHUTDOWN;
     t->owner = &pl->owner;
     t->status = 0;
     if (pl->staged_head || (pl->tick_scheduled && !tp->o.max_queue)) {
-        if (__atomic_load_n(&tp->stopping, __ATOMIC_RELAXED))
-            return -ESHUTDOWN;
         t->tp = tp;
         t->next = NULL;
         __atomic_store_n(&t->state, POOL__S_STAGED, __ATOMIC_RELAXED);
@@ -2370,6 +2368,8 @@ POOL__DEF int pool_loop_submit(pool_loop *pl, pool_task *task, pool_work_fn work
     POOL_ASSERT(pl && task);
     if (!work || !done)
         return -EINVAL;
+    if (pl->closing)
+        return -ESHUTDOWN;
     task->work = work;
     task->done = done;
     task->flags = 0;
