@@ -1535,9 +1535,12 @@ struct pool_res {
     int draining, stopping, has_keeper, keeper_busy;
     pthread_t keeper;
     uint64_t retry_at, backoff, next_health;
+    uint64_t keeper_until; /* ms the keeper sleeps until; UINT64_MAX: no deadline */
     pool_res_options o;
     char name[16];
 };
+
+static uint64_t pool__min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 #define POOL__RES_IDLE_DEFAULT 30000
 #define POOL__RES_RETRY_DEFAULT 500
@@ -1550,8 +1553,17 @@ static void pool__res_notify(pool_res *rp)
 
 static void pool__res_idle_push(pool_res *rp, pool__rnode *n)
 {
-    int was_empty = rp->idle_head == NULL;
+    uint64_t end = UINT64_MAX;
     n->idle_since = pool__now_ms();
+    /* wake the keeper only if it sleeps past this one's eviction */
+    if (rp->o.idle_timeout_ms >= 0 && rp->total > rp->o.min)
+        end = n->idle_since + (uint64_t)rp->o.idle_timeout_ms;
+    if (rp->o.max_lifetime_ms > 0)
+        end = pool__min_u64(end, n->created + (uint64_t)rp->o.max_lifetime_ms);
+    if (rp->has_keeper && end < rp->keeper_until) {
+        rp->keeper_until = end;
+        pthread_cond_signal(&rp->keeper_cond);
+    }
     n->prev = NULL;
     n->next = rp->idle_head;
     if (rp->idle_head)
@@ -1560,8 +1572,6 @@ static void pool__res_idle_push(pool_res *rp, pool__rnode *n)
         rp->idle_tail = n;
     rp->idle_head = n;
     rp->nidle++;
-    if (was_empty && rp->has_keeper)
-        pthread_cond_signal(&rp->keeper_cond);
 }
 
 static void pool__res_idle_unlink(pool_res *rp, pool__rnode *n)
@@ -1909,7 +1919,6 @@ POOL__DEF void pool_res_get_stats(pool_res *rp, pool_res_stats *out)
     pthread_mutex_unlock(&rp->mu);
 }
 
-static uint64_t pool__min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* The keeper: keeps min created, evicts idle and expired resources, runs
  * the health checks. */
@@ -2013,8 +2022,10 @@ static void *pool__keeper_main(void *arg)
             }
             next = pool__min_u64(next, rp->next_health);
         }
+        rp->keeper_until = next;
         pool__cond_wait(&rp->keeper_cond, &rp->mu,
                         next == UINT64_MAX ? UINT64_MAX : next * 1000000u + 999999u);
+        rp->keeper_until = 0; /* awake: no need to signal */
     }
     pthread_mutex_unlock(&rp->mu);
     return NULL;
@@ -2054,6 +2065,7 @@ POOL__DEF int pool_res_new(pool_res **out, const pool_res_options *opts)
     pool__cond_init(&rp->drain_cond);
     if (rp->o.min || rp->o.idle_timeout_ms >= 0 || rp->o.max_lifetime_ms > 0 ||
         (rp->o.health_interval_ms > 0 && rp->o.validate)) {
+        rp->has_keeper = 1; /* before the thread exists: it reads it */
         if ((rc = pthread_create(&rp->keeper, NULL, pool__keeper_main, rp)) != 0) {
             pthread_mutex_destroy(&rp->mu);
             pthread_cond_destroy(&rp->keeper_cond);
@@ -2061,7 +2073,6 @@ POOL__DEF int pool_res_new(pool_res **out, const pool_res_options *opts)
             POOL_FREE(rp);
             return -EAGAIN;
         }
-        rp->has_keeper = 1;
     }
     *out = rp;
     return 0;
