@@ -94,25 +94,30 @@
  *
  *     threads      number of workers; 0: the number of online cores (the
  *                  CPUs this process may run on), at most POOL_MAX_THREADS
- *     max_queue    at most this many tasks wait to start; 0: no limit
+ *     max_queue    at most this many tasks wait in the queue; 0: no limit.
+ *                  A bounded pool's workers take one task at a time (no
+ *                  batching, section 11), so the bound is exact.
  *     full         what a submit does when max_queue tasks wait:
  *                  POOL_FULL_BLOCK (default) waits for room, POOL_FULL_FAIL
  *                  fails with -EAGAIN. A submit from one of the pool's own
  *                  workers never waits: it fails with -EAGAIN.
  *     name         thread-name prefix, default "pool": workers are named
- *                  "pool-0", "pool-1"... (cut to 15 bytes, the OS limit)
+ *                  "pool-0", "pool-1"... (the prefix is cut to 10 bytes so
+ *                  names fit the OS limit of 15)
  *     stack_size   worker stack size in bytes; 0: the system default
  *     thread_init  int thread_init(ctx, index): runs on each worker before
  *                  it takes any task; a non-zero (negative errno) return
  *                  makes pool_threads_new fail with it (no task runs)
  *     thread_exit  void thread_exit(ctx, index): runs on each worker as it
- *                  ends (after its last task)
+ *                  ends (after its last task; not on a worker whose
+ *                  thread_init failed)
  *     ctx          passed to both hooks
  *
  *   pool_threads_new returns once every worker has run thread_init.
  *   pool_threads_size() is the number of workers; pool_threads_get_stats()
- *   fills a pool_threads_stats (threads, idle workers, queued, running and
- *   pending tasks, and counts of submitted, completed and cancelled tasks).
+ *   fills a pool_threads_stats (workers alive, idle workers, tasks waiting
+ *   to start, tasks pending - submitted and not finished -, and counts of
+ *   submitted, completed and cancelled tasks).
  *
  * 4. TASKS AND THEIR LIFETIME ------------------------------------------------
  *
@@ -196,8 +201,19 @@
  *         required. The task is yours again when done is called.
  *     pool_loop_call(pl, fn, arg, done)
  *         fn(arg) on a worker, done(arg, status) on the loop (may be NULL).
- *     pool_cancel(task) works on loop tasks from any thread; their done
- *         then runs on the loop with -ECANCELED.
+ *     pool_cancel(task) works on loop tasks (queued, staged or batched)
+ *         from any thread; their done then runs on the loop with
+ *         -ECANCELED, never inside pool_cancel.
+ *
+ *   Handing over: the first task submitted in a loop callback goes to the
+ *   pool at once; the ones after it in the same callback are staged and
+ *   handed over together, every 128 tasks and when the callback returns
+ *   (a next-tick). So a burst of submits costs one lock, not one per task.
+ *   A callback that submits several tasks and then computes for long
+ *   delays the start of all but the first until it returns (or 128 are
+ *   staged). Pools with max_queue submit each task at once. Outside a
+ *   callback (before evloop_run), staged tasks are handed over when the
+ *   loop next runs.
  *
  *   Completions are batched: workers put finished tasks on a lock-free list
  *   and wake the loop once (evloop_async_send) for a whole batch; the loop
@@ -268,6 +284,7 @@
  *     max_waiters             acquires that may wait at once; more fail
  *                             with -EAGAIN; 0: no limit
  *     name                    name of the keeper thread, default "pool-res"
+ *                             (15 bytes at most)
  *
  *   The callbacks run on the thread that needs them (an acquirer, a
  *   releaser, the keeper, or a pool worker for loop requests) and never
@@ -343,7 +360,8 @@
  *   the same pool can deadlock when every worker waits (pool_threads_wait
  *   detects it and returns -EDEADLK).
  *
- *   Limits: POOL_MAX_THREADS (1024) workers; max_queue as above; resources
+ *   Limits: POOL_MAX_THREADS (1024) workers; max_queue as above; at most
+ *   128 loop tasks staged per binding before a hand-over; resources
  *   as min/max above; read_file's max_size. Memory: a pool allocates at
  *   creation; submit and pool_loop_submit never allocate; pool_call and
  *   pool_loop_call reuse records (up to 1024 kept); resources allocate one
@@ -3018,3 +3036,27 @@ POOL__DEF void pool_loop_close(pool_loop *pl)
 }
 
 #endif /* loop glue implementation */
+
+/*
+MIT License
+
+Copyright (c) 2026 the project's authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/
