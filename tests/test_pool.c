@@ -1,0 +1,784 @@
+/* build: tsan poll */
+/* Tests of pool.h's loop glue: completions on the loop thread, offloads,
+ * resource acquires with loop callbacks. (tests/test_pool_alone.c covers
+ * the pools without a loop.) */
+#define EVLOOP_IMPLEMENTATION
+#define POOL_IMPLEMENTATION
+#include "../evloop.h"
+#include "../pool.h"
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static evloop *new_loop(void)
+{
+    evloop *loop = NULL;
+    if (evloop_new(&loop, NULL) != 0) {
+        fprintf(stderr, "evloop_new failed\n");
+        exit(1);
+    }
+    return loop;
+}
+
+static void close_unowned(evloop_handle *h, void *arg)
+{
+    (void)arg;
+    if (!evloop_is_closing(h) && !pool_loop_owns_handle(h))
+        evloop_close(h, NULL);
+}
+
+/* Closes the binding and whatever else is left, then frees the loop. */
+static void finish(evloop *loop, pool_loop *pl)
+{
+    if (pl)
+        pool_loop_close(pl);
+    evloop_walk(loop, close_unowned, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(evloop_free(loop), ==, 0);
+}
+
+static int guard_fired;
+static void on_guard(evloop_timer *t)
+{
+    guard_fired = 1;
+    fprintf(stderr, "guard timer fired: the loop did not finish in time\n");
+    evloop_stop(t->handle.loop);
+}
+
+/* A timer that stops a stuck loop after ms; unreferenced. */
+static void guard(evloop *loop, evloop_timer *t, uint64_t ms)
+{
+    guard_fired = 0;
+    evloop_timer_init(loop, t);
+    evloop_timer_start(t, on_guard, ms, 0);
+    evloop_unref(&t->handle);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+static pthread_t loop_thread;
+
+/* ---- tasks completed on the loop ---------------------------------------------- */
+
+typedef struct many {
+    pool_loop *pl;
+    pool_task *tasks;
+    unsigned char *ran;
+    size_t n, done, off_loop, bad_status;
+} many;
+
+static many M;
+
+static void mark_ran(pool_task *t) { M.ran[t - M.tasks]++; }
+static void count_done(pool_task *t, int status)
+{
+    (void)t;
+    M.done++;
+    if (!pthread_equal(pthread_self(), loop_thread))
+        M.off_loop++;
+    if (status != 0)
+        M.bad_status++;
+}
+
+static void submit_all(evloop_timer *t)
+{
+    size_t i;
+    (void)t;
+    for (i = 0; i < M.n; i++)
+        if (pool_loop_submit(M.pl, &M.tasks[i], mark_ran, count_done) != 0) {
+            fprintf(stderr, "submit %zu failed\n", i);
+            return;
+        }
+}
+
+TEST(loop_tasks_complete_on_the_loop_thread)
+{
+    evloop *loop = new_loop();
+    evloop_timer start, g;
+    size_t i, bad = 0;
+    memset(&M, 0, sizeof M);
+    M.n = SANITIZED ? 50000 : 1000000;
+    M.tasks = (pool_task *)calloc(M.n, sizeof *M.tasks);
+    M.ran = (unsigned char *)calloc(M.n, 1);
+    REQUIRE(M.tasks && M.ran);
+    loop_thread = pthread_self();
+    REQUIRE_INT(pool_loop_new(&M.pl, loop, NULL), ==, 0);
+    guard(loop, &g, 60000);
+    evloop_timer_init(loop, &start);
+    evloop_timer_start(&start, submit_all, 0, 0);
+    /* the loop ends by itself: an idle binding does not keep it alive */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_UINT(M.done, ==, M.n);
+    CHECK_UINT(M.off_loop, ==, 0);
+    CHECK_UINT(M.bad_status, ==, 0);
+    for (i = 0; i < M.n; i++)
+        bad += M.ran[i] != 1;
+    CHECK_UINT(bad, ==, 0);
+    finish(loop, M.pl);
+    free(M.tasks);
+    free(M.ran);
+}
+
+static void nop_work(pool_task *t) { (void)t; }
+
+static int call_done_status = 1, call_ran;
+static pthread_t call_done_thread;
+static void call_fn(void *arg) { *(int *)arg = 42; }
+static void call_done(void *arg, int status)
+{
+    call_ran = *(int *)arg;
+    call_done_status = status;
+    call_done_thread = pthread_self();
+}
+
+TEST(loop_call_and_shared_pool)
+{
+    evloop *loop = new_loop();
+    pool_threads *tp;
+    pool_loop *pl;
+    pool_task t;
+    int v = 0;
+    loop_thread = pthread_self();
+    REQUIRE_INT(pool_threads_new(&tp, NULL), ==, 0);
+    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    CHECK(pool_loop_threads(pl) == tp);
+    CHECK_INT(pool_threads_free(tp), ==, -EBUSY); /* bound */
+    REQUIRE_INT(pool_loop_call(pl, call_fn, &v, call_done), ==, 0);
+    CHECK_INT(pool_loop_call(pl, NULL, NULL, NULL), ==, -EINVAL);
+    CHECK_INT(pool_loop_submit(pl, &t, nop_work, NULL), ==, -EINVAL); /* done required */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(call_done_status, ==, 0);
+    CHECK_INT(call_ran, ==, 42);
+    CHECK(pthread_equal(call_done_thread, loop_thread));
+    finish(loop, pl);
+    CHECK_INT(pool_threads_free(tp), ==, 0); /* unbound now */
+}
+
+/* A gate for tasks: they wait until the test opens it. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_is_open, gate_waiting;
+static void gate_reset(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_is_open = 0;
+    gate_waiting = 0;
+    pthread_mutex_unlock(&gate_mu);
+}
+static void gate_work(pool_task *t)
+{
+    (void)t;
+    pthread_mutex_lock(&gate_mu);
+    gate_waiting++;
+    pthread_cond_broadcast(&gate_cond);
+    while (!gate_is_open)
+        pthread_cond_wait(&gate_cond, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+}
+static void gate_wait_for(int n)
+{
+    pthread_mutex_lock(&gate_mu);
+    while (gate_waiting < n)
+        pthread_cond_wait(&gate_cond, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+}
+static void gate_open(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_is_open = 1;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static int st_of[8];
+static pool_loop *close_pl;
+static void record_status(pool_task *t, int status) { st_of[(intptr_t)t->data] = status; }
+static void open_gate_cb(evloop_timer *t)
+{
+    (void)t;
+    gate_open();
+}
+
+TEST(loop_cancel_staged_and_running)
+{
+    evloop *loop = new_loop();
+    pool_threads *tp;
+    pool_threads_options o;
+    pool_loop *pl;
+    pool_task running, a, b;
+    evloop_timer opener;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    gate_reset();
+    memset(st_of, 0x7f, sizeof st_of);
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    running.data = (void *)(intptr_t)0;
+    a.data = (void *)(intptr_t)1;
+    b.data = (void *)(intptr_t)2;
+    REQUIRE_INT(pool_loop_submit(pl, &running, gate_work, record_status), ==, 0);
+    REQUIRE_INT(pool_loop_submit(pl, &a, nop_work, record_status), ==, 0); /* staged */
+    REQUIRE_INT(pool_loop_submit(pl, &b, nop_work, record_status), ==, 0);
+    CHECK_INT(pool_cancel(&a), ==, 0); /* staged: cancelled before it reached the pool */
+    CHECK_INT(st_of[1], ==, 0x7f7f7f7f); /* done runs later, on the loop */
+    evloop_timer_init(loop, &opener);
+    evloop_timer_start(&opener, open_gate_cb, 20, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_ONCE), >=, 0);
+    gate_wait_for(1);
+    CHECK_INT(pool_cancel(&running), ==, -EBUSY);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(st_of[0], ==, 0);
+    CHECK_INT(st_of[1], ==, -ECANCELED);
+    CHECK_INT(st_of[2], ==, 0);
+    evloop_close(&opener.handle, NULL);
+    finish(loop, pl);
+    pool_threads_free(tp);
+}
+
+static int close_cb_count;
+static void closes_binding(pool_task *t, int status)
+{
+    record_status(t, status);
+    close_cb_count++;
+    if ((intptr_t)t->data == 0)
+        pool_loop_close(close_pl); /* from a done callback */
+}
+
+static void kick_gate(evloop_timer *t) { open_gate_cb(t); }
+
+TEST(loop_close_cancels_queued_tasks)
+{
+    evloop *loop = new_loop();
+    pool_threads_options o;
+    pool_threads *tp;
+    pool_task running, q[5];
+    evloop_timer opener;
+    int i;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    gate_reset();
+    memset(st_of, 0x7f, sizeof st_of);
+    close_cb_count = 0;
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    REQUIRE_INT(pool_loop_new(&close_pl, loop, tp), ==, 0);
+    running.data = (void *)(intptr_t)0;
+    REQUIRE_INT(pool_loop_submit(close_pl, &running, gate_work, closes_binding), ==, 0);
+    for (i = 0; i < 5; i++) {
+        q[i].data = (void *)(intptr_t)(i + 1);
+        REQUIRE_INT(pool_loop_submit(close_pl, &q[i], nop_work, closes_binding), ==, 0);
+    }
+    evloop_timer_init(loop, &opener);
+    evloop_timer_start(&opener, kick_gate, 10, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_ONCE), >=, 0); /* stages are handed over */
+    gate_wait_for(1);
+    /* the worker holds `running`; q[] wait in the pool's queue. Closing in
+     * running's done callback cancels them. Keep them from starting: */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(close_cb_count, ==, 6);
+    CHECK_INT(st_of[0], ==, 0);
+    /* q[] either ran before the close or were cancelled by it */
+    for (i = 1; i <= 5; i++)
+        CHECK(st_of[i] == 0 || st_of[i] == -ECANCELED);
+    evloop_close(&opener.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(evloop_free(loop), ==, 0); /* the binding closed its handles */
+    CHECK_INT(pool_threads_free(tp), ==, 0);
+}
+
+TEST(loop_close_with_work_queued_cancels_it)
+{
+    evloop *loop = new_loop();
+    pool_threads_options o;
+    pool_threads *tp;
+    pool_loop *pl;
+    pool_task running, q[5];
+    int i;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    gate_reset();
+    memset(st_of, 0x7f, sizeof st_of);
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    running.data = (void *)(intptr_t)0;
+    REQUIRE_INT(pool_loop_submit(pl, &running, gate_work, record_status), ==, 0);
+    gate_wait_for(1);
+    for (i = 0; i < 5; i++) {
+        q[i].data = (void *)(intptr_t)(i + 1);
+        REQUIRE_INT(pool_loop_submit(pl, &q[i], nop_work, record_status), ==, 0);
+    }
+    pool_loop_close(pl);
+    {
+        pool_task late;
+        CHECK_INT(pool_loop_submit(pl, &late, nop_work, record_status), ==, -ESHUTDOWN);
+    }
+    gate_open();
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(st_of[0], ==, 0);
+    for (i = 1; i <= 5; i++)
+        CHECK_INT(st_of[i], ==, -ECANCELED);
+    CHECK_INT(evloop_free(loop), ==, 0);
+    CHECK_INT(pool_threads_free(tp), ==, 0);
+}
+
+static void *shutdown_thread(void *arg)
+{
+    pool_threads_shutdown((pool_threads *)arg, POOL_SHUTDOWN_CANCEL);
+    return NULL;
+}
+
+TEST(loop_tasks_told_of_an_immediate_shutdown)
+{
+    evloop *loop = new_loop();
+    pool_threads_options o;
+    pool_threads *tp;
+    pool_loop *pl;
+    pool_task running, q[5];
+    pthread_t th;
+    int i;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    gate_reset();
+    memset(st_of, 0x7f, sizeof st_of);
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    running.data = (void *)(intptr_t)0;
+    REQUIRE_INT(pool_loop_submit(pl, &running, gate_work, record_status), ==, 0);
+    gate_wait_for(1);
+    for (i = 0; i < 5; i++) {
+        q[i].data = (void *)(intptr_t)(i + 1);
+        REQUIRE_INT(pool_loop_submit(pl, &q[i], nop_work, record_status), ==, 0);
+    }
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_NOWAIT), ==, 1); /* hand them over */
+    pthread_create(&th, NULL, shutdown_thread, tp);
+    pthread_join(th, NULL);
+    {
+        pool_task late;
+        late.data = (void *)(intptr_t)6;
+        CHECK_INT(pool_loop_submit(pl, &late, nop_work, record_status), ==, -ESHUTDOWN);
+    }
+    gate_open();
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(st_of[0], ==, 0);
+    for (i = 1; i <= 5; i++)
+        CHECK_INT(st_of[i], ==, -ECANCELED);
+    CHECK_INT(st_of[6], ==, 0x7f7f7f7f); /* a failed submit never calls done */
+    finish(loop, pl);
+    CHECK_INT(pool_threads_free(tp), ==, 0);
+}
+
+/* ---- offloads ------------------------------------------------------------------ */
+
+static char tmpdir[64];
+static int req_status[8];
+static pool_req reqs[8];
+static void req_cb(pool_req *req, int status)
+{
+    CHECK_INT(status, ==, req->status);
+    CHECK(pthread_equal(pthread_self(), loop_thread));
+    req_status[req - reqs] = status;
+}
+
+static int count_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+TEST(offloads_write_read_stat)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    char path[128], bad[160];
+    static const char text[] = "hello, atomic world\n";
+    int i;
+    loop_thread = pthread_self();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pool_test_%d", (int)getpid());
+    mkdir(tmpdir, 0700);
+    snprintf(path, sizeof path, "%s/data.txt", tmpdir);
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    memset(req_status, 0x7f, sizeof req_status);
+
+    REQUIRE_INT(pool_write_file(pl, &reqs[0], path, text, sizeof text - 1, 0600, req_cb), ==, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(req_status[0], ==, 0);
+    CHECK_INT(count_dir_entries(tmpdir), ==, 1); /* no temporary file left */
+
+    REQUIRE_INT(pool_read_file(pl, &reqs[1], path, 0, req_cb), ==, 0);
+    REQUIRE_INT(pool_stat(pl, &reqs[2], path, req_cb), ==, 0);
+    snprintf(bad, sizeof bad, "%s/missing", tmpdir);
+    REQUIRE_INT(pool_read_file(pl, &reqs[3], bad, 0, req_cb), ==, 0);
+    REQUIRE_INT(pool_read_file(pl, &reqs[4], path, 5, req_cb), ==, 0); /* too big */
+    REQUIRE_INT(pool_read_file(pl, &reqs[5], tmpdir, 0, req_cb), ==, 0);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/file", tmpdir);
+    REQUIRE_INT(pool_write_file(pl, &reqs[6], bad, text, 3, 0, req_cb), ==, 0);
+    REQUIRE_INT(pool_read_file(pl, &reqs[7], "/proc/self/status", 0, req_cb), ==, 0);
+    CHECK_INT(pool_read_file(pl, &reqs[0], NULL, 0, req_cb), ==, -EINVAL);
+    CHECK_INT(pool_write_file(pl, &reqs[0], path, NULL, 3, 0, req_cb), ==, -EINVAL);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+
+    CHECK_INT(req_status[1], ==, 0);
+    CHECK_MEM(reqs[1].buf, reqs[1].len, text);
+    CHECK_INT(reqs[1].buf[reqs[1].len], ==, 0);
+    CHECK_INT(req_status[2], ==, 0);
+    CHECK_INT((int)reqs[2].st.st_size, ==, (int)sizeof text - 1);
+    CHECK_INT((int)(reqs[2].st.st_mode & 0777), ==, 0600);
+    CHECK_INT(req_status[3], ==, -ENOENT);
+    CHECK_INT(req_status[4], ==, -EFBIG);
+    CHECK_INT(req_status[5], ==, -EISDIR);
+    CHECK_INT(req_status[6], ==, -ENOENT);
+    if (access("/proc/self/status", R_OK) == 0) {
+        CHECK_INT(req_status[7], ==, 0); /* size 0 in stat: read to the end */
+        CHECK(reqs[7].len > 0 && strstr(reqs[7].buf, "Name:") != NULL);
+    }
+    for (i = 0; i < 8; i++)
+        pool_req_cleanup(&reqs[i]);
+    pool_req_cleanup(&reqs[1]); /* twice is fine */
+
+    /* replace: the new content, still one file */
+    REQUIRE_INT(pool_write_file(pl, &reqs[0], path, "v2", 2, 0, req_cb), ==, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    REQUIRE_INT(pool_read_file(pl, &reqs[1], path, 2, req_cb), ==, 0); /* exactly max */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(req_status[1], ==, 0);
+    CHECK_MEM(reqs[1].buf, reqs[1].len, "v2");
+    CHECK_INT(count_dir_entries(tmpdir), ==, 1);
+    pool_req_cleanup(&reqs[1]);
+    unlink(path);
+    rmdir(tmpdir);
+    finish(loop, pl);
+}
+
+TEST(offload_getaddrinfo)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    struct addrinfo hints;
+    loop_thread = pthread_self();
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_socktype = SOCK_STREAM;
+    memset(req_status, 0x7f, sizeof req_status);
+    REQUIRE_INT(pool_getaddrinfo(pl, &reqs[0], "127.0.0.1", "8080", &hints, req_cb), ==, 0);
+    REQUIRE_INT(pool_getaddrinfo(pl, &reqs[1], "not-a-number", NULL, &hints, req_cb), ==, 0);
+    CHECK_INT(pool_getaddrinfo(pl, &reqs[2], NULL, NULL, NULL, req_cb), ==, -EINVAL);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(req_status[0], ==, 0);
+    REQUIRE(reqs[0].ai != NULL);
+    CHECK_INT(reqs[0].ai->ai_family, ==, AF_INET);
+    CHECK_INT(evloop_addr_port(reqs[0].ai->ai_addr), ==, 8080);
+    CHECK_INT(req_status[1], <, -POOL_EAI_BASE);
+    CHECK(pool_eai_code(req_status[1]) != 0);
+    CHECK(strlen(pool_strerror(req_status[1])) > 0);
+    CHECK(reqs[1].ai == NULL);
+    pool_req_cleanup(&reqs[0]);
+    pool_req_cleanup(&reqs[1]);
+    finish(loop, pl);
+}
+
+/* ---- resource pool on a loop ------------------------------------------------------ */
+
+typedef struct res {
+    int id;
+    int bad;
+} res;
+
+static int next_id, create_fail, validations;
+static int r_create(void *ctx, void **out)
+{
+    res *r;
+    (void)ctx;
+    if (__atomic_load_n(&create_fail, __ATOMIC_SEQ_CST))
+        return __atomic_load_n(&create_fail, __ATOMIC_SEQ_CST);
+    r = (res *)calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_SEQ_CST);
+    *out = r;
+    return 0;
+}
+static void r_destroy(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+static int r_validate(void *ctx, void *p)
+{
+    (void)ctx;
+    __atomic_add_fetch(&validations, 1, __ATOMIC_SEQ_CST);
+    return ((res *)p)->bad ? -EIO : 0;
+}
+
+static pool_res_options ropts(unsigned max)
+{
+    pool_res_options o;
+    memset(&o, 0, sizeof o);
+    o.create = r_create;
+    o.destroy = r_destroy;
+    o.validate = r_validate;
+    o.max = max;
+    next_id = create_fail = validations = 0;
+    return o;
+}
+
+typedef struct got {
+    int status;
+    pool_res_item *item;
+    double at;
+    int calls;
+    int order;
+} got;
+
+static got G[8];
+static pool_res_req RQ[8];
+static int got_order;
+static void res_cb(pool_res_req *req, int status, pool_res_item *item)
+{
+    got *g = &G[req - RQ];
+    CHECK(pthread_equal(pthread_self(), loop_thread));
+    g->status = status;
+    g->item = item;
+    g->at = test_now_ms();
+    g->calls++;
+    g->order = got_order++;
+}
+
+static void reset_got(void)
+{
+    memset(G, 0, sizeof G);
+    got_order = 0;
+}
+
+TEST(async_acquire_immediate_and_create_failure)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    pool_res *rp;
+    pool_res_options o = ropts(2);
+    loop_thread = pthread_self();
+    reset_got();
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], 100, res_cb), ==, 0);
+    CHECK_INT(G[0].calls, ==, 0); /* never inside the call */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[0].calls, ==, 1);
+    CHECK_INT(G[0].status, ==, 0);
+    REQUIRE(G[0].item != NULL);
+    pool_res_release(G[0].item);
+    /* idle now: handed out without a trip to a worker */
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[1], 100, res_cb), ==, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[1].status, ==, 0);
+    CHECK(G[1].item == G[0].item);
+    /* a create that fails reaches the request */
+    __atomic_store_n(&create_fail, -ECONNREFUSED, __ATOMIC_SEQ_CST);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[2], 100, res_cb), ==, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[2].status, ==, -ECONNREFUSED);
+    CHECK(G[2].item == NULL);
+    CHECK_INT(pool_res_acquire_async(rp, pl, &RQ[3], 100, NULL), ==, -EINVAL);
+    pool_res_release(G[1].item);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    finish(loop, pl);
+}
+
+typedef struct releaser {
+    pool_res_item *item;
+    int delay_ms;
+} releaser;
+
+static void *release_later(void *arg)
+{
+    releaser *r = (releaser *)arg;
+    sleep_ms(r->delay_ms);
+    pool_res_release(r->item);
+    return NULL;
+}
+
+TEST(async_acquire_waits_times_out_and_is_served_in_order)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    pool_res *rp;
+    pool_res_options o = ropts(1);
+    pool_res_item *held;
+    pool_res_stats st;
+    releaser rel;
+    pthread_t th;
+    double t0;
+    loop_thread = pthread_self();
+    reset_got();
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &held, -1), ==, 0);
+    evloop_update_time(loop);
+    t0 = test_now_ms();
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], 40, res_cb), ==, 0); /* times out */
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[1], 2000, res_cb), ==, 0);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[2], -1, res_cb), ==, 0);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[3], 2000, res_cb), ==, 0);
+    CHECK_INT(pool_res_acquire_async(rp, pl, &RQ[4], 0, res_cb), ==, -EAGAIN);
+    CHECK_INT(pool_res_cancel(&RQ[3]), ==, 0);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.waiting, ==, 3);
+    rel.item = held;
+    rel.delay_ms = 80; /* another thread releases after the timeout */
+    pthread_create(&th, NULL, release_later, &rel);
+    /* RQ[1] gets it, and releases it on the loop to RQ[2] */
+    while (G[1].calls == 0 && test_now_ms() - t0 < 3000)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    pthread_join(th, NULL);
+    CHECK_INT(G[0].status, ==, -ETIMEDOUT);
+    CHECK(G[0].at - t0 >= 39);
+    CHECK(G[0].at - t0 < 40 + (SANITIZED ? 400 : 120));
+    CHECK_INT(G[3].status, ==, -ECANCELED);
+    CHECK_INT(G[1].status, ==, 0);
+    REQUIRE(G[1].item == held);
+    pool_res_release(G[1].item); /* on the loop thread */
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[2].status, ==, 0);
+    CHECK(G[2].item == held);
+    CHECK_INT(G[0].calls + G[1].calls + G[2].calls + G[3].calls, ==, 4);
+    CHECK(G[3].order < G[0].order && G[0].order < G[1].order && G[1].order < G[2].order);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.timeouts, ==, 1);
+    CHECK_UINT(st.created, ==, 1);
+    pool_res_release(G[2].item);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    finish(loop, pl);
+}
+
+TEST(async_acquire_validates_on_a_worker)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    pool_res *rp;
+    pool_res_options o = ropts(2);
+    pool_res_item *it;
+    pool_res_stats st;
+    int first;
+    o.validate_on_borrow = 1;
+    loop_thread = pthread_self();
+    reset_got();
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &it, -1), ==, 0);
+    first = ((res *)it->resource)->id;
+    ((res *)it->resource)->bad = 1;
+    pool_res_release(it);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], 1000, res_cb), ==, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[0].status, ==, 0);
+    REQUIRE(G[0].item != NULL);
+    CHECK(((res *)G[0].item->resource)->id != first);
+    CHECK_INT(__atomic_load_n(&validations, __ATOMIC_SEQ_CST), ==, 1);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.validation_failures, ==, 1);
+    pool_res_release(G[0].item);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    finish(loop, pl);
+}
+
+TEST(async_and_blocking_waiters_share_one_line)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    pool_res *rp;
+    pool_res_options o = ropts(1);
+    pool_res_item *held;
+    pool_res_stats st;
+    loop_thread = pthread_self();
+    reset_got();
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &held, -1), ==, 0);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], -1, res_cb), ==, 0);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.waiting, ==, 1);
+    /* the loop request was first: a blocking acquire now must wait */
+    pool_res_release(held);
+    {
+        pool_res_item *b;
+        CHECK_INT(pool_res_acquire(rp, &b, 0), ==, -EAGAIN); /* handed to RQ[0] */
+    }
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[0].status, ==, 0);
+    CHECK(G[0].item == held);
+    pool_res_release(G[0].item);
+    CHECK_INT(pool_res_drain(rp, 100), ==, 0);
+    CHECK_INT(pool_res_acquire_async(rp, pl, &RQ[1], 10, res_cb), ==, -ESHUTDOWN);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    finish(loop, pl);
+}
+
+TEST(loop_close_withdraws_waiting_acquires)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    pool_res *rp;
+    pool_res_options o = ropts(1);
+    pool_res_item *held;
+    loop_thread = pthread_self();
+    reset_got();
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &held, -1), ==, 0);
+    REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], 5000, res_cb), ==, 0);
+    pool_loop_close(pl);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(G[0].status, ==, -ECANCELED);
+    CHECK_INT(evloop_free(loop), ==, 0);
+    pool_res_release(held);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+}
+
+int main(void)
+{
+    RUN(loop_tasks_complete_on_the_loop_thread);
+    RUN(loop_call_and_shared_pool);
+    RUN(loop_cancel_staged_and_running);
+    RUN(loop_close_cancels_queued_tasks);
+    RUN(loop_close_with_work_queued_cancels_it);
+    RUN(loop_tasks_told_of_an_immediate_shutdown);
+    RUN(offloads_write_read_stat);
+    RUN(offload_getaddrinfo);
+    RUN(async_acquire_immediate_and_create_failure);
+    RUN(async_acquire_waits_times_out_and_is_served_in_order);
+    RUN(async_acquire_validates_on_a_worker);
+    RUN(async_and_blocking_waiters_share_one_line);
+    RUN(loop_close_withdraws_waiting_acquires);
+    return test_done();
+}
