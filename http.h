@@ -749,6 +749,198 @@ HTTP_API size_t http_format_uint(char out[HTTP_UINT_MAX_LEN], uint64_t v);
 #endif /* HTTP_H */
 
 /* ========================================================================== */
+/*               7. THE SERVER (needs evloop.h, included first)               */
+/* ========================================================================== */
+
+/* Its own guard: including http.h again after evloop.h adds the server. */
+#if defined(EVLOOP_H) && !defined(HTTP_SERVER_H)
+#define HTTP_SERVER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+
+/* The request callback: a request's head has arrived (and its body, unless
+ * bodies are streamed). Answer now or later with the http_res_ calls. */
+typedef void (*http_handler)(http_req *req);
+typedef void (*http_req_cb)(http_req *req);
+/* Body bytes of a streamed request body; valid until the callback returns. */
+typedef void (*http_data_cb)(http_req *req, const char *data, size_t len);
+/* The end of a streamed body: 0, or the error that cut it (the connection
+ * closes after the response). */
+typedef void (*http_end_cb)(http_req *req, int status);
+/* An upgraded connection, now in `stream`; data[0..len) are bytes the
+ * client sent after the request, valid until the callback returns. */
+typedef void (*http_upgrade_cb)(http_req *req, evloop_stream *stream, const char *data, size_t len);
+typedef void (*http_server_cb)(http_server *server);
+
+typedef struct http_server_options {
+    http_options parser;           /* request limits (3.5); zero: defaults */
+    size_t max_body;               /* buffered bodies: 1 MiB; larger: 413 */
+    int stream_bodies;             /* 1: the handler runs after the head and
+                                      reads the body with http_req_read */
+    unsigned header_timeout_ms;    /* a head must be complete within: 10000 */
+    unsigned body_timeout_ms;      /* silence while a body arrives: 30000 */
+    unsigned keepalive_timeout_ms; /* idle between requests: 5000 */
+    unsigned write_timeout_ms;     /* output that makes no progress: 30000 */
+    unsigned linger_ms;            /* reading after a closing response: 2000 */
+    unsigned max_connections;      /* 10000; above: 503 and close */
+    unsigned max_pipelined;        /* requests in flight per connection: 16 */
+    unsigned max_requests_per_connection; /* 0: no limit */
+    size_t write_high_water;       /* queued response bytes before
+                                      http_res_writable() says wait: 65536 */
+    const char *server_name;       /* value of a Server field; NULL: none */
+    int backlog;                   /* listen backlog: 511 */
+    int reuseport;                 /* 1: SO_REUSEPORT, one port for N loops */
+    int handle_signals;            /* 1: SIGINT and SIGTERM shut down gracefully */
+    unsigned shutdown_timeout_ms;  /* handle_signals' deadline: 10000 */
+} http_server_options;
+
+typedef struct http_server_stats {
+    uint64_t connections_total;   /* accepted since start */
+    uint64_t requests_total;      /* heads parsed */
+    uint64_t parse_errors;        /* answered 4xx/5xx by the server */
+    uint64_t timeouts;            /* connections closed by a timeout */
+    uint64_t aborted;             /* requests whose connection went first */
+    uint64_t rejected;            /* connections over max_connections */
+    unsigned connections;         /* open now */
+    unsigned requests;            /* not yet ended or released */
+} http_server_stats;
+
+/* A request and its response. The fields above `conn` are for reading; the
+ * views point into memory the request owns, valid until it is released
+ * (section 7.3). Everything else is private. */
+struct http_req {
+    void *data;                 /* yours */
+    http_server *server;
+    http_method_id method;
+    http_str method_name;       /* the method token */
+    http_str target;            /* as sent */
+    http_str path;              /* the target's path, still percent-encoded */
+    http_str query;             /* after '?' (without it); empty when none */
+    http_header *headers;
+    size_t num_headers;
+    int version_minor;          /* HTTP/1.0 or 1.1 */
+    bool keep_alive;            /* the client allows another request */
+    bool upgrade;               /* an Upgrade request, or CONNECT */
+    bool expect_continue;
+    bool has_content_length;
+    uint64_t content_length;
+    http_str body;              /* buffered bodies: the whole body */
+    /* private */
+    struct http__conn *conn;
+    http_req *next;
+    uint32_t flags;
+    int status;
+    uint32_t block;             /* size of this allocation */
+    char *hbuf;                 /* response fields, "Name: value\r\n"... */
+    uint32_t hlen, hcap;
+    char *pend;                 /* output held while earlier responses go */
+    size_t pend_len, pend_cap;
+    size_t body_cap;
+    uint64_t res_length;        /* Content-Length of the response, or ~0 */
+    uint64_t res_sent;          /* body bytes of the response so far */
+    http_req_cb on_drain, on_close;
+    http_data_cb on_data;
+    http_end_cb on_end;
+    int body_status;
+    int file_fd;
+    int64_t file_offset;
+    uint64_t file_len;
+    evloop_stream *up_target;
+    http_upgrade_cb up_cb;
+    evloop_write_req wreq;
+};
+
+/* Makes a server on loop; opts may be NULL. -ENOMEM. */
+HTTP_API int http_server_new(http_server **out, evloop *loop, const http_server_options *opts,
+                             http_handler handler);
+/* Listens on a numeric address ("0.0.0.0", "127.0.0.1", "::") and port (0:
+ * any; http_server_port tells which). May be called several times. */
+HTTP_API int http_server_listen(http_server *srv, const char *host, int port);
+HTTP_API int http_server_listen_unix(http_server *srv, const char *path);
+/* The port of the first TCP listener, -1 without one. */
+HTTP_API int http_server_port(const http_server *srv);
+/* Graceful shutdown: stops listening, closes idle connections, lets the
+ * requests in flight finish (their responses say Connection: close), and
+ * after timeout_ms closes what is left (0: at once). done(srv) runs when
+ * every connection is closed and every request released. */
+HTTP_API void http_server_shutdown(http_server *srv, unsigned timeout_ms, http_server_cb done);
+/* Frees a server whose shutdown has completed; -EBUSY before. */
+HTTP_API int http_server_free(http_server *srv);
+HTTP_API void http_server_get_stats(const http_server *srv, http_server_stats *out);
+HTTP_API evloop *http_server_loop(const http_server *srv);
+HTTP_API void http_server_set_data(http_server *srv, void *data);
+HTTP_API void *http_server_get_data(const http_server *srv);
+
+/* ---- requests ---- */
+
+/* The value of the first field named name (case-insensitive), or NULL. */
+HTTP_API const http_str *http_req_header(const http_req *req, const char *name);
+/* The client's address (TCP), -ENOTCONN once the connection is gone. */
+HTTP_API int http_req_peer(const http_req *req, struct sockaddr_storage *out);
+/* Streamed bodies: delivers the body to on_data piece by piece, then
+ * on_end(req, 0) (or an error). Sends "100 Continue" first when the client
+ * asked for it. -EINVAL when bodies are buffered or it was called before. */
+HTTP_API int http_req_read(http_req *req, http_data_cb on_data, http_end_cb on_end);
+/* Stops and resumes the delivery of a streamed body (the server stops
+ * reading the socket: the client is slowed down by TCP). */
+HTTP_API void http_req_pause(http_req *req);
+HTTP_API void http_req_resume(http_req *req);
+/* cb runs if the connection is lost before the response has ended; the
+ * request must still be ended (http_res_end returns -ECONNRESET then). */
+HTTP_API void http_req_on_close(http_req *req, http_req_cb cb);
+HTTP_API bool http_req_aborted(const http_req *req);
+
+/* ---- responses ---- */
+
+/* Status of the response (default 200); before the head goes out. */
+HTTP_API int http_res_status(http_req *req, int status);
+/* Adds a response field (copied). -EINVAL for a name or value that would
+ * break the head (CR, LF, NUL, a bad token) or for the fields the server
+ * writes itself (Transfer-Encoding); -EALREADY after the head went out. A
+ * Content-Length set here frames the body (it must then be exact);
+ * "Connection: close" closes the connection after the response. */
+HTTP_API int http_res_header(http_req *req, const char *name, const char *value);
+HTTP_API int http_res_headern(http_req *req, const char *name, size_t name_len,
+                              const char *value, size_t value_len);
+/* Sends body bytes (copied or written at once). The first call sends the
+ * head: chunked framing unless a Content-Length was set (HTTP/1.0: the
+ * body then ends with the connection). */
+HTTP_API int http_res_write(http_req *req, const void *data, size_t len);
+/* 0 while enough is queued that the caller should wait for on_drain. */
+HTTP_API int http_res_writable(const http_req *req);
+HTTP_API void http_res_on_drain(http_req *req, http_req_cb cb);
+/* Sends the last bytes (data may be NULL) and ends the response; with no
+ * write before it, the body gets a Content-Length. Releases the request
+ * (see 7.3). */
+HTTP_API int http_res_end(http_req *req, const void *data, size_t len);
+/* Status, Content-Type (NULL: none), body, end: the common case. */
+HTTP_API int http_res_send(http_req *req, int status, const char *content_type,
+                           const void *body, size_t len);
+/* Ends the response with len bytes of the file fd from offset, sent with
+ * sendfile(2) (Content-Length: len). With HTTP_FILE_CLOSE the server closes
+ * fd when done, else fd must stay open until the request is released
+ * (http_req_on_close does not apply; the release is the end). */
+#define HTTP_FILE_CLOSE 1
+HTTP_API int http_res_sendfile(http_req *req, int fd, int64_t offset, uint64_t len, unsigned flags);
+/* Accepts an Upgrade (or CONNECT) request: sends the head (status 101, or
+ * the status set; fields added before, plus "Connection: Upgrade" for a
+ * 101), then moves the connection into target (made with evloop_tcp_init
+ * or evloop_unix_init, not yet opened) and calls cb. The request is
+ * released after cb. -EINVAL for a request that is not an upgrade. */
+HTTP_API int http_res_upgrade(http_req *req, evloop_stream *target, http_upgrade_cb cb);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTTP_SERVER_H */
+
+/* ========================================================================== */
 /*                              IMPLEMENTATION                                */
 /* ========================================================================== */
 
@@ -2706,6 +2898,1861 @@ HTTP_API size_t http_date_now(char out[HTTP_DATE_LEN + 1])
 
 #endif /* HTTP__IMPLEMENTATION_DONE */
 #endif /* HTTP_IMPLEMENTATION */
+
+/* ========================================================================== */
+/*                  7. THE SERVER: IMPLEMENTATION (evloop.h)                  */
+/* ========================================================================== */
+
+#if defined(HTTP_IMPLEMENTATION) && defined(EVLOOP_H) && !defined(HTTP__SERVER_DONE)
+#define HTTP__SERVER_DONE
+
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#define HTTP__CONTAINER(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- defaults and flags ---------------------------------------------------- */
+
+#define HTTP__BLOCK 4096        /* request allocation size class */
+#define HTTP__MAX_FREE 256      /* request blocks kept for reuse per server */
+#define HTTP__INLINE_OUT 16384  /* bodies up to this are copied into the output */
+#define HTTP__DISCARD_MAX 65536 /* unread body a keep-alive connection may skip */
+#define HTTP__MAX_LISTENERS 8
+
+/* timeout kinds: one FIFO list per kind, since each has a fixed duration */
+enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, HTTP__T_LINGER,
+       HTTP__T_KINDS };
+
+/* request flags */
+#define HTTP__R_HEAD_SENT  0x0001u /* the response head is out (or queued) */
+#define HTTP__R_ENDED      0x0002u /* http_res_end (or a substitute) was called */
+#define HTTP__R_CHUNKED    0x0004u /* the response body is chunked */
+#define HTTP__R_CLOSE      0x0008u /* the connection closes after this response */
+#define HTTP__R_ABORTED    0x0010u /* the connection went before the end */
+#define HTTP__R_BODY_DONE  0x0020u /* the request body has arrived whole */
+#define HTTP__R_READING    0x0040u /* streamed body: http_req_read was called */
+#define HTTP__R_PAUSED     0x0080u
+#define HTTP__R_HEAD_REQ   0x0100u /* a HEAD request: no response body */
+#define HTTP__R_NO_BODY    0x0200u /* the status has no body (1xx, 204, 304) */
+#define HTTP__R_CONTINUED  0x0400u /* "100 Continue" sent */
+#define HTTP__R_HBUF_HEAP  0x0800u
+#define HTTP__R_BODY_HEAP  0x1000u
+#define HTTP__R_HAS_DATE   0x2000u /* the caller set Date */
+#define HTTP__R_HAS_SERVER 0x4000u /* the caller set Server */
+#define HTTP__R_FILE       0x8000u /* a file body waits for its turn */
+#define HTTP__R_FILE_BUSY  0x10000u /* the file body is being sent */
+#define HTTP__R_FILE_CLOSE 0x20000u
+#define HTTP__R_UPGRADE    0x40000u /* hand the connection over after the head */
+#define HTTP__R_DISPATCHED 0x80000u /* the handler has been called */
+#define HTTP__R_WANT_DRAIN 0x100000u
+#define HTTP__R_SYNTHETIC  0x200000u /* an error response the server made */
+#define HTTP__R_END_DUE    0x400000u /* streamed body: on_end owed */
+
+/* connection flags */
+#define HTTP__C_IN_READ    0x0001u /* inside the read callback: flush after */
+#define HTTP__C_FLUSH_DUE  0x0002u /* a flush is queued on next-tick */
+#define HTTP__C_CLOSE_AFTER 0x0004u /* no more requests: close after output */
+#define HTTP__C_CLOSING    0x0008u
+#define HTTP__C_LINGER     0x0010u /* half-closed: reading to drop */
+#define HTTP__C_STOPPED    0x0020u /* reading stopped (backpressure) */
+#define HTTP__C_UPGRADING  0x0040u /* an upgrade request holds the input */
+#define HTTP__C_DISCARD    0x0080u /* dropping the rest of a request body */
+#define HTTP__C_EOF        0x0100u /* the client half-closed */
+#define HTTP__C_DETACHED   0x0200u /* upgraded: the fd belongs to someone else */
+#define HTTP__C_RESUME_DUE 0x0400u /* a resume is queued on next-tick */
+#define HTTP__C_PIPE_FULL  0x0800u /* parsing waits for a request to end */
+
+/* ---- structures --------------------------------------------------------------- */
+
+typedef struct http__partial { /* a head that has not arrived whole yet */
+    http_message m;
+    http_header h[1]; /* max_headers of them */
+} http__partial;
+
+typedef struct http__conn {
+    evloop_stream s;
+    http_server *srv;
+    struct http__conn *next, *prev;   /* all connections */
+    struct http__conn *tnext, *tprev; /* the list of its timeout kind */
+    uint64_t deadline;
+    size_t tmark;                     /* queued bytes when the write timer was set */
+    http_msg_parser p;
+    char *in;                         /* bytes read, not yet consumed */
+    size_t in_len, in_cap;
+    char *out;                        /* responses being assembled */
+    size_t out_len, out_cap;
+    http__partial *partial;
+    http_req *head, *tail;            /* requests in flight, in order */
+    http_req *body_req;               /* its body is arriving */
+    unsigned inflight;
+    unsigned nrequests;
+    unsigned flags;
+    uint8_t tkind;
+} http__conn;
+
+typedef struct http__tq {
+    http__conn *head, *tail;
+} http__tq;
+
+struct http_server {
+    evloop *loop;
+    http_handler handler;
+    http_server_options o;
+    void *data;
+    evloop_stream listeners[HTTP__MAX_LISTENERS];
+    int nlisteners;
+    int port;
+    http__conn *conns;
+    unsigned open_handles; /* listeners, timers, signals not yet closed */
+    http__tq tq[HTTP__T_KINDS];
+    unsigned tdur[HTTP__T_KINDS];
+    evloop_timer timer;
+    uint64_t timer_due;
+    evloop_timer shutdown_timer;
+    evloop_signal sigint, sigterm;
+    int shutting, finished;
+    http_server_cb done;
+    http_message m;
+    http_header *scratch;
+    char date_line[HTTP_DATE_LEN + 9];
+    uint64_t date_ms;
+    char *server_line;
+    size_t server_line_len;
+    void *freelist[HTTP__MAX_FREE];
+    unsigned nfree;
+    http_server_stats st;
+};
+
+static void http__conn_close(http__conn *c, int reason);
+static void http__conn_flush(http__conn *c);
+static void http__conn_timers(http__conn *c);
+static void http__conn_feed_input(http__conn *c);
+static void http__req_release(http_req *r);
+static void http__conn_advance(http__conn *c);
+static void http__server_maybe_done(http_server *srv);
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+/* Grows *buf to hold need bytes (doubling). -ENOMEM. */
+static int http__reserve(char **buf, size_t *cap, size_t need)
+{
+    size_t ncap;
+    char *nb;
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap : 256;
+    while (ncap < need)
+        ncap *= 2;
+    nb = (char *)HTTP_REALLOC(*buf, ncap);
+    if (!nb)
+        return -ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+static int http__append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    int rc = http__reserve(buf, cap, *len + n);
+    if (rc < 0)
+        return rc;
+    if (n)
+        memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+static bool http__is_token(const char *s, size_t n)
+{
+    size_t i;
+    if (!n)
+        return false;
+    for (i = 0; i < n; i++)
+        if (!(http__cls[(unsigned char)s[i]] & HTTP__C_TCHAR))
+            return false;
+    return true;
+}
+
+static bool http__is_value(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!(http__cls[(unsigned char)s[i]] & HTTP__C_VALUE))
+            return false;
+    return true;
+}
+
+static bool http__ieq(const char *a, size_t n, const char *lit)
+{
+    http_str s;
+    s.ptr = a;
+    s.len = n;
+    return http_str_ieq(s, lit);
+}
+
+/* "Date: <IMF-fixdate>\r\n", refreshed when the loop time moves on. */
+static const char *http__date_line(http_server *srv)
+{
+    uint64_t now = evloop_now(srv->loop);
+    if (now != srv->date_ms || !srv->date_line[0]) {
+        memcpy(srv->date_line, "Date: ", 6);
+        http_date_now(srv->date_line + 6);
+        memcpy(srv->date_line + 6 + HTTP_DATE_LEN, "\r\n", 3);
+        srv->date_ms = now;
+    }
+    return srv->date_line;
+}
+
+/* ---- timeouts: a FIFO list per kind, one loop timer for the earliest --------------- */
+
+static void http__timer_fire(evloop_timer *t);
+
+static void http__timer_arm(http_server *srv)
+{
+    uint64_t due = UINT64_MAX, now = evloop_now(srv->loop);
+    int k;
+    for (k = 1; k < HTTP__T_KINDS; k++)
+        if (srv->tq[k].head && srv->tq[k].head->deadline < due)
+            due = srv->tq[k].head->deadline;
+    if (due == UINT64_MAX) {
+        evloop_timer_stop(&srv->timer);
+        srv->timer_due = 0;
+        return;
+    }
+    if (evloop_is_active(&srv->timer.handle) && srv->timer_due == due)
+        return;
+    srv->timer_due = due;
+    evloop_timer_start(&srv->timer, http__timer_fire, due > now ? due - now : 0, 0);
+}
+
+static void http__tq_unlink(http__conn *c)
+{
+    http__tq *q;
+    if (!c->tkind)
+        return;
+    q = &c->srv->tq[c->tkind];
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        q->head = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        q->tail = c->tprev;
+    c->tnext = c->tprev = NULL;
+    c->tkind = HTTP__T_NONE;
+}
+
+/* Puts c on the list of kind (re-arming when asked or when the kind
+ * changes). Appending keeps each list in deadline order. */
+static void http__tq_set(http__conn *c, int kind, bool rearm)
+{
+    http_server *srv = c->srv;
+    http__tq *q;
+    bool was_head;
+    if (c->tkind == kind && !rearm)
+        return;
+    was_head = c->tkind && srv->tq[c->tkind].head == c;
+    http__tq_unlink(c);
+    if (kind == HTTP__T_NONE || !srv->tdur[kind]) {
+        if (was_head)
+            http__timer_arm(srv);
+        return;
+    }
+    q = &srv->tq[kind];
+    c->tkind = (uint8_t)kind;
+    c->deadline = evloop_now(srv->loop) + srv->tdur[kind];
+    c->tprev = q->tail;
+    c->tnext = NULL;
+    if (q->tail)
+        q->tail->tnext = c;
+    else
+        q->head = c;
+    q->tail = c;
+    if (kind == HTTP__T_WRITE)
+        c->tmark = evloop_stream_queued(&c->s);
+    if (was_head || q->head == c)
+        http__timer_arm(srv);
+}
+
+static void http__timer_fire(evloop_timer *t)
+{
+    http_server *srv = HTTP__CONTAINER(t, http_server, timer);
+    uint64_t now = evloop_now(srv->loop);
+    int k;
+    srv->timer_due = 0;
+    for (k = 1; k < HTTP__T_KINDS; k++) {
+        http__conn *c;
+        while ((c = srv->tq[k].head) != NULL && c->deadline <= now) {
+            if (k == HTTP__T_WRITE && evloop_stream_queued(&c->s) < c->tmark) {
+                http__tq_set(c, HTTP__T_WRITE, true); /* slow, but moving */
+                continue;
+            }
+            http__tq_unlink(c);
+            if (k != HTTP__T_LINGER && k != HTTP__T_IDLE)
+                srv->st.timeouts++;
+            http__conn_close(c, -ETIMEDOUT);
+        }
+    }
+    http__timer_arm(srv);
+}
+
+/* Which timeout applies now (7.5). */
+static void http__conn_timers(http__conn *c)
+{
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    if (evloop_stream_queued(&c->s) > 0) {
+        http__tq_set(c, HTTP__T_WRITE, false);
+    } else if (c->flags & HTTP__C_LINGER) {
+        http__tq_set(c, HTTP__T_LINGER, false);
+    } else if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
+        if (c->body_req && (c->body_req->flags & HTTP__R_PAUSED))
+            http__tq_set(c, HTTP__T_NONE, false); /* the application holds it */
+        else
+            http__tq_set(c, HTTP__T_BODY, false);
+    } else if (c->in_len && !c->inflight && !(c->flags & HTTP__C_UPGRADING)) {
+        http__tq_set(c, HTTP__T_HEADER, false); /* not re-armed by more bytes */
+    } else if (c->inflight) {
+        http__tq_set(c, HTTP__T_NONE, false); /* handlers take their time */
+    } else {
+        http__tq_set(c, c->nrequests ? HTTP__T_IDLE : HTTP__T_HEADER, false);
+    }
+}
+
+/* ---- request blocks --------------------------------------------------------------- */
+
+static void *http__block_get(http_server *srv, size_t size, uint32_t *got)
+{
+    void *p;
+    if (size <= HTTP__BLOCK) {
+        *got = HTTP__BLOCK;
+        if (srv->nfree)
+            return srv->freelist[--srv->nfree];
+        return HTTP_MALLOC(HTTP__BLOCK);
+    }
+    p = HTTP_MALLOC(size);
+    *got = (uint32_t)size;
+    return p;
+}
+
+static void http__block_put(http_server *srv, void *p, uint32_t size)
+{
+    if (size == HTTP__BLOCK && srv->nfree < HTTP__MAX_FREE)
+        srv->freelist[srv->nfree++] = p;
+    else
+        HTTP_FREE(p);
+}
+
+/* Rebases a view of the connection's bytes onto the request's copy. */
+static http_str http__view_move(http_str v, const char *from, char *to)
+{
+    http_str r;
+    r.ptr = v.ptr ? to + (v.ptr - from) : NULL;
+    r.len = v.len;
+    return r;
+}
+
+/* A request with its own copy of the head (the views point into it). */
+static http_req *http__req_new(http__conn *c, const http_message *m, const char *head, size_t hlen)
+{
+    http_server *srv = c->srv;
+    size_t hdrs = m->num_headers * sizeof(http_header);
+    size_t need = sizeof(http_req) + hdrs + hlen + 256;
+    uint32_t got;
+    char *blk = (char *)http__block_get(srv, need, &got), *copy;
+    http_req *r;
+    http_url u;
+    size_t i;
+    if (!blk)
+        return NULL;
+    r = (http_req *)(void *)blk;
+    memset(r, 0, sizeof *r);
+    r->block = got;
+    r->headers = (http_header *)(void *)(blk + sizeof(http_req));
+    copy = blk + sizeof(http_req) + hdrs;
+    memcpy(copy, head, hlen);
+    r->hbuf = copy + hlen;
+    r->hcap = (uint32_t)(got - sizeof(http_req) - hdrs - hlen);
+    r->server = srv;
+    r->conn = c;
+    r->method = m->method;
+    r->method_name = http__view_move(m->method_name, head, copy);
+    r->target = http__view_move(m->target, head, copy);
+    for (i = 0; i < m->num_headers; i++) {
+        r->headers[i].name = http__view_move(m->headers[i].name, head, copy);
+        r->headers[i].value = http__view_move(m->headers[i].value, head, copy);
+    }
+    r->num_headers = m->num_headers;
+    r->version_minor = m->version_minor;
+    r->keep_alive = m->keep_alive;
+    r->upgrade = m->upgrade;
+    r->expect_continue = m->expect_continue;
+    r->has_content_length = m->has_content_length;
+    r->content_length = m->content_length;
+    r->status = 200;
+    r->res_length = UINT64_MAX;
+    r->file_fd = -1;
+    if (r->target.len && http_parse_target(r->target.ptr, r->target.len, &u) == 0) {
+        r->path = u.path;
+        r->query = u.query;
+    }
+    if (!r->query.ptr) /* empty, but a valid pointer */
+        r->query.ptr = r->target.len ? r->target.ptr + r->target.len : "";
+    if (!r->path.ptr)
+        r->path.ptr = "";
+    if (m->method == HTTP_METHOD_HEAD)
+        r->flags |= HTTP__R_HEAD_REQ;
+    if (m->body == HTTP_BODY_NONE)
+        r->flags |= HTTP__R_BODY_DONE;
+    srv->st.requests++;
+    srv->st.requests_total++;
+    return r;
+}
+
+/* A request the server answers itself (an error): no head was parsed. */
+static http_req *http__req_synthetic(http__conn *c)
+{
+    http_message m;
+    http_req *r;
+    memset(&m, 0, sizeof m);
+    m.version_minor = 1;
+    m.method = HTTP_METHOD_GET;
+    r = http__req_new(c, &m, "", 0);
+    if (r)
+        r->flags |= HTTP__R_SYNTHETIC | HTTP__R_BODY_DONE | HTTP__R_DISPATCHED;
+    return r;
+}
+
+static void http__conn_push(http__conn *c, http_req *r)
+{
+    r->next = NULL;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    c->inflight++;
+    c->nrequests++;
+    if (c->srv->o.max_requests_per_connection && c->nrequests >= c->srv->o.max_requests_per_connection)
+        c->flags |= HTTP__C_CLOSE_AFTER; /* the last one this connection takes */
+}
+
+/* Frees a request that has ended (or was aborted and then ended). */
+static void http__req_release(http_req *r)
+{
+    http_server *srv = r->server;
+    if (r->flags & HTTP__R_HBUF_HEAP)
+        HTTP_FREE(r->hbuf);
+    if (r->flags & HTTP__R_BODY_HEAP)
+        HTTP_FREE((void *)(uintptr_t)r->body.ptr);
+    HTTP_FREE(r->pend);
+    if (r->file_fd >= 0 && (r->flags & HTTP__R_FILE_CLOSE))
+        close(r->file_fd);
+    srv->st.requests--;
+    http__block_put(srv, r, r->block);
+    http__server_maybe_done(srv);
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static void http__flush_tick(evloop *loop, void *arg)
+{
+    http__conn *c = (http__conn *)arg;
+    (void)loop;
+    c->flags &= ~HTTP__C_FLUSH_DUE;
+    if (!(c->flags & HTTP__C_CLOSING))
+        http__conn_flush(c);
+}
+
+/* Output is flushed after the read callback's batch, else on next-tick, so
+ * the responses of one callback go out in one write. */
+static void http__conn_want_flush(http__conn *c)
+{
+    if (c->flags & (HTTP__C_IN_READ | HTTP__C_FLUSH_DUE))
+        return;
+    if (evloop_next_tick(c->srv->loop, http__flush_tick, c) == 0)
+        c->flags |= HTTP__C_FLUSH_DUE;
+    else
+        http__conn_flush(c);
+}
+
+/* Adds response bytes of r: to the connection's output when r is first in
+ * line, else to r's own pending buffer. Large pieces skip the copy when the
+ * socket takes them at once. */
+static int http__emit(http_req *r, const void *data, size_t len)
+{
+    http__conn *c = r->conn;
+    if (!len)
+        return 0;
+    if (c->head != r)
+        return http__append(&r->pend, &r->pend_len, &r->pend_cap, data, len);
+    if (len > HTTP__INLINE_OUT && !(c->flags & HTTP__C_CLOSING)) {
+        evloop_buf iov[2];
+        ssize_t n;
+        size_t skip;
+        int rc;
+        iov[0].iov_base = c->out;
+        iov[0].iov_len = c->out_len;
+        iov[1].iov_base = (void *)(uintptr_t)data;
+        iov[1].iov_len = len;
+        n = evloop_try_write(&c->s, c->out_len ? iov : iov + 1, c->out_len ? 2 : 1);
+        if (n < 0 && n != -EAGAIN)
+            return (int)n;
+        skip = n > 0 ? (size_t)n : 0;
+        if (skip < c->out_len) {
+            rc = evloop_write_copy(&c->s, c->out + skip, c->out_len - skip, NULL, NULL);
+            if (rc < 0)
+                return rc;
+            skip = 0;
+        } else {
+            skip -= c->out_len;
+        }
+        c->out_len = 0;
+        rc = skip < len ? evloop_write_copy(&c->s, (const char *)data + skip, len - skip, NULL, NULL)
+                        : 0;
+        http__conn_timers(c);
+        return rc;
+    }
+    if (http__append(&c->out, &c->out_len, &c->out_cap, data, len) < 0)
+        return -ENOMEM;
+    http__conn_want_flush(c);
+    return 0;
+}
+
+static void http__conn_flush(http__conn *c)
+{
+    int rc;
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    if (c->out_len) {
+        rc = evloop_write_copy(&c->s, c->out, c->out_len, NULL, NULL);
+        c->out_len = 0;
+        if (rc < 0) {
+            http__conn_close(c, rc);
+            return;
+        }
+    }
+    /* an idle connection keeps no output buffer */
+    if (!c->inflight && c->out) {
+        HTTP_FREE(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+    http__conn_advance(c);
+}
+
+/* ---- response heads ------------------------------------------------------------------- */
+
+static bool http__status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+/* Decides whether the connection closes after r's response: the client
+ * asked, or no request will follow r (server shutting down, an error or the
+ * request limit ended the parsing, and r is the last in flight). */
+static bool http__req_closes(http_req *r)
+{
+    http__conn *c = r->conn;
+    if ((r->flags & HTTP__R_CLOSE) || !r->keep_alive)
+        return true;
+    return (c->flags & HTTP__C_CLOSE_AFTER) && !r->next;
+}
+
+/* Writes the head of r's response: status line, Date, Server, the caller's
+ * fields, framing, Connection. body_len: the whole body when known, else
+ * UINT64_MAX (chunked, or until close for HTTP/1.0). */
+static int http__send_head(http_req *r, uint64_t body_len)
+{
+    http_server *srv = r->server;
+    char num[HTTP_UINT_MAX_LEN];
+    char buf[512];
+    size_t n = 0;
+    const char *reason = http_status_reason(r->status);
+    bool closes, nobody = !http__status_has_body(r->status);
+    char *head = buf;
+    size_t cap = sizeof buf, need;
+    int rc;
+
+    if (nobody)
+        r->flags |= HTTP__R_NO_BODY;
+    if (r->res_length != UINT64_MAX)
+        body_len = r->res_length;
+    if (body_len == UINT64_MAX && !nobody && !(r->flags & HTTP__R_UPGRADE)) {
+        if (r->version_minor >= 1)
+            r->flags |= HTTP__R_CHUNKED;
+        else
+            r->flags |= HTTP__R_CLOSE; /* HTTP/1.0: the end of the body is the close */
+    }
+    closes = !(r->flags & HTTP__R_UPGRADE) && http__req_closes(r);
+    if (closes)
+        r->flags |= HTTP__R_CLOSE;
+
+    need = 64 + strlen(reason) + HTTP_DATE_LEN + srv->server_line_len + r->hlen + 96;
+    if (need > cap) {
+        head = (char *)HTTP_MALLOC(need);
+        if (!head)
+            return -ENOMEM;
+        cap = need;
+    }
+    memcpy(head, "HTTP/1.1 ", 9);
+    head[9] = (char)('0' + r->status / 100);
+    head[10] = (char)('0' + r->status / 10 % 10);
+    head[11] = (char)('0' + r->status % 10);
+    head[12] = ' ';
+    n = 13;
+    memcpy(head + n, reason, strlen(reason));
+    n += strlen(reason);
+    memcpy(head + n, "\r\n", 2);
+    n += 2;
+    if (!(r->flags & HTTP__R_HAS_DATE)) {
+        memcpy(head + n, http__date_line(srv), HTTP_DATE_LEN + 8);
+        n += HTTP_DATE_LEN + 8;
+    }
+    if (srv->server_line_len && !(r->flags & HTTP__R_HAS_SERVER)) {
+        memcpy(head + n, srv->server_line, srv->server_line_len);
+        n += srv->server_line_len;
+    }
+    memcpy(head + n, r->hbuf, r->hlen);
+    n += r->hlen;
+    if (r->flags & HTTP__R_UPGRADE) {
+        if (r->status == 101) {
+            memcpy(head + n, "Connection: Upgrade\r\n", 21);
+            n += 21;
+        }
+    } else if (r->flags & HTTP__R_CHUNKED) {
+        memcpy(head + n, "Transfer-Encoding: chunked\r\n", 28);
+        n += 28;
+    } else if (body_len != UINT64_MAX && r->res_length == UINT64_MAX && !nobody) {
+        size_t k = http_format_uint(num, body_len);
+        memcpy(head + n, "Content-Length: ", 16);
+        memcpy(head + n + 16, num, k);
+        memcpy(head + n + 16 + k, "\r\n", 2);
+        n += 18 + k;
+    }
+    if (!(r->flags & HTTP__R_UPGRADE)) {
+        if (closes) {
+            memcpy(head + n, "Connection: close\r\n", 19);
+            n += 19;
+        } else if (r->version_minor == 0) {
+            memcpy(head + n, "Connection: keep-alive\r\n", 24);
+            n += 24;
+        }
+    }
+    memcpy(head + n, "\r\n", 2);
+    n += 2;
+    r->flags |= HTTP__R_HEAD_SENT;
+    rc = http__emit(r, head, n);
+    if (head != buf)
+        HTTP_FREE(head);
+    if (closes && r->conn)
+        r->conn->flags |= HTTP__C_CLOSE_AFTER;
+    return rc;
+}
+
+/* ---- the response API --------------------------------------------------------------------- */
+
+static int http__res_check(const http_req *r)
+{
+    if (r->flags & HTTP__R_ENDED)
+        return -EALREADY;
+    if ((r->flags & HTTP__R_ABORTED) || !r->conn)
+        return -ECONNRESET;
+    return 0;
+}
+
+HTTP_API int http_res_status(http_req *r, int status)
+{
+    int rc = http__res_check(r);
+    if (rc < 0)
+        return rc;
+    if (r->flags & HTTP__R_HEAD_SENT)
+        return -EALREADY;
+    if (status < 100 || status > 999 || (status < 200 && status != 101))
+        return -EINVAL;
+    r->status = status;
+    return 0;
+}
+
+HTTP_API int http_res_headern(http_req *r, const char *name, size_t nlen, const char *value,
+                              size_t vlen)
+{
+    size_t need;
+    int rc = http__res_check(r);
+    if (rc < 0)
+        return rc;
+    if (r->flags & HTTP__R_HEAD_SENT)
+        return -EALREADY;
+    if (!http__is_token(name, nlen) || !http__is_value(value, vlen) ||
+        http__ieq(name, nlen, "transfer-encoding"))
+        return -EINVAL;
+    if (http__ieq(name, nlen, "content-length")) {
+        uint64_t v = 0;
+        size_t i;
+        if (!vlen || vlen > 19)
+            return -EINVAL;
+        for (i = 0; i < vlen; i++) {
+            if (value[i] < '0' || value[i] > '9')
+                return -EINVAL;
+            v = v * 10 + (uint64_t)(value[i] - '0');
+        }
+        if (r->res_length != UINT64_MAX)
+            return -EINVAL; /* once */
+        r->res_length = v;
+    } else if (http__ieq(name, nlen, "connection")) {
+        http_str s;
+        s.ptr = value;
+        s.len = vlen;
+        if (http_list_has(s, "close"))
+            r->flags |= HTTP__R_CLOSE;
+        return 0; /* the server writes Connection itself */
+    } else if (http__ieq(name, nlen, "date")) {
+        r->flags |= HTTP__R_HAS_DATE;
+    } else if (http__ieq(name, nlen, "server")) {
+        r->flags |= HTTP__R_HAS_SERVER;
+    }
+    need = r->hlen + nlen + vlen + 4;
+    if (need > r->hcap) {
+        size_t ncap = r->hcap * 2 > need ? r->hcap * 2 : need + 256;
+        char *nb = (char *)HTTP_MALLOC(ncap);
+        if (!nb)
+            return -ENOMEM;
+        memcpy(nb, r->hbuf, r->hlen);
+        if (r->flags & HTTP__R_HBUF_HEAP)
+            HTTP_FREE(r->hbuf);
+        r->hbuf = nb;
+        r->hcap = (uint32_t)ncap;
+        r->flags |= HTTP__R_HBUF_HEAP;
+    }
+    memcpy(r->hbuf + r->hlen, name, nlen);
+    r->hbuf[r->hlen + nlen] = ':';
+    r->hbuf[r->hlen + nlen + 1] = ' ';
+    memcpy(r->hbuf + r->hlen + nlen + 2, value, vlen);
+    memcpy(r->hbuf + r->hlen + nlen + 2 + vlen, "\r\n", 2);
+    r->hlen += (uint32_t)(nlen + vlen + 4);
+    return 0;
+}
+
+HTTP_API int http_res_header(http_req *r, const char *name, const char *value)
+{
+    if (!name || !value)
+        return -EINVAL;
+    return http_res_headern(r, name, strlen(name), value, strlen(value));
+}
+
+/* Body bytes, framed: a chunk, or as they are. */
+static int http__body(http_req *r, const void *data, size_t len)
+{
+    if (!len || (r->flags & (HTTP__R_HEAD_REQ | HTTP__R_NO_BODY)))
+        return 0;
+    if (r->res_length != UINT64_MAX && r->res_sent + len > r->res_length)
+        return -EINVAL; /* more than the Content-Length promised */
+    r->res_sent += len;
+    if (r->flags & HTTP__R_CHUNKED) {
+        char hdr[HTTP_CHUNK_HEADER_MAX];
+        size_t k = http_chunk_header(hdr, len);
+        int rc = http__emit(r, hdr, k);
+        if (rc == 0)
+            rc = http__emit(r, data, len);
+        if (rc == 0)
+            rc = http__emit(r, "\r\n", 2);
+        return rc;
+    }
+    return http__emit(r, data, len);
+}
+
+HTTP_API int http_res_write(http_req *r, const void *data, size_t len)
+{
+    int rc = http__res_check(r);
+    if (rc < 0)
+        return rc;
+    if (!(r->flags & HTTP__R_HEAD_SENT) && (rc = http__send_head(r, UINT64_MAX)) < 0)
+        return rc;
+    rc = http__body(r, data, len);
+    if (r->conn && !http_res_writable(r))
+        r->flags |= HTTP__R_WANT_DRAIN;
+    return rc;
+}
+
+HTTP_API int http_res_writable(const http_req *r)
+{
+    const http__conn *c = r->conn;
+    size_t hwm;
+    if (!c || (r->flags & (HTTP__R_ABORTED | HTTP__R_ENDED)))
+        return 0;
+    hwm = r->server->o.write_high_water;
+    if (c->head != r)
+        return r->pend_len < hwm;
+    return evloop_stream_queued(&c->s) + c->out_len < hwm;
+}
+
+HTTP_API void http_res_on_drain(http_req *r, http_req_cb cb) { r->on_drain = cb; }
+
+/* The response of r is complete: the next one may go. */
+static void http__req_ended(http_req *r)
+{
+    http__conn *c = r->conn;
+    r->flags |= HTTP__R_ENDED;
+    if (!c) { /* aborted before: the end releases it */
+        http__req_release(r);
+        return;
+    }
+    if (c->head == r)
+        http__conn_advance(c);
+}
+
+HTTP_API int http_res_end(http_req *r, const void *data, size_t len)
+{
+    int rc;
+    if (r->flags & HTTP__R_ENDED)
+        return -EALREADY;
+    if ((r->flags & HTTP__R_ABORTED) || !r->conn) {
+        r->flags |= HTTP__R_ENDED;
+        http__req_release(r);
+        return -ECONNRESET;
+    }
+    rc = 0;
+    if (!(r->flags & HTTP__R_HEAD_SENT))
+        rc = http__send_head(r, len);
+    if (rc == 0)
+        rc = http__body(r, data, len);
+    if (rc == 0 && (r->flags & HTTP__R_CHUNKED) && !(r->flags & (HTTP__R_HEAD_REQ | HTTP__R_NO_BODY)))
+        rc = http__emit(r, "0\r\n\r\n", 5);
+    if (rc == 0 && r->res_length != UINT64_MAX && r->res_sent != r->res_length &&
+        !(r->flags & (HTTP__R_HEAD_REQ | HTTP__R_NO_BODY)))
+        rc = -EINVAL; /* fewer bytes than the Content-Length: the framing is broken */
+    if (rc < 0)
+        r->flags |= HTTP__R_CLOSE;
+    http__req_ended(r);
+    return rc;
+}
+
+HTTP_API int http_res_send(http_req *r, int status, const char *content_type, const void *body,
+                           size_t len)
+{
+    int rc = http_res_status(r, status);
+    if (rc == 0 && content_type)
+        rc = http_res_header(r, "Content-Type", content_type);
+    if (rc < 0) {
+        if (rc != -EALREADY)
+            http_res_end(r, NULL, 0);
+        return rc;
+    }
+    return http_res_end(r, body, len);
+}
+
+/* The file of r goes once everything before it in the output is queued. */
+static void http__file_done(evloop_write_req *w, int status)
+{
+    http_req *r = HTTP__CONTAINER(w, http_req, wreq);
+    http__conn *c = r->conn;
+    r->flags &= ~(HTTP__R_FILE | HTTP__R_FILE_BUSY);
+    if (!c) /* the connection went meanwhile: the request waited for this */
+        http__req_release(r);
+    else if (status < 0)
+        http__conn_close(c, status); /* releases r with the other requests */
+    else
+        http__conn_advance(c);
+}
+
+static int http__file_start(http_req *r)
+{
+    http__conn *c = r->conn;
+    int rc;
+    if (c->out_len) {
+        rc = evloop_write_copy(&c->s, c->out, c->out_len, NULL, NULL);
+        c->out_len = 0;
+        if (rc < 0)
+            return rc;
+    }
+    r->flags |= HTTP__R_FILE_BUSY;
+    rc = evloop_sendfile(&r->wreq, &c->s, r->file_fd, r->file_offset, r->file_len,
+                         http__file_done);
+    if (rc < 0)
+        r->flags &= ~HTTP__R_FILE_BUSY;
+    http__conn_timers(c);
+    return rc;
+}
+
+HTTP_API int http_res_sendfile(http_req *r, int fd, int64_t offset, uint64_t len, unsigned flags)
+{
+    int rc = http__res_check(r);
+    if (rc < 0)
+        return rc;
+    if ((r->flags & HTTP__R_HEAD_SENT) || fd < 0 || offset < 0)
+        return -EINVAL;
+    rc = http__send_head(r, len);
+    if (rc < 0)
+        return rc;
+    r->file_fd = fd;
+    if (flags & HTTP_FILE_CLOSE)
+        r->flags |= HTTP__R_FILE_CLOSE;
+    if (!(r->flags & (HTTP__R_HEAD_REQ | HTTP__R_NO_BODY)) && len) {
+        r->file_offset = offset;
+        r->file_len = len;
+        r->res_sent = len;
+        r->flags |= HTTP__R_FILE;
+    }
+    http__req_ended(r);
+    return 0;
+}
+
+HTTP_API int http_res_upgrade(http_req *r, evloop_stream *target, http_upgrade_cb cb)
+{
+    int rc = http__res_check(r);
+    if (rc < 0)
+        return rc;
+    if (!r->upgrade || !target || !cb || (r->flags & HTTP__R_HEAD_SENT))
+        return -EINVAL;
+    if (r->method != HTTP_METHOD_CONNECT && r->status == 200)
+        r->status = 101;
+    r->flags |= HTTP__R_UPGRADE;
+    r->up_target = target;
+    r->up_cb = cb;
+    rc = http__send_head(r, UINT64_MAX);
+    if (rc < 0)
+        return rc;
+    http__req_ended(r);
+    return 0;
+}
+
+/* ---- requests: bodies, aborts ---------------------------------------------------------- */
+
+HTTP_API const http_str *http_req_header(const http_req *r, const char *name)
+{
+    const http_header *h = http_header_find(r->headers, r->num_headers, name, NULL);
+    return h ? &h->value : NULL;
+}
+
+HTTP_API int http_req_peer(const http_req *r, struct sockaddr_storage *out)
+{
+    if (!r->conn)
+        return -ENOTCONN;
+    return evloop_peername(&r->conn->s, out);
+}
+
+HTTP_API void http_req_on_close(http_req *r, http_req_cb cb) { r->on_close = cb; }
+HTTP_API bool http_req_aborted(const http_req *r) { return (r->flags & HTTP__R_ABORTED) != 0; }
+
+static void http__send_continue(http_req *r)
+{
+    if (r->expect_continue && !(r->flags & (HTTP__R_CONTINUED | HTTP__R_HEAD_SENT)) && r->conn) {
+        r->flags |= HTTP__R_CONTINUED;
+        (void)http__emit(r, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+}
+
+static void http__read_resume_tick(evloop *loop, void *arg);
+static void http__conn_kick(http__conn *c);
+
+HTTP_API int http_req_read(http_req *r, http_data_cb on_data, http_end_cb on_end)
+{
+    if (!r->server->o.stream_bodies || (r->flags & HTTP__R_READING))
+        return -EINVAL;
+    r->on_data = on_data;
+    r->on_end = on_end;
+    r->flags |= HTTP__R_READING;
+    if (!r->conn)
+        return 0;
+    if (r->flags & HTTP__R_BODY_DONE) {
+        r->flags |= HTTP__R_END_DUE; /* no body, or an error came first */
+    } else {
+        http__send_continue(r);
+    }
+    http__conn_kick(r->conn); /* delivered from the loop, never from inside this call */
+    return 0;
+}
+
+HTTP_API void http_req_pause(http_req *r)
+{
+    r->flags |= HTTP__R_PAUSED;
+}
+
+HTTP_API void http_req_resume(http_req *r)
+{
+    if (!(r->flags & HTTP__R_PAUSED))
+        return;
+    r->flags &= ~HTTP__R_PAUSED;
+    if (r->conn)
+        http__conn_kick(r->conn);
+}
+
+/* Tells the requests of a lost connection; each still has to be ended. */
+static void http__conn_abort(http__conn *c, int reason)
+{
+    http_req *r = c->head, *next;
+    (void)reason;
+    c->head = c->tail = NULL;
+    c->body_req = NULL;
+    c->inflight = 0;
+    /* mark them all first: a callback may end any of them */
+    for (next = r; next; next = next->next) {
+        next->conn = NULL;
+        next->flags |= HTTP__R_ABORTED;
+    }
+    while (r) {
+        next = r->next;
+        r->next = NULL;
+        if (r->flags & (HTTP__R_FILE_BUSY)) {
+            /* evloop cancels the file write; its callback releases */
+        } else if (r->flags & HTTP__R_ENDED) {
+            http__req_release(r);
+        } else {
+            r->server->st.aborted++;
+            if (r->flags & HTTP__R_DISPATCHED) {
+                if (r->on_close)
+                    r->on_close(r);
+            } else {
+                /* the handler never saw it: end it here */
+                r->flags |= HTTP__R_ENDED;
+                http__req_release(r);
+            }
+        }
+        r = next;
+    }
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static void http__conn_closed(evloop_handle *h)
+{
+    http__conn *c = (http__conn *)h->data;
+    http_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    HTTP_FREE(c->in);
+    HTTP_FREE(c->out);
+    HTTP_FREE(c->partial);
+    HTTP_FREE(c);
+    srv->st.connections--;
+    http__server_maybe_done(srv);
+}
+
+static void http__conn_close(http__conn *c, int reason)
+{
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    c->flags |= HTTP__C_CLOSING;
+    http__tq_unlink(c);
+    http__conn_abort(c, reason);
+    evloop_close(&c->s.handle, http__conn_closed);
+}
+
+/* After a closing response: half-close, then read and drop until the
+ * client closes (or linger_ms), so that what the client still sends does
+ * not turn into a reset that destroys the response on its way. */
+static void http__linger_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    http__conn *c = (http__conn *)s->handle.data;
+    (void)buf;
+    if (n < 0)
+        http__conn_close(c, (int)n);
+}
+
+static void http__linger_shut(evloop_stream *s, int status)
+{
+    http__conn *c = (http__conn *)s->handle.data;
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    if (status < 0 || (c->flags & HTTP__C_EOF)) {
+        http__conn_close(c, status);
+        return;
+    }
+    c->flags |= HTTP__C_LINGER;
+    if (evloop_read_start(&c->s, http__linger_read) < 0) {
+        http__conn_close(c, 0);
+        return;
+    }
+    http__conn_timers(c);
+}
+
+static void http__conn_finish(http__conn *c)
+{
+    if (c->flags & (HTTP__C_LINGER | HTTP__C_CLOSING))
+        return;
+    if (c->out_len)
+        http__conn_flush(c);
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    c->flags |= HTTP__C_LINGER;
+    if (evloop_shutdown(&c->s, http__linger_shut) < 0)
+        http__conn_close(c, 0);
+}
+
+/* Hands an upgraded connection over once its 101 has been written. */
+static void http__conn_upgrade(http__conn *c, http_req *r)
+{
+    int fd;
+    c->flags |= HTTP__C_DETACHED;
+    fd = evloop_stream_detach(&c->s);
+    c->head = r->next;
+    if (!c->head)
+        c->tail = NULL;
+    c->inflight--;
+    r->conn = NULL;
+    if (fd < 0 || evloop_stream_open(r->up_target, fd) < 0) {
+        if (fd >= 0)
+            close(fd);
+        r->flags |= HTTP__R_ABORTED;
+        r->up_cb(r, NULL, NULL, 0);
+    } else {
+        r->up_cb(r, r->up_target, c->in, c->in_len);
+    }
+    c->in_len = 0;
+    http__req_release(r);
+    http__conn_close(c, 0);
+}
+
+/* Input can go on (the pipeline has room, a body reader resumed, an
+ * upgrade was declined): parse what waits and read again, from next-tick. */
+static void http__conn_kick(http__conn *c)
+{
+    if (c->flags & (HTTP__C_RESUME_DUE | HTTP__C_CLOSING))
+        return;
+    if (evloop_next_tick(c->srv->loop, http__read_resume_tick, c) == 0)
+        c->flags |= HTTP__C_RESUME_DUE;
+}
+
+static void http__conn_drain(evloop_stream *s)
+{
+    http__conn *c = (http__conn *)s->handle.data;
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    http__conn_advance(c);
+    if (!(c->flags & HTTP__C_CLOSING))
+        http__conn_timers(c);
+}
+
+/* Moves the line forward: the first request's held output goes out, ended
+ * requests leave, a closing response closes, drain is told. */
+static void http__conn_advance(http__conn *c)
+{
+    http_req *r;
+    for (;;) {
+        if (c->flags & HTTP__C_CLOSING)
+            return;
+        r = c->head;
+        if (!r)
+            break;
+        if (r->pend_len) {
+            size_t n = r->pend_len;
+            r->pend_len = 0;
+            if (http__emit(r, r->pend, n) < 0) {
+                http__conn_close(c, -ENOMEM);
+                return;
+            }
+            HTTP_FREE(r->pend);
+            r->pend = NULL;
+            r->pend_cap = 0;
+        }
+        if (r->flags & HTTP__R_FILE) {
+            if (!(r->flags & HTTP__R_FILE_BUSY) && http__file_start(r) < 0) {
+                http__conn_close(c, -EIO);
+                return;
+            }
+            break; /* the line waits for the file */
+        }
+        if (!(r->flags & HTTP__R_ENDED)) {
+            if ((r->flags & HTTP__R_WANT_DRAIN) && http_res_writable(r)) {
+                r->flags &= ~HTTP__R_WANT_DRAIN;
+                if (r->on_drain)
+                    r->on_drain(r);
+                continue;
+            }
+            break;
+        }
+        if (r->flags & HTTP__R_UPGRADE) {
+            if (c->flags & HTTP__C_IN_READ) { /* the bytes after it are not kept yet */
+                http__conn_kick(c);
+                return;
+            }
+            if (c->out_len || evloop_stream_queued(&c->s)) {
+                http__conn_flush(c);
+                return; /* the drain comes back here */
+            }
+            http__conn_upgrade(c, r);
+            return;
+        }
+        if (c->body_req == r) {
+            /* ended before its body arrived: skip a little of it, or close */
+            uint64_t left = r->has_content_length ? r->content_length - r->body.len : UINT64_MAX;
+            c->body_req = NULL;
+            if (left <= HTTP__DISCARD_MAX)
+                c->flags |= HTTP__C_DISCARD;
+            else
+                r->flags |= HTTP__R_CLOSE;
+        }
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->inflight--;
+        if (r->upgrade && (c->flags & HTTP__C_UPGRADING)) {
+            c->flags &= ~HTTP__C_UPGRADING; /* declined: HTTP goes on */
+            http__conn_kick(c);
+        }
+        if (r->flags & HTTP__R_CLOSE) {
+            c->flags |= HTTP__C_CLOSE_AFTER;
+            http__req_release(r);
+            /* later pipelined requests will get no answer */
+            http__conn_abort(c, 0);
+            http__conn_finish(c);
+            return;
+        }
+        http__req_release(r);
+    }
+    if (!c->head && (c->flags & HTTP__C_CLOSE_AFTER)) {
+        http__conn_finish(c);
+        return;
+    }
+    /* room in the pipeline again: read on */
+    if ((c->flags & HTTP__C_PIPE_FULL) && c->inflight < c->srv->o.max_pipelined) {
+        c->flags &= ~HTTP__C_PIPE_FULL;
+        http__conn_kick(c);
+    }
+    http__conn_timers(c);
+}
+
+/* ---- input ------------------------------------------------------------------------------ */
+
+/* Answers an error the server found (bad request, too large) and closes. */
+static void http__conn_error(http__conn *c, int err)
+{
+    http_req *r;
+    char body[160];
+    int status = err == -ENOMEM ? 503 : err == -EFBIG ? 413 : http_error_status(err);
+    int n;
+    c->srv->st.parse_errors++;
+    c->flags |= HTTP__C_CLOSE_AFTER;
+    c->body_req = NULL;
+    r = http__req_synthetic(c);
+    if (!r) {
+        http__conn_close(c, err);
+        return;
+    }
+    http__conn_push(c, r);
+    n = snprintf(body, sizeof body, "%d %s: %s\n", status, http_status_reason(status),
+                 err == -ENOMEM  ? "out of memory"
+                 : err == -EFBIG ? "the body is larger than the server accepts"
+                                 : http_strerror(err));
+    r->flags |= HTTP__R_CLOSE;
+    http_res_status(r, status);
+    http_res_header(r, "Content-Type", "text/plain");
+    http_res_end(r, body, (size_t)n);
+}
+
+static void http__dispatch(http__conn *c, http_req *r)
+{
+    r->flags |= HTTP__R_DISPATCHED;
+    c->srv->handler(r);
+}
+
+/* Body bytes of the request being read. Returns the bytes consumed; stops
+ * when a streamed body is paused or not yet asked for. */
+static size_t http__conn_body(http__conn *c, const char *data, size_t len)
+{
+    http_server *srv = c->srv;
+    http_req *r = c->body_req;
+    size_t pos = 0;
+    while (pos < len) {
+        http_body b;
+        int rc;
+        r = c->body_req;
+        if (!r && !(c->flags & HTTP__C_DISCARD))
+            break;
+        if (r && srv->o.stream_bodies &&
+            (!(r->flags & HTTP__R_READING) || (r->flags & HTTP__R_PAUSED)))
+            break;
+        memset(&b, 0, sizeof b);
+        rc = http_parse_body(&c->p, data + pos, len - pos, &b);
+        pos += b.consumed;
+        if (rc < 0) {
+            c->flags &= ~HTTP__C_DISCARD;
+            if (r && srv->o.stream_bodies) {
+                c->body_req = NULL;
+                r->body_status = rc;
+                r->flags |= HTTP__R_BODY_DONE | HTTP__R_CLOSE;
+                c->flags |= HTTP__C_CLOSE_AFTER;
+                if (r->on_end)
+                    r->on_end(r, rc);
+                return len; /* nothing more from this connection */
+            }
+            if (r)
+                r->flags |= HTTP__R_ENDED; /* never dispatched: the error answers */
+            http__conn_error(c, rc);
+            return len;
+        }
+        if (b.data.len && r) {
+            if (srv->o.stream_bodies) {
+                r->on_data(r, b.data.ptr, b.data.len);
+                r->body.len += b.data.len; /* a count: the bytes are not kept */
+            } else {
+                char *body = (char *)(uintptr_t)r->body.ptr;
+                size_t blen = r->body.len;
+                if (blen + b.data.len > srv->o.max_body) {
+                    r->flags |= HTTP__R_ENDED;
+                    http__conn_error(c, -EFBIG);
+                    return len;
+                }
+                if (http__append(&body, &blen, &r->body_cap, b.data.ptr, b.data.len) < 0) {
+                    r->flags |= HTTP__R_ENDED;
+                    http__conn_error(c, -ENOMEM);
+                    return len;
+                }
+                r->flags |= HTTP__R_BODY_HEAP;
+                r->body.ptr = body;
+                r->body.len = blen;
+            }
+        }
+        if (rc == 1) {
+            c->flags &= ~HTTP__C_DISCARD;
+            c->body_req = NULL;
+            if (r) {
+                r->flags |= HTTP__R_BODY_DONE;
+                if (srv->o.stream_bodies) {
+                    if (r->on_end)
+                        r->on_end(r, 0);
+                } else {
+                    http__dispatch(c, r);
+                }
+            }
+            if (c->flags & HTTP__C_CLOSING)
+                return len;
+            break;
+        }
+    }
+    return pos;
+}
+
+/* Parses what can be parsed of data[0..len): heads, bodies, dispatching
+ * handlers. Returns the bytes consumed (the rest waits in c->in). */
+static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
+{
+    http_server *srv = c->srv;
+    size_t pos = 0;
+    while (!(c->flags & (HTTP__C_CLOSING | HTTP__C_CLOSE_AFTER | HTTP__C_LINGER))) {
+        http_message *m;
+        http_header *hdrs;
+        http_req *r;
+        int rc;
+        if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
+            size_t used = http__conn_body(c, data + pos, len - pos);
+            pos += used;
+            if (c->body_req || (c->flags & HTTP__C_DISCARD) || pos == len)
+                break;
+            continue;
+        }
+        if (c->inflight >= srv->o.max_pipelined) {
+            c->flags |= HTTP__C_PIPE_FULL;
+            break;
+        }
+        if (pos == len || (c->flags & HTTP__C_UPGRADING))
+            break;
+        if (c->partial) {
+            m = &c->partial->m;
+            hdrs = c->partial->h;
+        } else {
+            m = &srv->m;
+            hdrs = srv->scratch;
+        }
+        rc = http_parse_head(&c->p, data + pos, len - pos, m, hdrs, srv->o.parser.max_headers);
+        if (rc == 0) {
+            if (!c->partial) { /* keep this connection's progress out of the shared scratch */
+                size_t sz = sizeof(http__partial) + srv->o.parser.max_headers * sizeof(http_header);
+                c->partial = (http__partial *)HTTP_MALLOC(sz);
+                if (!c->partial) {
+                    http__conn_error(c, -ENOMEM);
+                    return len;
+                }
+                memcpy(&c->partial->m, m, sizeof *m);
+                memcpy(c->partial->h, hdrs, srv->o.parser.max_headers * sizeof(http_header));
+            }
+            break;
+        }
+        if (rc < 0) {
+            http__conn_error(c, rc);
+            return len;
+        }
+        r = http__req_new(c, m, data + pos, (size_t)rc);
+        if (c->partial) {
+            HTTP_FREE(c->partial);
+            c->partial = NULL;
+        }
+        pos += (size_t)rc;
+        if (!r) {
+            http__conn_error(c, -ENOMEM);
+            return len;
+        }
+        http__conn_push(c, r);
+        if (m->expect_unknown) {
+            r->flags |= HTTP__R_DISPATCHED | HTTP__R_CLOSE;
+            http_res_send(r, 417, "text/plain", "417 Expectation Failed\n", 23);
+            continue;
+        }
+        if (r->upgrade)
+            c->flags |= HTTP__C_UPGRADING; /* the bytes after it may not be HTTP */
+        if (m->body == HTTP_BODY_NONE) {
+            http__dispatch(c, r);
+            continue;
+        }
+        c->body_req = r;
+        if (srv->o.stream_bodies) {
+            http__dispatch(c, r);
+            continue;
+        }
+        if (r->has_content_length && r->content_length > srv->o.max_body) {
+            r->flags |= HTTP__R_ENDED | HTTP__R_DISPATCHED;
+            c->body_req = NULL;
+            http__conn_error(c, -EFBIG);
+            return len;
+        }
+        if (r->has_content_length && r->content_length) {
+            char *body = (char *)HTTP_MALLOC((size_t)r->content_length);
+            if (!body) {
+                r->flags |= HTTP__R_ENDED | HTTP__R_DISPATCHED;
+                http__conn_error(c, -ENOMEM);
+                return len;
+            }
+            r->body.ptr = body;
+            r->body_cap = (size_t)r->content_length;
+            r->flags |= HTTP__R_BODY_HEAP;
+        }
+        http__send_continue(r);
+    }
+    return pos;
+}
+
+/* Runs the parser over what is waiting in c->in (after a pause). */
+static void http__conn_feed_input(http__conn *c)
+{
+    size_t used;
+    if (c->flags & (HTTP__C_CLOSING | HTTP__C_IN_READ))
+        return;
+    c->flags |= HTTP__C_IN_READ;
+    used = c->in_len ? http__conn_parse(c, c->in, c->in_len) : 0;
+    if (!(c->flags & HTTP__C_CLOSING) && c->in) {
+        if (used > c->in_len)
+            used = c->in_len;
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+    }
+    c->flags &= ~HTTP__C_IN_READ;
+}
+
+static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf);
+
+/* Reading goes on unless the pipeline is full, a streamed body is paused
+ * or not yet asked for, or an upgrade holds the input. */
+static bool http__conn_may_read(const http__conn *c)
+{
+    const http_req *b = c->body_req;
+    if (c->flags & (HTTP__C_CLOSING | HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING | HTTP__C_EOF))
+        return false;
+    if (b && c->srv->o.stream_bodies && (!(b->flags & HTTP__R_READING) || (b->flags & HTTP__R_PAUSED)))
+        return false;
+    if (!b && !(c->flags & HTTP__C_DISCARD) && c->inflight >= c->srv->o.max_pipelined)
+        return false;
+    return c->in_len < c->srv->o.parser.max_head + 65536;
+}
+
+static void http__conn_sync_read(http__conn *c)
+{
+    if (c->flags & (HTTP__C_CLOSING | HTTP__C_LINGER))
+        return;
+    if (http__conn_may_read(c)) {
+        if (c->flags & HTTP__C_STOPPED) {
+            c->flags &= ~HTTP__C_STOPPED;
+            if (evloop_read_start(&c->s, http__conn_read) < 0)
+                http__conn_close(c, -EIO);
+        }
+    } else if (!(c->flags & HTTP__C_STOPPED)) {
+        c->flags |= HTTP__C_STOPPED;
+        evloop_read_stop(&c->s);
+    }
+}
+
+/* Streamed-body owed end, or input that waited: from next-tick. */
+static void http__read_resume_tick(evloop *loop, void *arg)
+{
+    http__conn *c = (http__conn *)arg;
+    http_req *b;
+    (void)loop;
+    c->flags &= ~HTTP__C_RESUME_DUE;
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    /* an end owed to a request whose body was already complete */
+    for (b = c->head; b; b = b->next) {
+        if (b->flags & HTTP__R_END_DUE) {
+            b->flags &= ~HTTP__R_END_DUE;
+            if (b->on_end)
+                b->on_end(b, b->body_status);
+            if (c->flags & HTTP__C_CLOSING)
+                return;
+        }
+    }
+    http__conn_feed_input(c);
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    http__conn_sync_read(c);
+    http__conn_flush(c);
+    if (!(c->flags & HTTP__C_CLOSING))
+        http__conn_timers(c);
+}
+
+static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    http__conn *c = (http__conn *)s->handle.data;
+    size_t used;
+    if (n < 0) {
+        http_req *r;
+        bool unanswered = false;
+        for (r = c->head; r; r = r->next)
+            if (!(r->flags & HTTP__R_ENDED))
+                unanswered = true;
+        if (n == EVLOOP_EOF && !unanswered && !c->body_req && !(c->flags & HTTP__C_LINGER) &&
+            (c->head || c->out_len || evloop_stream_queued(&c->s))) {
+            /* answered, not yet all written: finish writing, then close */
+            c->flags |= HTTP__C_EOF | HTTP__C_CLOSE_AFTER;
+            http__conn_flush(c);
+            if (!(c->flags & HTTP__C_CLOSING))
+                http__conn_timers(c);
+            return;
+        }
+        /* gone (a client that stops sending while a handler works has
+         * aborted the request, as a browser leaving a page does) */
+        http__conn_close(c, (int)n);
+        return;
+    }
+    c->flags |= HTTP__C_IN_READ;
+    if (c->in_len) { /* bytes wait from before: add these, parse all */
+        if (http__append(&c->in, &c->in_len, &c->in_cap, buf, (size_t)n) < 0) {
+            c->flags &= ~HTTP__C_IN_READ;
+            http__conn_close(c, -ENOMEM);
+            return;
+        }
+        used = http__conn_parse(c, c->in, c->in_len);
+        if (!(c->flags & HTTP__C_CLOSING) && c->in) {
+            memmove(c->in, c->in + used, c->in_len - used);
+            c->in_len -= used;
+        }
+    } else { /* parse straight from the loop's buffer; keep only a rest */
+        used = http__conn_parse(c, buf, (size_t)n);
+        if (!(c->flags & HTTP__C_CLOSING) && used < (size_t)n &&
+            http__append(&c->in, &c->in_len, &c->in_cap, buf + used, (size_t)n - used) < 0) {
+            c->flags &= ~HTTP__C_IN_READ;
+            http__conn_close(c, -ENOMEM);
+            return;
+        }
+    }
+    c->flags &= ~HTTP__C_IN_READ;
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    if (!c->in_len && c->in && !c->inflight) { /* idle: no buffer kept */
+        HTTP_FREE(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+    http__conn_flush(c);
+    if (c->flags & HTTP__C_CLOSING)
+        return;
+    http__conn_sync_read(c);
+    http__conn_timers(c);
+}
+
+static void http__on_connection(evloop_stream *l, int status)
+{
+    http_server *srv = (http_server *)l->handle.data;
+    http__conn *c;
+    if (status < 0)
+        return; /* EMFILE and such: the loop pauses the listener */
+    c = (http__conn *)HTTP_MALLOC(sizeof *c);
+    if (!c)
+        return; /* not accepted: the loop closes it */
+    memset(c, 0, sizeof *c);
+    c->srv = srv;
+    c->s.handle.data = c;
+    if (l->handle.type == EVLOOP_UNIX)
+        evloop_unix_init(srv->loop, &c->s);
+    else
+        evloop_tcp_init(srv->loop, &c->s);
+    if (evloop_accept(l, &c->s) < 0) {
+        c->flags |= HTTP__C_CLOSING;
+        evloop_close(&c->s.handle, http__conn_closed);
+        srv->st.connections++;
+        return;
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->st.connections++;
+    srv->st.connections_total++;
+    if (srv->st.connections > srv->o.max_connections || srv->shutting) {
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                                   "Content-Length: 0\r\n\r\n";
+        evloop_buf b;
+        b.iov_base = (void *)(uintptr_t)busy;
+        b.iov_len = sizeof busy - 1;
+        (void)evloop_try_write(&c->s, &b, 1);
+        srv->st.rejected++;
+        http__conn_close(c, -EBUSY);
+        return;
+    }
+    if (l->handle.type == EVLOOP_TCP)
+        evloop_tcp_nodelay(&c->s, 1);
+    http_parse_init(&c->p, HTTP_KIND_REQUEST, &srv->o.parser);
+    evloop_stream_set_hwm(&c->s, 1, http__conn_drain); /* drain: the queue emptied */
+    if (evloop_read_start(&c->s, http__conn_read) < 0) {
+        http__conn_close(c, -EIO);
+        return;
+    }
+    http__conn_timers(c);
+}
+
+/* ---- the server ------------------------------------------------------------------------- */
+
+static void http__on_signal(evloop_signal *sig, int signum)
+{
+    http_server *srv = (http_server *)sig->handle.data;
+    (void)signum;
+    http_server_shutdown(srv, srv->o.shutdown_timeout_ms, srv->done);
+}
+
+HTTP_API int http_server_new(http_server **out, evloop *loop, const http_server_options *opts,
+                             http_handler handler)
+{
+    http_server *srv;
+    http_server_options o;
+    int i;
+    HTTP_ASSERT(out && loop && handler);
+    *out = NULL;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    if (!o.parser.max_request_line) o.parser.max_request_line = 8192;
+    if (!o.parser.max_head) o.parser.max_head = 32768;
+    if (!o.parser.max_headers) o.parser.max_headers = 100;
+    if (!o.max_body) o.max_body = 1u << 20;
+    if (!o.header_timeout_ms) o.header_timeout_ms = 10000;
+    if (!o.body_timeout_ms) o.body_timeout_ms = 30000;
+    if (!o.keepalive_timeout_ms) o.keepalive_timeout_ms = 5000;
+    if (!o.write_timeout_ms) o.write_timeout_ms = 30000;
+    if (!o.linger_ms) o.linger_ms = 2000;
+    if (!o.max_connections) o.max_connections = 10000;
+    if (!o.max_pipelined) o.max_pipelined = 16;
+    if (!o.write_high_water) o.write_high_water = 65536;
+    if (!o.shutdown_timeout_ms) o.shutdown_timeout_ms = 10000;
+    srv = (http_server *)HTTP_MALLOC(sizeof *srv);
+    if (!srv)
+        return -ENOMEM;
+    memset(srv, 0, sizeof *srv);
+    srv->scratch = (http_header *)HTTP_MALLOC(o.parser.max_headers * sizeof(http_header));
+    if (!srv->scratch) {
+        HTTP_FREE(srv);
+        return -ENOMEM;
+    }
+    if (o.server_name) {
+        size_t n = strlen(o.server_name);
+        if (!http__is_value(o.server_name, n) ||
+            !(srv->server_line = (char *)HTTP_MALLOC(n + 11))) {
+            HTTP_FREE(srv->scratch);
+            HTTP_FREE(srv);
+            return o.server_name && !http__is_value(o.server_name, n) ? -EINVAL : -ENOMEM;
+        }
+        memcpy(srv->server_line, "Server: ", 8);
+        memcpy(srv->server_line + 8, o.server_name, n);
+        memcpy(srv->server_line + 8 + n, "\r\n", 2);
+        srv->server_line_len = n + 10;
+        o.server_name = NULL; /* not kept: the caller's string may go */
+    }
+    srv->loop = loop;
+    srv->handler = handler;
+    srv->o = o;
+    srv->port = -1;
+    srv->tdur[HTTP__T_HEADER] = o.header_timeout_ms;
+    srv->tdur[HTTP__T_BODY] = o.body_timeout_ms;
+    srv->tdur[HTTP__T_IDLE] = o.keepalive_timeout_ms;
+    srv->tdur[HTTP__T_WRITE] = o.write_timeout_ms;
+    srv->tdur[HTTP__T_LINGER] = o.linger_ms;
+    evloop_timer_init(loop, &srv->timer);
+    evloop_unref(&srv->timer.handle);
+    evloop_timer_init(loop, &srv->shutdown_timer);
+    srv->open_handles = 2;
+    if (o.handle_signals) {
+        srv->sigint.handle.data = srv;
+        srv->sigterm.handle.data = srv;
+        evloop_signal_init(loop, &srv->sigint);
+        evloop_signal_init(loop, &srv->sigterm);
+        srv->open_handles += 2;
+        if ((i = evloop_signal_start(&srv->sigint, http__on_signal, SIGINT)) < 0 ||
+            (i = evloop_signal_start(&srv->sigterm, http__on_signal, SIGTERM)) < 0) {
+            http_server_shutdown(srv, 0, NULL);
+            *out = srv;
+            return i;
+        }
+        evloop_unref(&srv->sigint.handle);
+        evloop_unref(&srv->sigterm.handle);
+    }
+    *out = srv;
+    return 0;
+}
+
+static int http__listen(http_server *srv, evloop_stream *l)
+{
+    int rc = evloop_listen(l, srv->o.backlog, http__on_connection);
+    if (rc < 0)
+        return rc;
+    srv->nlisteners++;
+    srv->open_handles++;
+    return 0;
+}
+
+static void http__discard_handle(evloop_handle *h) { (void)h; }
+
+HTTP_API int http_server_listen(http_server *srv, const char *host, int port)
+{
+    struct sockaddr_storage a;
+    evloop_stream *l;
+    int rc;
+    if (srv->shutting || srv->nlisteners >= HTTP__MAX_LISTENERS)
+        return srv->shutting ? -EINVAL : -ENOSPC;
+    if ((rc = evloop_addr(host, port, &a)) < 0)
+        return rc;
+    l = &srv->listeners[srv->nlisteners];
+    l->handle.data = srv;
+    evloop_tcp_init(srv->loop, l);
+    if ((rc = evloop_tcp_bind(l, (struct sockaddr *)&a, srv->o.reuseport ? EVLOOP_BIND_REUSEPORT : 0)) < 0 ||
+        (rc = http__listen(srv, l)) < 0) {
+        evloop_close(&l->handle, http__discard_handle);
+        return rc;
+    }
+    if (srv->port < 0 && evloop_sockname(l, &a) == 0)
+        srv->port = evloop_addr_port((struct sockaddr *)&a);
+    return 0;
+}
+
+HTTP_API int http_server_listen_unix(http_server *srv, const char *path)
+{
+    evloop_stream *l;
+    int rc;
+    if (srv->shutting || srv->nlisteners >= HTTP__MAX_LISTENERS)
+        return srv->shutting ? -EINVAL : -ENOSPC;
+    l = &srv->listeners[srv->nlisteners];
+    l->handle.data = srv;
+    evloop_unix_init(srv->loop, l);
+    if ((rc = evloop_unix_bind(l, path)) < 0 || (rc = http__listen(srv, l)) < 0) {
+        evloop_close(&l->handle, http__discard_handle);
+        return rc;
+    }
+    return 0;
+}
+
+HTTP_API int http_server_port(const http_server *srv) { return srv->port; }
+HTTP_API evloop *http_server_loop(const http_server *srv) { return srv->loop; }
+HTTP_API void http_server_set_data(http_server *srv, void *data) { srv->data = data; }
+HTTP_API void *http_server_get_data(const http_server *srv) { return srv->data; }
+
+HTTP_API void http_server_get_stats(const http_server *srv, http_server_stats *out)
+{
+    *out = srv->st;
+}
+
+static void http__handle_closed(evloop_handle *h)
+{
+    http_server *srv = (http_server *)h->data;
+    srv->open_handles--;
+    http__server_maybe_done(srv);
+}
+
+static void http__server_maybe_done(http_server *srv)
+{
+    if (!srv->shutting || srv->finished || srv->st.connections || srv->st.requests)
+        return;
+    if (srv->open_handles) {
+        /* the last connection is gone: close the server's own handles */
+        if (!evloop_is_closing(&srv->timer.handle)) {
+            srv->timer.handle.data = srv;
+            srv->shutdown_timer.handle.data = srv;
+            evloop_close(&srv->timer.handle, http__handle_closed);
+            evloop_close(&srv->shutdown_timer.handle, http__handle_closed);
+            if (srv->o.handle_signals) {
+                evloop_close(&srv->sigint.handle, http__handle_closed);
+                evloop_close(&srv->sigterm.handle, http__handle_closed);
+            }
+        }
+        return;
+    }
+    srv->finished = 1;
+    if (srv->done)
+        srv->done(srv);
+}
+
+static void http__shutdown_deadline(evloop_timer *t)
+{
+    http_server *srv = HTTP__CONTAINER(t, http_server, shutdown_timer);
+    http__conn *c = srv->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        http__conn_close(c, -ETIMEDOUT);
+    }
+}
+
+HTTP_API void http_server_shutdown(http_server *srv, unsigned timeout_ms, http_server_cb done)
+{
+    http__conn *c, *next;
+    int i;
+    if (done)
+        srv->done = done;
+    if (srv->shutting)
+        return;
+    srv->shutting = 1;
+    for (i = 0; i < srv->nlisteners; i++) {
+        srv->listeners[i].handle.data = srv;
+        evloop_close(&srv->listeners[i].handle, http__handle_closed);
+    }
+    for (c = srv->conns; c; c = next) {
+        next = c->next;
+        if (!c->inflight && !c->body_req && !evloop_stream_queued(&c->s))
+            http__conn_close(c, 0); /* idle: nothing to finish */
+        else
+            c->flags |= HTTP__C_CLOSE_AFTER;
+    }
+    if (timeout_ms == 0)
+        http__shutdown_deadline(&srv->shutdown_timer);
+    else if (srv->st.connections)
+        evloop_timer_start(&srv->shutdown_timer, http__shutdown_deadline, timeout_ms, 0);
+    http__server_maybe_done(srv);
+}
+
+HTTP_API int http_server_free(http_server *srv)
+{
+    if (!srv)
+        return 0;
+    if (!srv->finished)
+        return -EBUSY;
+    while (srv->nfree)
+        HTTP_FREE(srv->freelist[--srv->nfree]);
+    HTTP_FREE(srv->scratch);
+    HTTP_FREE(srv->server_line);
+    HTTP_FREE(srv);
+    return 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTTP__SERVER_DONE */
 
 /*
  * LICENSE (MIT)

@@ -1,0 +1,1551 @@
+/* build: tsan poll */
+/* Tests of the HTTP server of http.h: the server runs on the test's loop;
+ * clients are threads with plain blocking sockets that parse responses
+ * with http.h's own response parser. */
+#define EVLOOP_IMPLEMENTATION
+#define HTTP_IMPLEMENTATION
+#include "../evloop.h"
+#include "../http.h"
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+/* the 100 MiB transfers run in full at -O2, smaller under sanitizers */
+#define BIG_BODY (SANITIZED ? (16u << 20) : (100u << 20))
+
+/* ---- the fixture: a server on this thread's loop, a client thread --------- */
+
+typedef struct fixture fixture;
+typedef void (*client_fn)(fixture *f);
+struct fixture {
+    evloop *loop;
+    http_server *srv;
+    int port;
+    evloop_async client_done;
+    pthread_t th;
+    client_fn client;
+    int server_done;
+    void *arg;
+};
+
+static void on_server_done(http_server *srv)
+{
+    fixture *f = (fixture *)http_server_get_data(srv);
+    f->server_done = 1;
+}
+
+static void on_client_done(evloop_async *a)
+{
+    fixture *f = (fixture *)a->handle.data;
+    http_server_shutdown(f->srv, 200, on_server_done);
+    evloop_close(&a->handle, NULL);
+}
+
+static void *client_thread(void *arg)
+{
+    fixture *f = (fixture *)arg;
+    f->client(f);
+    evloop_async_send(&f->client_done);
+    return NULL;
+}
+
+static evloop_timer fixture_guard;
+static void fixture_guard_fired(evloop_timer *t)
+{
+    fprintf(stderr, "fixture: the loop did not finish in time\n");
+    evloop_stop(t->handle.loop);
+}
+
+/* Runs a server with options o and handler h until client(f) returns. */
+static void run_fixture(fixture *f, const http_server_options *o, http_handler h, client_fn client)
+{
+    int rc;
+    f->client = client;
+    f->server_done = 0;
+    REQUIRE_INT(evloop_new(&f->loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&f->srv, f->loop, o, h), ==, 0);
+    http_server_set_data(f->srv, f);
+    REQUIRE_INT(http_server_listen(f->srv, "127.0.0.1", 0), ==, 0);
+    f->port = http_server_port(f->srv);
+    REQUIRE(f->port > 0);
+    f->client_done.handle.data = f;
+    evloop_async_init(f->loop, &f->client_done, on_client_done);
+    evloop_timer_init(f->loop, &fixture_guard);
+    evloop_timer_start(&fixture_guard, fixture_guard_fired, 60000, 0);
+    evloop_unref(&fixture_guard.handle);
+    pthread_create(&f->th, NULL, client_thread, f);
+    rc = evloop_run(f->loop, EVLOOP_RUN_DEFAULT);
+    pthread_join(f->th, NULL);
+    CHECK_INT(rc, ==, 0);
+    CHECK_INT(f->server_done, ==, 1);
+    evloop_close(&fixture_guard.handle, NULL);
+    evloop_run(f->loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(http_server_free(f->srv), ==, 0);
+    CHECK_INT(evloop_free(f->loop), ==, 0);
+}
+
+/* ---- a blocking client that parses responses with http.h ------------------------ */
+
+typedef struct client {
+    int fd;
+    char *buf;
+    size_t len, cap;
+    http_msg_parser p;
+} client;
+
+typedef struct response {
+    int status;
+    char head[16384];
+    http_header h[64];
+    size_t nh;
+    bool keep_alive;
+    bool chunked;
+    char *body;
+    size_t body_len;
+} response;
+
+static int client_open(client *c, int port)
+{
+    struct sockaddr_in a;
+    struct timeval tv = {10, 0};
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0)
+        return -errno;
+    http_parse_init(&c->p, HTTP_KIND_RESPONSE, NULL);
+    return 0;
+}
+
+static void client_close(client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+}
+
+static int client_send(client *c, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int client_sends(client *c, const char *s) { return client_send(c, s, strlen(s)); }
+
+/* Reads more bytes: > 0, 0 at EOF, < 0 on error/timeout. */
+static ssize_t client_fill(client *c)
+{
+    ssize_t n;
+    if (c->cap - c->len < 65536) {
+        c->cap = c->cap ? c->cap * 2 : 131072;
+        c->buf = (char *)realloc(c->buf, c->cap);
+    }
+    n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
+}
+
+static void client_consume(client *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Reads one response (answering a request of `method`). store: keep the
+ * body (else count it). 0, or -1 when the connection ended first. */
+static int client_response_ex(client *c, response *r, http_method_id method, bool store)
+{
+    http_message m;
+    int n;
+    memset(r, 0, sizeof *r);
+    http_parse_response_to(&c->p, method);
+    for (;;) {
+        n = http_parse_head(&c->p, c->buf ? c->buf : "", c->len, &m, r->h, 64);
+        if (n > 0)
+            break;
+        if (n < 0) {
+            fprintf(stderr, "client: bad response: %s\n", http_errname(n));
+            return -1;
+        }
+        if (client_fill(c) <= 0)
+            return -1;
+    }
+    /* keep a copy of the head: views into it */
+    {
+        http_msg_parser p2;
+        http_message m2;
+        memcpy(r->head, c->buf, (size_t)n);
+        http_parse_init(&p2, HTTP_KIND_RESPONSE, NULL);
+        http_parse_response_to(&p2, method);
+        http_parse_head(&p2, r->head, (size_t)n, &m2, r->h, 64);
+        r->status = m2.status;
+        r->nh = m2.num_headers;
+        r->keep_alive = m2.keep_alive;
+        r->chunked = m2.chunked;
+    }
+    client_consume(c, (size_t)n);
+    for (;;) {
+        http_body b;
+        int rc;
+        memset(&b, 0, sizeof b);
+        rc = http_parse_body(&c->p, c->buf ? c->buf : "", c->len, &b);
+        if (rc < 0)
+            return -1;
+        if (b.data.len) {
+            if (store) {
+                r->body = (char *)realloc(r->body, r->body_len + b.data.len + 1);
+                memcpy(r->body + r->body_len, b.data.ptr, b.data.len);
+                r->body[r->body_len + b.data.len] = 0;
+            }
+            r->body_len += b.data.len;
+        }
+        client_consume(c, b.consumed);
+        if (rc == 1)
+            break;
+        if (!b.consumed || !c->len) {
+            ssize_t k = client_fill(c);
+            if (k == 0 && http_parse_finish(&c->p) == 1)
+                break;
+            if (k <= 0)
+                return -1;
+        }
+    }
+    if (!r->body)
+        r->body = (char *)calloc(1, 1);
+    return 0;
+}
+
+static int client_response(client *c, response *r) { return client_response_ex(c, r, HTTP_METHOD_GET, true); }
+
+static const char *resp_header(const response *r, const char *name)
+{
+    static _Thread_local char v[1024];
+    const http_header *h = http_header_find(r->h, r->nh, name, NULL);
+    if (!h)
+        return NULL;
+    snprintf(v, sizeof v, "%.*s", (int)h->value.len, h->value.ptr);
+    return v;
+}
+
+static void resp_free(response *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* 1 when the server closes the connection (EOF or reset) within ms. */
+static int client_closed_within(client *c, int ms)
+{
+    struct pollfd pfd;
+    char tmp[4096];
+    double end = test_now_ms() + ms;
+    pfd.fd = c->fd;
+    pfd.events = POLLIN;
+    while (test_now_ms() < end) {
+        ssize_t n;
+        if (poll(&pfd, 1, (int)(end - test_now_ms()) + 1) <= 0)
+            continue;
+        n = recv(c->fd, tmp, sizeof tmp, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN))
+            return 1;
+    }
+    return 0;
+}
+
+/* GET path on a new connection; the response in *r. */
+static int get_once(int port, const char *path, response *r)
+{
+    client c;
+    char req[512];
+    int rc;
+    if (client_open(&c, port) != 0)
+        return -1;
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    client_sends(&c, req);
+    rc = client_response(&c, r);
+    client_close(&c);
+    return rc;
+}
+
+/* ---- the handler: one route per path --------------------------------------------- */
+
+typedef struct delayed {
+    evloop_timer t;
+    http_req *req;
+} delayed;
+
+static void delayed_closed(evloop_handle *h) { free(h->data); }
+static void delayed_fire(evloop_timer *t)
+{
+    delayed *d = (delayed *)t->handle.data;
+    http_str q = d->req->path;
+    char body[128];
+    int n = snprintf(body, sizeof body, "%.*s", (int)q.len, q.ptr);
+    http_res_send(d->req, 200, "text/plain", body, (size_t)n);
+    evloop_close(&t->handle, delayed_closed);
+}
+
+/* Query value of key as an integer, or def. */
+static long query_int(const http_req *r, const char *key, long def)
+{
+    http_query_iter it;
+    http_str k, v;
+    http_query_init(&it, r->query.ptr, r->query.len);
+    while (http_query_next(&it, &k, &v))
+        if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0 && v.ptr)
+            return strtol(v.ptr, NULL, 10);
+    return def;
+}
+
+static bool path_is(const http_req *r, const char *p)
+{
+    return r->path.len == strlen(p) && memcmp(r->path.ptr, p, r->path.len) == 0;
+}
+
+/* /stream?bytes=N: N bytes of a pattern, written while writable. */
+typedef struct streamer {
+    http_req *req;
+    uint64_t left, sent;
+    char chunk[65536];
+} streamer;
+static int streams_aborted;
+static void streamer_pump(http_req *req)
+{
+    streamer *s = (streamer *)req->data;
+    while (s->left && http_res_writable(req)) {
+        size_t i, n = s->left < sizeof s->chunk ? (size_t)s->left : sizeof s->chunk;
+        for (i = 0; i < n; i++)
+            s->chunk[i] = (char)((s->sent + i) % 251);
+        if (http_res_write(req, s->chunk, n) < 0)
+            break;
+        s->left -= n;
+        s->sent += n;
+    }
+    if (!s->left) {
+        http_res_end(req, NULL, 0);
+        free(s);
+    }
+}
+static void streamer_closed(http_req *req)
+{
+    __atomic_add_fetch(&streams_aborted, 1, __ATOMIC_SEQ_CST);
+    http_res_end(req, NULL, 0); /* releases it */
+    free(req->data);
+}
+
+/* streamed request bodies: count bytes and check the pattern */
+typedef struct sink {
+    uint64_t got;
+    uint64_t bad;
+    int paused_once;
+    evloop_timer resume;
+} sink;
+static uint64_t sink_total;
+static void sink_resume(evloop_timer *t)
+{
+    http_req *req = (http_req *)t->handle.data;
+    http_req_resume(req);
+}
+static void sink_closed(evloop_handle *h) { free(h->data); }
+static void sink_data(http_req *req, const char *data, size_t len)
+{
+    sink *s = (sink *)((char *)req->data);
+    size_t i;
+    for (i = 0; i < len; i++)
+        if ((unsigned char)data[i] != (unsigned char)((s->got + i) % 251))
+            s->bad++;
+    s->got += len;
+    if (!s->paused_once && s->got > (1u << 20)) { /* pause once for 20 ms */
+        s->paused_once = 1;
+        http_req_pause(req);
+        evloop_timer_start(&s->resume, sink_resume, 20, 0);
+    }
+}
+static void sink_end(http_req *req, int status)
+{
+    sink *s = (sink *)req->data;
+    char out[64];
+    int n = snprintf(out, sizeof out, "%llu %llu", (unsigned long long)s->got,
+                     (unsigned long long)s->bad);
+    sink_total = s->got;
+    if (status < 0)
+        n = snprintf(out, sizeof out, "error %d", status);
+    http_res_send(req, status < 0 ? 400 : 200, "text/plain", out, (size_t)n);
+    s->resume.handle.data = s;
+    evloop_close(&s->resume.handle, sink_closed);
+}
+
+static int upgrade_cb_calls;
+static char upgrade_leftover[64];
+static void upgraded_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n < 0) {
+        evloop_close(&s->handle, (evloop_close_cb)(void (*)(evloop_handle *))free);
+        return;
+    }
+    evloop_write_copy(s, buf, (size_t)n, NULL, NULL); /* echo, raw */
+}
+static void on_upgraded(http_req *req, evloop_stream *s, const char *data, size_t len)
+{
+    (void)req;
+    upgrade_cb_calls++;
+    snprintf(upgrade_leftover, sizeof upgrade_leftover, "%.*s", (int)len, data);
+    if (!s)
+        return;
+    if (len)
+        evloop_write_copy(s, data, len, NULL, NULL);
+    evloop_read_start(s, upgraded_read);
+}
+
+static int file_fd = -1;
+static int closes_seen;
+static void count_close(http_req *req)
+{
+    __atomic_add_fetch(&closes_seen, 1, __ATOMIC_SEQ_CST);
+    (void)req;
+}
+static http_req *held_req;
+
+static void handler(http_req *req)
+{
+    if (path_is(req, "/hello")) {
+        http_res_send(req, 200, "text/plain", "Hello, World!", 13);
+    } else if (path_is(req, "/slow")) { /* answers after ?ms= */
+        delayed *d = (delayed *)calloc(1, sizeof *d);
+        d->req = req;
+        d->t.handle.data = d;
+        evloop_timer_init(http_server_loop(req->server), &d->t);
+        evloop_timer_start(&d->t, delayed_fire, (uint64_t)query_int(req, "ms", 10), 0);
+    } else if (path_is(req, "/echo")) { /* the buffered body, as chunks */
+        size_t i;
+        http_res_header(req, "X-Method", req->method_name.len ? "seen" : "none");
+        for (i = 0; i < req->body.len; i += 1000)
+            http_res_write(req, req->body.ptr + i, req->body.len - i < 1000 ? req->body.len - i : 1000);
+        http_res_end(req, NULL, 0);
+    } else if (path_is(req, "/stream")) {
+        streamer *s = (streamer *)calloc(1, sizeof *s);
+        s->req = req;
+        s->left = (uint64_t)query_int(req, "bytes", 1000);
+        req->data = s;
+        http_res_on_drain(req, streamer_pump);
+        http_req_on_close(req, streamer_closed);
+        streamer_pump(req);
+    } else if (path_is(req, "/upload")) { /* streamed request body */
+        sink *s = (sink *)calloc(1, sizeof *s);
+        req->data = s;
+        evloop_timer_init(http_server_loop(req->server), &s->resume);
+        s->resume.handle.data = req;
+        if (http_req_read(req, sink_data, sink_end) < 0)
+            http_res_send(req, 500, NULL, "no", 2);
+    } else if (path_is(req, "/file")) {
+        http_res_header(req, "Content-Type", "application/octet-stream");
+        http_res_sendfile(req, dup(file_fd), query_int(req, "off", 0), (uint64_t)query_int(req, "len", 10),
+                          HTTP_FILE_CLOSE);
+    } else if (path_is(req, "/upgrade")) {
+        if (query_int(req, "decline", 0)) {
+            http_res_send(req, 200, "text/plain", "no upgrade", 10);
+        } else {
+            evloop_stream *s = (evloop_stream *)malloc(sizeof *s);
+            s->handle.data = s;
+            evloop_tcp_init(http_server_loop(req->server), s);
+            http_res_header(req, "Upgrade", "echo");
+            if (http_res_upgrade(req, s, on_upgraded) < 0)
+                http_res_send(req, 500, NULL, "x", 1);
+        }
+    } else if (path_is(req, "/hold")) { /* never answered until /release */
+        held_req = req;
+        http_req_on_close(req, count_close);
+    } else if (path_is(req, "/headers")) {
+        CHECK_INT(http_res_header(req, "X-Bad", "a\r\nInjected: 1"), ==, -EINVAL);
+        CHECK_INT(http_res_header(req, "Bad Name", "x"), ==, -EINVAL);
+        CHECK_INT(http_res_header(req, "Transfer-Encoding", "chunked"), ==, -EINVAL);
+        CHECK_INT(http_res_header(req, "X-Good", "yes"), ==, 0);
+        CHECK_INT(http_res_status(req, 99), ==, -EINVAL);
+        http_res_send(req, 201, "text/plain", "made", 4);
+        CHECK_INT(http_res_end(req, NULL, 0), ==, -EALREADY);
+    } else if (path_is(req, "/short")) { /* promises 10 bytes, sends 5 */
+        http_res_header(req, "Content-Length", "10");
+        CHECK_INT(http_res_end(req, "12345", 5), ==, -EINVAL);
+    } else if (path_is(req, "/nocontent")) {
+        http_res_send(req, 204, NULL, "ignored", 7);
+    } else {
+        http_res_send(req, 404, "text/plain", "not found", 9);
+    }
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void client_keepalive(fixture *f)
+{
+    client c;
+    response r;
+    int i;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    for (i = 0; i < 3; i++) {
+        client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        REQUIRE_INT(client_response(&c, &r), ==, 0);
+        CHECK_INT(r.status, ==, 200);
+        CHECK_STR(r.body, "Hello, World!");
+        CHECK_STR(resp_header(&r, "Content-Length"), "13");
+        CHECK_STR(resp_header(&r, "Content-Type"), "text/plain");
+        CHECK(resp_header(&r, "Date") != NULL);
+        CHECK(r.keep_alive);
+        resp_free(&r);
+    }
+    client_sends(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 404);
+    resp_free(&r);
+    client_sends(&c, "GET /headers HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 201);
+    CHECK_STR(resp_header(&r, "X-Good"), "yes");
+    CHECK(resp_header(&r, "Injected") == NULL);
+    resp_free(&r);
+    client_sends(&c, "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 204);
+    CHECK(resp_header(&r, "Content-Length") == NULL);
+    CHECK_UINT(r.body_len, ==, 0);
+    resp_free(&r);
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+}
+
+TEST(keepalive_and_basics)
+{
+    fixture f;
+    http_server_options o;
+    http_server_stats st;
+    memset(&o, 0, sizeof o);
+    o.server_name = "test-server/1";
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_keepalive);
+    (void)st;
+}
+
+static void client_server_header(fixture *f)
+{
+    response r;
+    REQUIRE_INT(get_once(f->port, "/hello", &r), ==, 0);
+    CHECK_STR(resp_header(&r, "Server"), "test-server/1");
+    resp_free(&r);
+}
+TEST(server_name)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.server_name = "test-server/1";
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_server_header);
+}
+
+/* Pipelining: three requests at once; handlers finish in another order. */
+static void client_pipeline(fixture *f)
+{
+    client c;
+    response r;
+    const char *order[] = {"/slow", "/hello", "/slow", "/hello"};
+    char reqs[1024] = "";
+    int i;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    strcat(reqs, "GET /slow?ms=80 HTTP/1.1\r\nHost: x\r\n\r\n");
+    strcat(reqs, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    strcat(reqs, "GET /slow?ms=30 HTTP/1.1\r\nHost: x\r\n\r\n");
+    strcat(reqs, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_sends(&c, reqs);
+    for (i = 0; i < 4; i++) {
+        REQUIRE_INT(client_response(&c, &r), ==, 0);
+        CHECK_INT(r.status, ==, 200);
+        CHECK_STR(r.body, strcmp(order[i], "/slow") == 0 ? "/slow" : "Hello, World!");
+        resp_free(&r);
+    }
+    /* more than max_pipelined (4) in flight: all answered, in order */
+    reqs[0] = 0;
+    for (i = 0; i < 12; i++)
+        strcat(reqs, i % 3 == 0 ? "GET /slow?ms=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                : "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_sends(&c, reqs);
+    for (i = 0; i < 12; i++) {
+        REQUIRE_INT(client_response(&c, &r), ==, 0);
+        CHECK_STR(r.body, i % 3 == 0 ? "/slow" : "Hello, World!");
+        resp_free(&r);
+    }
+    client_close(&c);
+}
+
+TEST(pipelining_in_order)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.max_pipelined = 4;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_pipeline);
+}
+
+/* Chunked request (with extensions and trailers) echoed as a chunked response. */
+static void client_chunked(fixture *f)
+{
+    client c;
+    response r;
+    char big[5000];
+    int i;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK(r.chunked);
+    CHECK_STR(r.body, "hello world");
+    resp_free(&r);
+    /* Content-Length body of 5000 bytes, echoed in 1000-byte chunks */
+    for (i = 0; i < 5000; i++)
+        big[i] = (char)('a' + i % 26);
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    client_send(&c, big, 5000);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_UINT(r.body_len, ==, 5000);
+    CHECK(memcmp(r.body, big, 5000) == 0);
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(chunked_request_and_response)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_chunked);
+}
+
+/* 100 MiB each way, streamed; the server's memory does not follow. */
+static long rss_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *fp = fopen("/proc/self/status", "r");
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return kb;
+}
+static long rss_start, rss_peak;
+static void client_big(fixture *f)
+{
+    client c;
+    response r;
+    char req[256], chunk[65536];
+    uint64_t sent = 0, total = BIG_BODY;
+    size_t i;
+    long rss;
+    rss_start = rss_kb();
+    rss_peak = rss_start;
+    /* download */
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    snprintf(req, sizeof req, "GET /stream?bytes=%llu HTTP/1.1\r\nHost: x\r\n\r\n",
+             (unsigned long long)total);
+    client_sends(&c, req);
+    REQUIRE_INT(client_response_ex(&c, &r, HTTP_METHOD_GET, false), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK(r.chunked);
+    CHECK_UINT(r.body_len, ==, total);
+    resp_free(&r);
+    rss = rss_kb();
+    if (rss > rss_peak)
+        rss_peak = rss;
+    /* upload */
+    snprintf(req, sizeof req, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %llu\r\n\r\n",
+             (unsigned long long)total);
+    client_sends(&c, req);
+    while (sent < total) {
+        size_t n = total - sent < sizeof chunk ? (size_t)(total - sent) : sizeof chunk;
+        for (i = 0; i < n; i++)
+            chunk[i] = (char)((sent + i) % 251);
+        REQUIRE_INT(client_send(&c, chunk, n), ==, 0);
+        sent += n;
+    }
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    snprintf(req, sizeof req, "%llu 0", (unsigned long long)total);
+    CHECK_STR(r.body, req);
+    resp_free(&r);
+    rss = rss_kb();
+    if (rss > rss_peak)
+        rss_peak = rss;
+    client_close(&c);
+}
+
+TEST(hundred_mib_each_way_constant_memory)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.stream_bodies = 1;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_big);
+    /* client and server share the process: neither kept the 100 MiB */
+    CHECK_INT(rss_peak - rss_start, <, 48 * 1024);
+    CHECK_UINT(sink_total, ==, BIG_BODY);
+}
+
+/* Every parser error class is answered with its status, then closed. */
+typedef struct bad_case {
+    const char *req;
+    int status;
+} bad_case;
+static const bad_case bad_cases[] = {
+    {"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+    {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+    {"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400},
+    {"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400},
+    {"GET / HTTP/1.1\nHost: x\n\n", 400},
+    {"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+    {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+    {"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+    {"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX", 400},
+    {"POST /echo HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413},
+    {"GET / HTTP/1.1\r\nHost: x\r\nExpect: coffee\r\n\r\n", 417},
+};
+
+static void client_bad(fixture *f)
+{
+    size_t i;
+    char longuri[10000];
+    client c;
+    response r;
+    for (i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        REQUIRE_INT(client_open(&c, f->port), ==, 0);
+        client_sends(&c, bad_cases[i].req);
+        if (client_response(&c, &r) != 0) {
+            CHECK(!"no response");
+            fprintf(stderr, "  case %zu: %s\n", i, bad_cases[i].req);
+        } else {
+            if (r.status != bad_cases[i].status)
+                fprintf(stderr, "  case %zu: %d for %s\n", i, r.status, bad_cases[i].req);
+            CHECK_INT(r.status, ==, bad_cases[i].status);
+            CHECK_STR(resp_header(&r, "Connection"), "close");
+            resp_free(&r);
+        }
+        CHECK(client_closed_within(&c, 3000));
+        client_close(&c);
+    }
+    /* URI too long: 414; head too large: 431; too many fields: 431 */
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    memset(longuri, 'a', sizeof longuri);
+    memcpy(longuri, "GET /", 5);
+    client_send(&c, longuri, sizeof longuri);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 414);
+    resp_free(&r);
+    client_close(&c);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET / HTTP/1.1\r\n");
+    for (i = 0; i < 200; i++)
+        client_sends(&c, "X-Many: field\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 431);
+    resp_free(&r);
+    client_close(&c);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET / HTTP/1.1\r\n");
+    for (i = 0; i < 40; i++)
+        client_send(&c, longuri + 100, 1000), client_sends(&c, ": v\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 431);
+    resp_free(&r);
+    client_close(&c);
+    /* an error after good pipelined requests: those are answered first */
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /slow?ms=20 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\n\r\nBAD\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "/slow");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 400);
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 3000));
+    client_close(&c);
+}
+
+TEST(parser_errors_answered_with_their_status)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.parser.max_headers = 64;
+    o.parser.max_head = 16384;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_bad);
+}
+
+/* Expect: 100-continue; then a request body streamed while handled. */
+static void client_expect(fixture *f)
+{
+    client c;
+    response r;
+    char buf[256];
+    ssize_t n;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    n = recv(c.fd, buf, sizeof buf - 1, 0);
+    REQUIRE(n > 0);
+    buf[n] = 0;
+    CHECK_STR(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    client_sends(&c, "ping");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "ping");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(expect_continue)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_expect);
+}
+
+/* Slowloris: one header byte every 40 ms is cut at the header timeout,
+ * while a normal client keeps being served. */
+static double slow_cut_ms;
+static int normal_served;
+static void *slowloris_thread(void *arg)
+{
+    fixture *f = (fixture *)arg;
+    client c;
+    const char *req = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    double t0 = test_now_ms();
+    size_t i;
+    slow_cut_ms = -1;
+    if (client_open(&c, f->port) != 0)
+        return NULL;
+    for (i = 0; req[i]; i++) {
+        if (send(c.fd, req + i, 1, MSG_NOSIGNAL) <= 0 || client_closed_within(&c, 40)) {
+            slow_cut_ms = test_now_ms() - t0;
+            break;
+        }
+    }
+    client_close(&c);
+    return NULL;
+}
+static void client_slowloris(fixture *f)
+{
+    pthread_t th;
+    response r;
+    int i;
+    pthread_create(&th, NULL, slowloris_thread, f);
+    for (i = 0; i < 20; i++) {
+        if (get_once(f->port, "/hello", &r) == 0 && r.status == 200)
+            normal_served++;
+        resp_free(&r);
+        usleep(20000);
+    }
+    pthread_join(th, NULL);
+}
+
+TEST(slowloris_cut_at_header_timeout)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.header_timeout_ms = 300;
+    memset(&f, 0, sizeof f);
+    normal_served = 0;
+    run_fixture(&f, &o, handler, client_slowloris);
+    CHECK_INT(normal_served, ==, 20);
+    CHECK(slow_cut_ms >= 250);
+    CHECK(slow_cut_ms < 1500);
+}
+
+/* A client that never reads: the output stays bounded and the write
+ * timeout closes the connection; the handler is told. */
+static void client_never_reads(fixture *f)
+{
+    client c;
+    int rcvbuf = 4096, i;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    client_sends(&c, "GET /stream?bytes=1000000000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* never read: wait for the server to give up on the response */
+    for (i = 0; i < 500 && !__atomic_load_n(&streams_aborted, __ATOMIC_SEQ_CST); i++)
+        usleep(10000);
+    CHECK_INT(__atomic_load_n(&streams_aborted, __ATOMIC_SEQ_CST), ==, 1);
+    client_close(&c);
+}
+
+TEST(client_that_never_reads)
+{
+    fixture f;
+    http_server_options o;
+    long rss0 = rss_kb();
+    memset(&o, 0, sizeof o);
+    o.write_timeout_ms = 300;
+    memset(&f, 0, sizeof f);
+    streams_aborted = 0;
+    run_fixture(&f, &o, handler, client_never_reads);
+    CHECK_INT(streams_aborted, ==, 1);
+    CHECK_INT(rss_kb() - rss0, <, 16 * 1024);
+}
+
+/* max_connections: the connection over the limit is answered 503. */
+static void client_maxconn(fixture *f)
+{
+    client a, b, c;
+    response r;
+    REQUIRE_INT(client_open(&a, f->port), ==, 0);
+    REQUIRE_INT(client_open(&b, f->port), ==, 0);
+    client_sends(&a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&a, &r), ==, 0); /* both accepted by now */
+    resp_free(&r);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 503);
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+    client_close(&a);
+    client_close(&b);
+}
+
+TEST(max_connections)
+{
+    fixture f;
+    http_server_options o;
+    http_server_stats st;
+    memset(&o, 0, sizeof o);
+    o.max_connections = 2;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_maxconn);
+    (void)st;
+}
+
+/* HTTP/1.0: close by default, keep-alive when asked; a body of unknown
+ * length ends with the connection. */
+static void client_http10(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hello HTTP/1.0\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "Hello, World!");
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(resp_header(&r, "Connection"), "keep-alive");
+    resp_free(&r);
+    client_sends(&c, "GET /stream?bytes=100000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_UINT(r.body_len, ==, 100000);
+    CHECK(!r.chunked);
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(http10_with_and_without_keepalive)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_http10);
+}
+
+/* HEAD: the fields of a GET, no body; the connection goes on. */
+static void client_head(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response_ex(&c, &r, HTTP_METHOD_HEAD, true), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(resp_header(&r, "Content-Length"), "13");
+    CHECK_UINT(r.body_len, ==, 0);
+    resp_free(&r);
+    client_sends(&c, "HEAD /stream?bytes=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response_ex(&c, &r, HTTP_METHOD_HEAD, true), ==, 0);
+    CHECK_UINT(r.body_len, ==, 0);
+    resp_free(&r);
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(head_requests)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_head);
+}
+
+/* Graceful shutdown: requests in flight are answered; none is lost. */
+static fixture *shut_fix;
+static void start_shutdown(evloop_timer *t)
+{
+    http_server_shutdown(shut_fix->srv, 2000, on_server_done);
+    evloop_close(&t->handle, NULL);
+}
+static int shut_ok;
+static void *shut_client(void *arg)
+{
+    fixture *f = (fixture *)arg;
+    response r;
+    if (get_once(f->port, "/slow?ms=150", &r) == 0 && r.status == 200 && strcmp(r.body, "/slow") == 0 &&
+        strcmp(resp_header(&r, "Connection") ? resp_header(&r, "Connection") : "", "close") == 0)
+        __atomic_add_fetch(&shut_ok, 1, __ATOMIC_SEQ_CST);
+    resp_free(&r);
+    return NULL;
+}
+static void graceful_handler(http_req *req) { handler(req); }
+
+TEST(graceful_shutdown_loses_nothing)
+{
+    evloop *loop;
+    http_server *srv;
+    fixture f;
+    evloop_timer t;
+    pthread_t th[3];
+    int i;
+    client late;
+    memset(&f, 0, sizeof f);
+    shut_ok = 0;
+    REQUIRE_INT(evloop_new(&loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&srv, loop, NULL, graceful_handler), ==, 0);
+    http_server_set_data(srv, &f);
+    REQUIRE_INT(http_server_listen(srv, "127.0.0.1", 0), ==, 0);
+    f.srv = srv;
+    f.port = http_server_port(srv);
+    shut_fix = &f;
+    for (i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, shut_client, &f);
+    usleep(50000); /* the three are in flight */
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, start_shutdown, 60, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    for (i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    CHECK_INT(shut_ok, ==, 3);
+    CHECK_INT(f.server_done, ==, 1);
+    /* the port is closed now */
+    CHECK(client_open(&late, f.port) != 0);
+    client_close(&late);
+    CHECK_INT(http_server_free(srv), ==, 0);
+    CHECK_INT(evloop_free(loop), ==, 0);
+}
+
+/* A request still held when the shutdown deadline passes: closed, told. */
+static void release_held(evloop_timer *t)
+{
+    if (held_req)
+        CHECK_INT(http_res_end(held_req, "late", 4), ==, -ECONNRESET);
+    held_req = NULL;
+    evloop_close(&t->handle, NULL);
+}
+static void *hold_client(void *arg)
+{
+    fixture *f = (fixture *)arg;
+    client c;
+    if (client_open(&c, f->port) == 0) {
+        client_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(client_closed_within(&c, 3000));
+    }
+    client_close(&c);
+    return NULL;
+}
+static void shutdown_soon(evloop_timer *t)
+{
+    http_server_shutdown(shut_fix->srv, 100, on_server_done);
+    evloop_timer_start(t, release_held, 200, 0);
+}
+
+TEST(shutdown_deadline_closes_held_requests)
+{
+    evloop *loop;
+    http_server *srv;
+    fixture f;
+    evloop_timer t;
+    pthread_t th;
+    memset(&f, 0, sizeof f);
+    closes_seen = 0;
+    REQUIRE_INT(evloop_new(&loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&srv, loop, NULL, handler), ==, 0);
+    http_server_set_data(srv, &f);
+    REQUIRE_INT(http_server_listen(srv, "127.0.0.1", 0), ==, 0);
+    f.srv = srv;
+    f.port = http_server_port(srv);
+    shut_fix = &f;
+    pthread_create(&th, NULL, hold_client, &f);
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, shutdown_soon, 50, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    CHECK_INT(closes_seen, ==, 1);
+    CHECK_INT(f.server_done, ==, 1);
+    CHECK_INT(http_server_free(srv), ==, 0);
+    CHECK_INT(evloop_free(loop), ==, 0);
+}
+
+/* A client gone while its handler is pending: on_close, then end frees. */
+static void client_vanishes(fixture *f)
+{
+    client c;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50000);
+    client_close(&c);
+    usleep(50000);
+}
+static void end_held_later(fixture *f) { (void)f; }
+
+TEST(closed_connection_with_pending_response)
+{
+    fixture f;
+    evloop_timer t;
+    memset(&f, 0, sizeof f);
+    closes_seen = 0;
+    held_req = NULL;
+    /* the release timer is set up by the fixture's loop: run by hand */
+    REQUIRE_INT(evloop_new(&f.loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&f.srv, f.loop, NULL, handler), ==, 0);
+    http_server_set_data(f.srv, &f);
+    REQUIRE_INT(http_server_listen(f.srv, "127.0.0.1", 0), ==, 0);
+    f.port = http_server_port(f.srv);
+    f.client = client_vanishes;
+    f.client_done.handle.data = &f;
+    evloop_async_init(f.loop, &f.client_done, on_client_done);
+    evloop_timer_init(f.loop, &t);
+    evloop_timer_start(&t, release_held, 300, 0);
+    pthread_create(&f.th, NULL, client_thread, &f);
+    evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
+    pthread_join(f.th, NULL);
+    CHECK_INT(closes_seen, ==, 1);
+    CHECK(held_req == NULL);
+    CHECK_INT(f.server_done, ==, 1);
+    CHECK_INT(http_server_free(f.srv), ==, 0);
+    CHECK_INT(evloop_free(f.loop), ==, 0);
+    (void)end_held_later;
+}
+
+/* Keep-alive idle timeout. */
+static void client_idle(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    resp_free(&r);
+    CHECK(!client_closed_within(&c, 100));
+    CHECK(client_closed_within(&c, 1000));
+    client_close(&c);
+}
+
+TEST(keepalive_idle_timeout)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.keepalive_timeout_ms = 250;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_idle);
+}
+
+/* max_requests_per_connection, and a response shorter than promised. */
+static void client_maxreq(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK(resp_header(&r, "Connection") == NULL);
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(client_closed_within(&c, 2000)); /* the framing broke: closed */
+    client_close(&c);
+}
+
+TEST(max_requests_and_broken_framing)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.max_requests_per_connection = 2;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_maxreq);
+}
+
+/* A file body with sendfile, in order with pipelined responses. */
+static void client_file(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /file?off=2&len=5 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /file?off=0&len=300000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "23456");
+    CHECK_STR(resp_header(&r, "Content-Length"), "5");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_UINT(r.body_len, ==, 300000);
+    CHECK(r.body_len == 300000 && r.body[299999] == (char)('0' + 299999 % 10));
+    resp_free(&r);
+    client_sends(&c, "HEAD /file?off=0&len=7 HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response_ex(&c, &r, HTTP_METHOD_HEAD, true), ==, 0);
+    CHECK_STR(resp_header(&r, "Content-Length"), "7");
+    CHECK_UINT(r.body_len, ==, 0);
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(sendfile_bodies)
+{
+    fixture f;
+    char path[64], *data = (char *)malloc(300000);
+    int i;
+    snprintf(path, sizeof path, "/tmp/http-test-file-%d", (int)getpid());
+    file_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(file_fd >= 0);
+    for (i = 0; i < 300000; i++)
+        data[i] = (char)('0' + i % 10);
+    REQUIRE_INT(write(file_fd, data, 300000), ==, 300000);
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_file);
+    close(file_fd);
+    unlink(path);
+    free(data);
+}
+
+/* Upgrade: the 101, then the socket is the handler's (bytes sent with the
+ * request included). A declined upgrade leaves HTTP going on. */
+static void client_upgrade(fixture *f)
+{
+    client c;
+    response r;
+    char buf[64];
+    ssize_t n;
+    size_t got = 0;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /upgrade?decline=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "no upgrade");
+    resp_free(&r);
+    client_sends(&c, "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 101);
+    CHECK_STR(resp_header(&r, "Upgrade"), "echo");
+    CHECK_STR(resp_header(&r, "Connection"), "Upgrade");
+    resp_free(&r);
+    /* "early" may already be in the client buffer, echoed */
+    memcpy(buf, c.buf, c.len);
+    got = c.len;
+    client_sends(&c, "+raw");
+    while (got < 9 && (n = recv(c.fd, buf + got, sizeof buf - got, 0)) > 0)
+        got += (size_t)n;
+    CHECK_MEM(buf, got, "early+raw");
+    client_close(&c);
+}
+
+TEST(upgrade_hands_the_socket_over)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    upgrade_cb_calls = 0;
+    run_fixture(&f, NULL, handler, client_upgrade);
+    CHECK_INT(upgrade_cb_calls, ==, 1);
+    CHECK_STR(upgrade_leftover, "early");
+}
+
+/* Unix-domain socket listener. */
+TEST(unix_socket_listener)
+{
+    evloop *loop;
+    http_server *srv;
+    fixture f;
+    char path[64];
+    int fd;
+    struct sockaddr_un a;
+    char buf[512];
+    ssize_t n, got = 0;
+    snprintf(path, sizeof path, "/tmp/http-test-%d.sock", (int)getpid());
+    unlink(path);
+    memset(&f, 0, sizeof f);
+    REQUIRE_INT(evloop_new(&loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&srv, loop, NULL, handler), ==, 0);
+    http_server_set_data(srv, &f);
+    REQUIRE_INT(http_server_listen_unix(srv, path), ==, 0);
+    CHECK_INT(http_server_port(srv), ==, -1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    strcpy(a.sun_path, path);
+    REQUIRE_INT(connect(fd, (struct sockaddr *)&a, sizeof a), ==, 0);
+    REQUIRE_INT(write(fd, "GET /hello HTTP/1.0\r\n\r\n", 23), ==, 23);
+    while (!strstr(buf, "Hello, World!")) {
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+        n = recv(fd, buf + got, sizeof buf - 1 - (size_t)got, MSG_DONTWAIT);
+        if (n > 0)
+            got += n;
+        buf[got] = 0;
+        if (n == 0)
+            break;
+    }
+    CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
+    CHECK(strstr(buf, "Hello, World!") != NULL);
+    close(fd);
+    http_server_shutdown(srv, 0, on_server_done);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(f.server_done, ==, 1);
+    CHECK_INT(http_server_free(srv), ==, 0);
+    CHECK_INT(evloop_free(loop), ==, 0);
+    unlink(path);
+}
+
+/* Several loops on several threads share one port (SO_REUSEPORT). */
+typedef struct worker {
+    evloop *loop;
+    http_server *srv;
+    evloop_async stop;
+    pthread_t th;
+    int port;
+    int served;
+} worker;
+static void worker_handler(http_req *req)
+{
+    worker *w = (worker *)http_server_get_data(req->server);
+    w->served++;
+    http_res_send(req, 200, "text/plain", "ok", 2);
+}
+static void worker_stop(evloop_async *a)
+{
+    worker *w = (worker *)a->handle.data;
+    http_server_shutdown(w->srv, 0, NULL);
+    evloop_close(&a->handle, NULL);
+}
+static void *worker_main(void *arg)
+{
+    worker *w = (worker *)arg;
+    evloop_run(w->loop, EVLOOP_RUN_DEFAULT);
+    return NULL;
+}
+
+TEST(reuseport_several_loops)
+{
+    worker w[2];
+    http_server_options o;
+    int i, port = 0, ok = 0;
+    memset(&o, 0, sizeof o);
+    o.reuseport = 1;
+    for (i = 0; i < 2; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        REQUIRE_INT(evloop_new(&w[i].loop, NULL), ==, 0);
+        REQUIRE_INT(http_server_new(&w[i].srv, w[i].loop, &o, worker_handler), ==, 0);
+        http_server_set_data(w[i].srv, &w[i]);
+        REQUIRE_INT(http_server_listen(w[i].srv, "127.0.0.1", port), ==, 0);
+        port = http_server_port(w[i].srv);
+        w[i].stop.handle.data = &w[i];
+        evloop_async_init(w[i].loop, &w[i].stop, worker_stop);
+        pthread_create(&w[i].th, NULL, worker_main, &w[i]);
+    }
+    for (i = 0; i < 60; i++) {
+        response r;
+        if (get_once(port, "/", &r) == 0 && r.status == 200)
+            ok++;
+        resp_free(&r);
+    }
+    for (i = 0; i < 2; i++) {
+        evloop_async_send(&w[i].stop);
+        pthread_join(w[i].th, NULL);
+        CHECK_INT(http_server_free(w[i].srv), ==, 0);
+        CHECK_INT(evloop_free(w[i].loop), ==, 0);
+    }
+    CHECK_INT(ok, ==, 60);
+    CHECK_INT(w[0].served + w[1].served, ==, 60);
+    CHECK_INT(w[0].served, >, 0); /* the kernel spreads connections */
+    CHECK_INT(w[1].served, >, 0);
+}
+
+/* Real clients: curl, ab (HTTP/1.0 keep-alive), Node's http module. */
+static int have(const char *tool)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
+    return system(cmd) == 0;
+}
+static int run_capture(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n = 0;
+    if (!p)
+        return -1;
+    while (n + 1 < cap) {
+        size_t k = fread(out + n, 1, cap - 1 - n, p);
+        if (!k)
+            break;
+        n += k;
+    }
+    out[n] = 0;
+    return pclose(p);
+}
+static int real_curl, real_ab, real_node;
+static void client_real(fixture *f)
+{
+    static char out[65536];
+    char cmd[1024];
+    if (real_curl) {
+        snprintf(cmd, sizeof cmd,
+                 "curl -sS --max-time 10 http://127.0.0.1:%d/hello http://127.0.0.1:%d/hello "
+                 "-w ' %%{http_code} %%{num_connects}\\n' 2>&1",
+                 f->port, f->port);
+        CHECK_INT(run_capture(cmd, out, sizeof out), ==, 0);
+        CHECK_STR(out, "Hello, World! 200 1\nHello, World! 200 0\n"); /* one connection, reused */
+        snprintf(cmd, sizeof cmd,
+                 "printf 'hello chunked' | curl -sS --max-time 10 -H 'Transfer-Encoding: chunked' "
+                 "--data-binary @- http://127.0.0.1:%d/echo 2>&1",
+                 f->port);
+        CHECK_INT(run_capture(cmd, out, sizeof out), ==, 0);
+        CHECK_STR(out, "hello chunked");
+        snprintf(cmd, sizeof cmd, "curl -sS --max-time 10 -I http://127.0.0.1:%d/hello 2>&1", f->port);
+        CHECK_INT(run_capture(cmd, out, sizeof out), ==, 0);
+        CHECK(strstr(out, "HTTP/1.1 200 OK\r\n") == out);
+        CHECK(strstr(out, "Content-Length: 13\r\n") != NULL);
+    }
+    if (real_ab) {
+        snprintf(cmd, sizeof cmd, "ab -q -k -n 300 -c 4 http://127.0.0.1:%d/hello 2>&1", f->port);
+        CHECK_INT(run_capture(cmd, out, sizeof out), ==, 0);
+        CHECK(strstr(out, "Complete requests:      300") != NULL);
+        CHECK(strstr(out, "Failed requests:        0") != NULL);
+        CHECK(strstr(out, "Keep-Alive requests:    300") != NULL);
+        if (!strstr(out, "Keep-Alive requests:    300"))
+            fprintf(stderr, "%s\n", out);
+    }
+    if (real_node) {
+        snprintf(cmd, sizeof cmd,
+                 "node -e \"const http=require('http');const a=new http.Agent({keepAlive:true});"
+                 "function get(p){return new Promise((ok,ko)=>http.get({port:%d,host:'127.0.0.1',path:p,agent:a},"
+                 "r=>{let b='';r.on('data',d=>b+=d);r.on('end',()=>ok(r.statusCode+' '+b))}).on('error',ko))}"
+                 "function post(p,d){return new Promise((ok,ko)=>{const q=http.request({port:%d,host:'127.0.0.1',"
+                 "path:p,method:'POST',agent:a},r=>{let b='';r.on('data',x=>b+=x);r.on('end',()=>ok(r.statusCode+' '+b))});"
+                 "q.on('error',ko);q.write(d.slice(0,3));q.end(d.slice(3))})}"
+                 "(async()=>{console.log(await get('/hello'));console.log(await post('/echo','from node'));"
+                 "console.log(await get('/stream?bytes=70000').then(s=>s.length));a.destroy()})()"
+                 ".catch(e=>{console.log('ERR',e.message);process.exit(1)})\" 2>&1",
+                 f->port, f->port);
+        CHECK_INT(run_capture(cmd, out, sizeof out), ==, 0);
+        CHECK_STR(out, "200 Hello, World!\n200 from node\n70004\n");
+    }
+}
+
+TEST(real_clients_curl_ab_node)
+{
+    fixture f;
+    real_curl = have("curl");
+    real_ab = have("ab");
+    real_node = have("node");
+    if (!real_curl && !real_ab && !real_node)
+        SKIP("none of curl, ab, node is installed");
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_real);
+    if (!real_curl)
+        printf("  (curl missing: its part skipped)\n");
+    if (!real_ab)
+        printf("  (ab missing: its part skipped)\n");
+    if (!real_node)
+        printf("  (node missing: its part skipped)\n");
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN(keepalive_and_basics);
+    RUN(server_name);
+    RUN(pipelining_in_order);
+    RUN(chunked_request_and_response);
+    RUN(hundred_mib_each_way_constant_memory);
+    RUN(parser_errors_answered_with_their_status);
+    RUN(expect_continue);
+    RUN(slowloris_cut_at_header_timeout);
+    RUN(client_that_never_reads);
+    RUN(max_connections);
+    RUN(http10_with_and_without_keepalive);
+    RUN(head_requests);
+    RUN(graceful_shutdown_loses_nothing);
+    RUN(shutdown_deadline_closes_held_requests);
+    RUN(closed_connection_with_pending_response);
+    RUN(keepalive_idle_timeout);
+    RUN(max_requests_and_broken_framing);
+    RUN(sendfile_bodies);
+    RUN(upgrade_hands_the_socket_over);
+    RUN(unix_socket_listener);
+    RUN(reuseport_several_loops);
+    RUN(real_clients_curl_ab_node);
+    return test_done();
+}
