@@ -261,8 +261,8 @@ cmd_all() {
 
 cmd_demo() {
     build_examples
-    echo "demo: echo server on port 7000 (try: nc 127.0.0.1 7000); Ctrl-C stops it"
-    exec "$OUT/example/echo_server" "$@"
+    echo "demo: an HTTP server on port 8080 (try: curl http://127.0.0.1:8080/plaintext); Ctrl-C stops it"
+    exec "$OUT/example/hello" "$@"
 }
 
 cmd_bench() {

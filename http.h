@@ -20,8 +20,12 @@
  *   4. Helpers: targets, queries, percent-decoding, header lookup, names
  *   5. The serializer: heads, chunked framing, Date, Content-Length
  *   6. Threads and memory
- *   (The server, the client and WebSocket, which need evloop.h, will follow
- *   as sections 7 and on.)
+ *   7. The server (with evloop.h)
+ *      7.1 Quick start        7.4 Bodies: buffered or streamed
+ *      7.2 Options            7.5 Timeouts and limits
+ *      7.3 Requests and       7.6 Shutdown, several cores, upgrades
+ *          responses          7.7 Errors and threading
+ *   (The client and WebSocket will follow as sections 8 and on.)
  *
  * 1. QUICK START =============================================================
  *
@@ -427,9 +431,173 @@
  *   runs while it changes may use either path; results are identical).
  *   Nothing here allocates, frees, or keeps global state other than the
  *   Date cache and the SIMD level.
+ *
+ * 7. THE SERVER =============================================================
+ *
+ *   Node's http.createServer, in C. It needs evloop.h, included before
+ *   http.h (or http.h included again after evloop.h); with it, http.h
+ *   declares the server and, where HTTP_IMPLEMENTATION is defined, compiles
+ *   it. Nothing of the server exists without evloop.h.
+ *
+ *   7.1 Quick start -----------------------------------------------------------
+ *
+ *     #define EVLOOP_IMPLEMENTATION
+ *     #define HTTP_IMPLEMENTATION
+ *     #include "evloop.h"
+ *     #include "http.h"
+ *
+ *     static void on_request(http_req *req) {
+ *         http_res_send(req, 200, "text/plain", "Hello, World!", 13);
+ *     }
+ *     int main(void) {
+ *         evloop *loop;
+ *         http_server *srv;
+ *         http_server_options o = {0};
+ *         o.handle_signals = 1;             // Ctrl-C: graceful shutdown
+ *         evloop_new(&loop, NULL);
+ *         http_server_new(&srv, loop, &o, on_request);
+ *         http_server_listen(srv, "0.0.0.0", 8080);
+ *         evloop_run(loop, EVLOOP_RUN_DEFAULT);   // returns after shutdown
+ *         http_server_free(srv);
+ *         return evloop_free(loop);
+ *     }
+ *
+ *   Build: cc -O2 app.c -o app -pthread. examples/hello.c is this with the
+ *   TechEmpower routes and --threads.
+ *
+ *   7.2 Options (http_server_options; zero means the default) ---------------
+ *
+ *     parser             request limits, section 3.5 (line 8192, head
+ *                        32768, 100 fields, chunk-size digits 16, ...)
+ *     max_body           a buffered body larger than this: 413 (1 MiB)
+ *     stream_bodies      1: the handler runs once the head is in and reads
+ *                        the body itself with http_req_read (0)
+ *     header_timeout_ms  a request head must be complete this long after
+ *                        its first byte (a new connection: after accept),
+ *                        however slowly it trickles in (10000)
+ *     body_timeout_ms    longest silence while a body arrives (30000)
+ *     keepalive_timeout_ms  idle connection between requests (5000)
+ *     write_timeout_ms   queued output that makes no progress (30000)
+ *     linger_ms          reading and dropping input after a closing
+ *                        response, so it is not lost to a reset (2000)
+ *     max_connections    more at once are answered 503 and closed (10000)
+ *     max_pipelined      requests in flight per connection; past it the
+ *                        server stops reading until one ends (16)
+ *     max_requests_per_connection   then Connection: close (0: no limit)
+ *     write_high_water   response bytes queued before http_res_writable
+ *                        says to wait for on_drain (65536)
+ *     server_name        value of a Server field on every response (none)
+ *     backlog            listen backlog (511)
+ *     reuseport          SO_REUSEPORT: several loops, one port (0)
+ *     handle_signals     SIGINT and SIGTERM start a graceful shutdown (0)
+ *     shutdown_timeout_ms  its deadline (10000)
+ *
+ *   7.3 Requests and responses ----------------------------------------------------
+ *
+ *   The handler gets an http_req: the request's method, target, path and
+ *   query (still percent-encoded: see section 4), headers, version,
+ *   keep_alive, upgrade, content_length and, for buffered bodies, body. Its
+ *   views point into memory the request owns: valid until the request is
+ *   released. req->data is yours.
+ *
+ *   The response: http_res_status, http_res_header (before the head goes),
+ *   then http_res_write (streams; chunked unless a Content-Length was set)
+ *   and http_res_end (the last bytes; with no write before, the body gets a
+ *   Content-Length). http_res_send does status + Content-Type + body + end;
+ *   http_res_sendfile ends with a file body sent by sendfile(2). The server
+ *   adds Date, Server (if configured), the framing, and Connection when it
+ *   matters. HEAD, 1xx, 204 and 304 responses never carry a body: bytes
+ *   written for them are dropped.
+ *
+ *   A handler may answer later: from a timer, a pool completion, another
+ *   connection's callback (always on the loop's thread). Responses leave in
+ *   the order of the requests even when a later handler finishes first:
+ *   the later response waits in memory.
+ *
+ *   Release: a request is released (its memory freed) when its response has
+ *   ended: after http_res_end, http_res_send, http_res_sendfile (once the
+ *   file has gone) or the upgrade callback. Every request must be ended,
+ *   also one whose connection is gone: http_req_on_close(req, cb) tells you
+ *   the client left before the end; http_res_* then return -ECONNRESET and
+ *   http_res_end still releases. Do not touch req after releasing it.
+ *
+ *   Backpressure: when http_res_writable(req) is 0, wait for the callback set
+ *   with http_res_on_drain before writing more. Memory per response then
+ *   stays near write_high_water whatever the body's size.
+ *
+ *   7.4 Bodies: buffered or streamed ------------------------------------------------
+ *
+ *   Buffered (the default): the handler runs when the whole body is in
+ *   req->body (up to max_body, else the client gets 413 and the connection
+ *   closes). "Expect: 100-continue" is answered before the body is read;
+ *   an unknown expectation gets 417.
+ *
+ *   Streamed (stream_bodies = 1): the handler runs after the head. Call
+ *   http_req_read(req, on_data, on_end): on_data gets the body in pieces
+ *   (views valid during the call), on_end(req, 0) its end (or an error, and
+ *   the connection closes after the response). http_req_pause/resume stop
+ *   and restart the delivery; the server stops reading the socket, so a
+ *   fast client is slowed down by TCP rather than buffered. A handler that
+ *   ends its response without reading the body: up to 64 KiB of it are
+ *   read and dropped to keep the connection; more closes it.
+ *
+ *   7.5 Timeouts and limits -------------------------------------------------------
+ *
+ *   Each connection is under one timeout at a time: the header timeout
+ *   while a head arrives (a client that sends one byte per second is cut
+ *   when it runs out), the body timeout while a body arrives, the idle
+ *   timeout between requests, the write timeout while output is queued
+ *   (progress re-arms it; a client that never reads is closed and the
+ *   request told through on_close). No timeout runs while a handler works.
+ *   The timers cost O(1) per request: one list per timeout, in deadline
+ *   order, and one loop timer for the earliest.
+ *
+ *   Parser errors (section 3.7) are answered with their status (400, 413,
+ *   414, 431, 501, 505) and "Connection: close", after the responses of the
+ *   requests before them; nothing half-parsed reaches a handler.
+ *
+ *   7.6 Shutdown, several cores, upgrades -------------------------------------------
+ *
+ *   http_server_shutdown(srv, timeout_ms, done): stops listening, closes
+ *   idle connections, lets requests in flight finish (their responses say
+ *   Connection: close), closes what is left after timeout_ms, and calls
+ *   done when every connection is closed and every request released. Then
+ *   http_server_free(srv). With handle_signals the server does this itself
+ *   on SIGINT/SIGTERM, and evloop_run returns when it is over.
+ *
+ *   Several cores: one loop and one server per thread, each with reuseport
+ *   = 1 and the same port; the kernel spreads connections (examples/hello.c
+ *   --threads N).
+ *
+ *   Upgrades: for a request with req->upgrade (Upgrade + Connection:
+ *   upgrade, or CONNECT), http_res_upgrade(req, target, cb) sends the head
+ *   (101 Switching Protocols, or the status set; fields added before, such
+ *   as Upgrade), then moves the socket into `target`, a stream you made
+ *   with evloop_tcp_init (or evloop_unix_init), and calls cb with the bytes
+ *   the client already sent after the request. From then on the stream is
+ *   yours. Answering an upgrade request normally declines it.
+ *
+ *   7.7 Errors and threading ------------------------------------------------------------
+ *
+ *   Calls return 0 or a negative errno: -EINVAL (a bad field name or value,
+ *   a Content-Length broken by the body), -EALREADY (the head or the
+ *   response already went), -ECONNRESET (the client is gone), -ENOMEM.
+ *   http_server_get_stats counts connections, requests, parse errors, timeouts,
+ *   aborted requests and rejected connections.
+ *
+ *   A server and its requests belong to its loop's thread. Memory: a
+ *   connection costs its evloop stream and about 200 bytes; an idle one
+ *   holds no buffer. A request is one allocation (4 KiB blocks reused) with
+ *   a copy of its head.
  */
 #ifndef HTTP_H
 #define HTTP_H
+
+/* Every header of the collection asks for the POSIX and GNU interfaces
+ * when it comes before any system header, so they work in any order. */
+#if !defined(_GNU_SOURCE) && defined(__linux__)
+#define _GNU_SOURCE 1
+#endif
 
 #include <stdbool.h>
 #include <stddef.h>
