@@ -240,17 +240,19 @@
  * store to publish); no lock, no system call and no allocation on the
  * caller's path. One background writer thread owns the sinks: it takes
  * published lines in ticket order and writes them in batches with writev()
- * (up to 1024 lines per call). When the logger is idle the writer sleeps,
+ * (up to 256 lines per call). When the logger is idle the writer sleeps,
  * at most log_options.writer_sleep_us (default 10000 = 10 ms) between looks,
  * so a line reaches its sink within about that time; callers wake it early
  * when the ring is a quarter full, and log_flush()/fatal lines wake it at
- * once. When the ring is full, log_options.full_policy decides:
+ * once. After a partial batch the writer naps 100 us so that lines gather
+ * and it works in large batches, away from the memory callers are writing. When the ring is full, log_options.full_policy decides:
  *   LOG_FULL_BLOCK (default)  the caller waits for space (spins, yields,
- *                             then sleeps 50 us at a time);
+ *                             then sleeps until the writer frees a batch);
  *   LOG_FULL_DROP             the line is dropped and counted; when space
  *                             returns the writer itself logs, at warn level,
  *                             "log: ring full, lines dropped" with the field
  *                             dropped=N. log_get_stats() has the total.
+ *                             Fatal lines are never dropped: they wait.
  * The ring holds log_options.ring_bytes (default 4 MiB) in 256-byte slots;
  * a line takes ceil((len + 16) / 256) consecutive slots.
  *
@@ -334,9 +336,14 @@
  * void log_set_level(log_logger *lg, int level) / int log_get_level(const log_logger *lg)
  *      The logger's own level (0 or below means TRACE, above OFF means OFF).
  * void log_write(log_logger *lg, int level, const char *msg, const log_field *f, size_t n)
+ * void log_writen(log_logger *lg, int level, const char *msg, size_t msglen,
+ *                 const log_field *f, size_t n)    (msg of msglen bytes)
  * void log_writef(log_logger *lg, int level, const log_field *f, size_t n, const char *fmt, ...)
  * void log_vwritef(log_logger *lg, int level, const log_field *f, size_t n, const char *fmt, va_list ap)
- *      The functions behind the macros (f may be NULL when n is 0).
+ *      The functions behind the macros (f may be NULL when n is 0). A
+ *      log_field built by hand rather than with LOG_STR() & co must set
+ *      klen to strlen(key) or 0 (= measure it) and, for strings, len to the
+ *      length or (size_t)-1 (= strlen).
  * int  log_flush(log_logger *lg)
  *      Async: waits until every line logged before the call was written;
  *      sync: nothing to do. Returns 0.
@@ -683,7 +690,7 @@ static inline int log__gate(const log_logger *lg)
 #define LOG__RESERVE 48    /* room kept for the truncation marker and line end */
 #define LOG__NV 5          /* output variants: the formats, pretty twice */
 #define LOG__V_PAD 0xffu   /* ring record that only fills the ring's end */
-#define LOG__BATCH 1024    /* records per writer batch */
+#define LOG__BATCH 256     /* records per writer batch */
 
 enum { LOG__V_JSON = 0, LOG__V_PINO, LOG__V_LOGFMT, LOG__V_PRETTY, LOG__V_PRETTY_COLOR };
 
@@ -748,7 +755,8 @@ struct log__core {
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t wake_cv, done_cv;
-    int sleeping, stop, waiters;
+    pthread_cond_t space_cv;
+    int sleeping, stop, waiters, space_waiters;
     char pad0[64];
     uint64_t tail; /* next ticket to reserve (producers) */
     char pad1[64];
@@ -777,15 +785,6 @@ static int64_t log__mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void log__sleep_us(long us)
-{
-    struct timespec ts;
-    ts.tv_sec = us / 1000000;
-    ts.tv_nsec = (us % 1000000) * 1000;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 static void log__timedwait(pthread_cond_t *cv, pthread_mutex_t *mu, long us)
@@ -1761,8 +1760,8 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
                 break;
             continue; /* t0 now holds the current tail */
         }
-        /* full */
-        if (c->policy == LOG_FULL_DROP) {
+        /* full; fatal lines are never dropped */
+        if (c->policy == LOG_FULL_DROP && level < LOG_LEVEL_FATAL) {
             LOG__ADD(&c->dropped, 1);
             LOG__ADD(&c->dropped_pending, 1);
             if (LOG__LOAD(&c->sleeping)) log__wake_writer(c);
@@ -1774,10 +1773,19 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
 #endif
-        } else if (spins < 128) {
+        } else if (spins < 96) {
             sched_yield();
-        } else {
-            log__sleep_us(50);
+        } else { /* wait for the writer to free a batch */
+            uint64_t seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+            pthread_mutex_lock(&c->mu);
+            LOG__ADD(&c->space_waiters, 1);
+            if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) == seen) {
+                LOG__STORE(&c->sleeping, 0);
+                pthread_cond_signal(&c->wake_cv);
+                log__timedwait(&c->space_cv, &c->mu, 1000);
+            }
+            LOG__ADD(&c->space_waiters, -1);
+            pthread_mutex_unlock(&c->mu);
         }
         t0 = __atomic_load_n(&c->tail, __ATOMIC_RELAXED);
     }
@@ -1912,16 +1920,17 @@ static void *log__writer(void *arg)
             if (n) log__write_batch(c, items, n, c->iov, c->lens);
             __atomic_store_n(&c->done, h, __ATOMIC_RELEASE); /* frees the slots */
             log__report_drops(c);
-            if (__atomic_load_n(&c->waiters, __ATOMIC_RELAXED)) {
+            if (LOG__LOAD(&c->waiters) || LOG__LOAD(&c->space_waiters)) {
                 pthread_mutex_lock(&c->mu);
                 pthread_cond_broadcast(&c->done_cv);
+                pthread_cond_broadcast(&c->space_cv);
                 pthread_mutex_unlock(&c->mu);
             }
             nap = 100;
             /* A full batch: more is waiting. A partial one: nap briefly, so
              * lines gather and the writer works in large batches, away from
              * the cache lines the callers are writing. */
-            if (n == LOG__BATCH || LOG__LOAD(&c->waiters)) continue;
+            if (n == LOG__BATCH || LOG__LOAD(&c->waiters) || LOG__LOAD(&c->space_waiters)) continue;
         } else {
             log__report_drops(c);
         }
@@ -2047,6 +2056,7 @@ static void log__free_core(struct log__core *c)
         pthread_mutex_destroy(&c->mu);
         pthread_cond_destroy(&c->wake_cv);
         pthread_cond_destroy(&c->done_cv);
+        pthread_cond_destroy(&c->space_cv);
     }
     LOG_FREE(c->data);
     LOG_FREE(c->seq);
@@ -2242,6 +2252,7 @@ LOG_API int log_create(log_logger **out, const log_options *opts)
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&c->wake_cv, &ca);
         pthread_cond_init(&c->done_cv, &ca);
+        pthread_cond_init(&c->space_cv, &ca);
         pthread_condattr_destroy(&ca);
         if (!c->data || !c->seq || !c->wbuf || !c->items || !c->iov || !c->lens) {
             log__free_core(c);

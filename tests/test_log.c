@@ -1242,6 +1242,14 @@ static void *policy_thread(void *p)
     return NULL;
 }
 
+static void *fatal_thread(void *p)
+{
+    policy_arg *a = (policy_arg *)p;
+    log_fatal(a->lg, "never dropped");
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
 static log_options gated_opts(log_sink *s, int policy)
 {
     log_options o;
@@ -1276,7 +1284,14 @@ TEST(drop_policy_counts_and_reports)
     log_get_stats(lg, &st);
     CHECK_UINT(st.dropped, >, 0);
     CHECK_UINT(st.dropped, <, 2000);
+    /* a fatal line on the full ring waits instead of being dropped */
+    a.n = 0;
+    a.done = 0;
+    pthread_create(&th, NULL, fatal_thread, &a);
+    snooze_us(20000);
+    CHECK_INT(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), ==, 0);
     __atomic_store_n(&gate_open, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
     log_flush(lg);
     log_destroy(lg); /* the writer reports before it stops */
     out = cap_take(&gate_cap);
@@ -1287,6 +1302,7 @@ TEST(drop_policy_counts_and_reports)
     CHECK_UINT(reported, ==, st.dropped);
     CHECK_UINT(fills + st.dropped, ==, 2000);
     CHECK(strstr(out, "\"level\":\"warn\",\"msg\":\"log: ring full") != NULL);
+    CHECK(strstr(out, "\"level\":\"fatal\",\"msg\":\"never dropped\"") != NULL);
     free(out);
     cap_free(&gate_cap);
 }

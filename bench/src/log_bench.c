@@ -60,7 +60,6 @@ int main(int argc, char **argv)
     o.nsinks = 1;
     o.level_env = "";
     o.mode = strcmp(argv[1], "async") == 0 ? LOG_MODE_ASYNC : LOG_MODE_SYNC;
-    o.ring_bytes = 16u << 20;
     rc = log_create(&lg, &o);
     if (rc) {
         fprintf(stderr, "log_create: %s\n", log_strerror(rc));
