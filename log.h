@@ -245,7 +245,8 @@
  * so a line reaches its sink within about that time; callers wake it early
  * when the ring is a quarter full, and log_flush()/fatal lines wake it at
  * once. After a partial batch the writer naps 100 us so that lines gather
- * and it works in large batches, away from the memory callers are writing. When the ring is full, log_options.full_policy decides:
+ * and it works in large batches, away from the memory callers are writing.
+ * When the ring is full, log_options.full_policy decides:
  *   LOG_FULL_BLOCK (default)  the caller waits for space (spins, yields,
  *                             then sleeps until the writer frees a batch);
  *   LOG_FULL_DROP             the line is dropped and counted; when space
@@ -253,8 +254,14 @@
  *                             "log: ring full, lines dropped" with the field
  *                             dropped=N. log_get_stats() has the total.
  *                             Fatal lines are never dropped: they wait.
- * The ring holds log_options.ring_bytes (default 4 MiB) in 256-byte slots;
- * a line takes ceil((len + 16) / 256) consecutive slots.
+ * The ring holds log_options.ring_bytes (default 4 MiB, rounded down to a
+ * power of two) in 256-byte slots; a line takes ceil((len + 16) / 256)
+ * consecutive slots (a line that would wrap past the ring's end skips the
+ * slots left there). The ring is allocated and touched at log_create().
+ *
+ * Cost, measured on a 2-core VM (bench/log): about 180 ns per async call
+ * with a message and three fields (21 of them reading the clock), 4.5 to 6
+ * million lines per second to a file from one thread.
  *
  * log_flush() waits until every line logged before it was written. Lines are
  * flushed at exit (atexit, bounded by log_options.exit_timeout_ms, default
@@ -286,8 +293,11 @@
  *                         truncated=true closes the line ("truncated":true in
  *                         JSON, " [truncated]" in pretty). The result is still
  *                         valid JSON / logfmt and never longer than max_line.
- *                         Lines up to 4096 bytes are formatted on the stack;
- *                         longer ones use a temporary heap buffer.
+ *                         In the pino format the fields come first, so the
+ *                         message is what gets cut. Lines up to 4096 bytes
+ *                         are formatted on the stack; longer ones use a
+ *                         temporary heap buffer (if that allocation fails the
+ *                         line is cut at 4096 bytes).
  *   log_options.name      at most 64 bytes, without control characters, '"'
  *                         or '\' (else -EINVAL).
  *   hostname              (pino) the first 64 bytes are used.
@@ -326,7 +336,22 @@
  * int  log_create(log_logger **out, const log_options *opts)
  *      Makes a root logger; opts may be NULL (all defaults). On success
  *      *out owns the sinks' files and (async) the writer thread; free it
- *      with log_destroy(). Strings in opts are copied.
+ *      with log_destroy(). Strings in opts are copied. log_options fields
+ *      (all zero = defaults):
+ *        level            LOG_LEVEL_INFO                 (section 3)
+ *        level_env        "LOG_LEVEL"; "" reads none     (section 3)
+ *        name             none; "name" field of every line, <= 64 bytes
+ *        sinks, nsinks    one JSON sink on stdout        (section 7)
+ *        mode             LOG_MODE_SYNC                  (section 8)
+ *        full_policy      LOG_FULL_BLOCK                 (section 8)
+ *        ring_bytes       4 MiB, at least 64 KiB         (section 8)
+ *        max_line         16384, 512 .. 1 MiB            (section 9)
+ *        writer_sleep_us  10000, at least 100            (section 8)
+ *        exit_timeout_ms  5000: longest wait of the exit flush
+ *        no_atexit        0: flush asynchronous loggers at exit
+ *        hostname         gethostname(); pino's "hostname" (first 64 bytes)
+ *        now, now_ud      CLOCK_REALTIME; a wall clock in ns since the
+ *                         epoch, called on the logging thread (tests, replay)
  * void log_destroy(log_logger *lg)
  *      Child: frees it. Root: flushes, stops and joins the writer, closes
  *      the files it opened, frees everything. NULL is allowed.
