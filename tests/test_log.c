@@ -1,0 +1,1624 @@
+/* build: tsan */
+/* Tests for log.h: golden lines for every format, escaping, truncation,
+ * levels, children, sinks, rotation, the asynchronous ring under load, drop
+ * and block policies, fatal/exit/fork flushing, write errors, and a pino
+ * line read back by pino-pretty (skipped without node/npm). */
+#define _POSIX_C_SOURCE 200809L
+#define TEST_TIMEOUT 240
+#define LOG_IMPLEMENTATION
+#include "log.h"
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* 8 threads x LOAD_LINES lines: the full 800k at -O2, fewer under sanitizers. */
+#define LOAD_THREADS 8
+#define LOAD_LINES (SANITIZED ? 4000 : 100000)
+
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_BUILD 1
+#endif
+#endif
+#ifdef TSAN_BUILD
+/* Forked children exit through exit(): skip TSan's default 1 s pause there. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "atexit_sleep_ms=0"; }
+#endif
+
+/* 2024-05-01T12:00:00.123Z */
+#define T0 1714564800123000000LL
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void snooze_us(long us)
+{
+    struct timespec ts;
+    ts.tv_sec = us / 1000000;
+    ts.tv_nsec = (us % 1000000) * 1000;
+    nanosleep(&ts, NULL);
+}
+
+static int64_t clock_value = T0;
+static int64_t fixed_clock(void *ud)
+{
+    (void)ud;
+    return __atomic_load_n(&clock_value, __ATOMIC_RELAXED);
+}
+
+/* A callback sink that collects lines. */
+typedef struct capture {
+    pthread_mutex_t mu;
+    char *buf;
+    size_t len, cap;
+    int lines;
+    int last_level;
+} capture;
+
+static void cap_init(capture *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+}
+
+static void cap_free(capture *c)
+{
+    free(c->buf);
+    pthread_mutex_destroy(&c->mu);
+}
+
+static void cap_cb(void *ud, int level, const char *line, size_t len)
+{
+    capture *c = (capture *)ud;
+    pthread_mutex_lock(&c->mu);
+    if (c->len + len + 1 > c->cap) {
+        c->cap = (c->len + len + 1) * 2;
+        c->buf = (char *)realloc(c->buf, c->cap);
+    }
+    memcpy(c->buf + c->len, line, len);
+    c->len += len;
+    c->buf[c->len] = 0;
+    c->lines++;
+    c->last_level = level;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Returns the captured text and clears it (caller frees). */
+static char *cap_take(capture *c)
+{
+    char *s;
+    pthread_mutex_lock(&c->mu);
+    s = c->buf ? c->buf : strdup("");
+    c->buf = NULL;
+    c->len = c->cap = 0;
+    c->lines = 0;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+static log_sink cap_sink(capture *c, int format)
+{
+    log_sink s;
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_CALLBACK;
+    s.format = format;
+    s.callback = cap_cb;
+    s.userdata = c;
+    s.color = LOG_COLOR_NEVER;
+    return s;
+}
+
+static log_options base_opts(const log_sink *sinks, int n)
+{
+    log_options o;
+    memset(&o, 0, sizeof o);
+    o.sinks = sinks;
+    o.nsinks = n;
+    o.level = LOG_LEVEL_TRACE;
+    o.level_env = "";
+    o.now = fixed_clock;
+    o.hostname = "box";
+    return o;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = (char *)malloc((size_t)n + 1);
+    if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
+    buf[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* ---- a strict JSON validator (one object, then '\n') -------------------- */
+
+static const char *js_value(const char *p, int depth);
+
+static const char *js_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t') p++;
+    return p;
+}
+
+static size_t js_utf8(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c >= 0xc2 && c <= 0xdf) return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+        if (c == 0xe0 && s[1] < 0xa0) return 0;
+        if (c == 0xed && s[1] > 0x9f) return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) return 0;
+        if (c == 0xf0 && s[1] < 0x90) return 0;
+        if (c == 0xf4 && s[1] > 0x8f) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static const char *js_string(const char *p)
+{
+    if (*p++ != '"') return NULL;
+    for (;;) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c == '\\') {
+            p++;
+            if (strchr("\"\\/bfnrt", *p) && *p) {
+                p++;
+            } else if (*p == 'u') {
+                int i;
+                for (i = 1; i <= 4; i++)
+                    if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i]) return NULL;
+                p += 5;
+            } else {
+                return NULL;
+            }
+        } else if (c >= 0x80) {
+            size_t k = js_utf8((const unsigned char *)p);
+            if (!k) return NULL;
+            p += k;
+        } else {
+            p++;
+        }
+    }
+}
+
+static const char *js_number(const char *p)
+{
+    if (*p == '-') p++;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (*p >= '0' && *p <= '9') p++;
+    } else {
+        return NULL;
+    }
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    return p;
+}
+
+static const char *js_value(const char *p, int depth)
+{
+    p = js_ws(p);
+    if (depth > 8) return NULL;
+    if (*p == '"') return js_string(p);
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        int obj = *p == '{';
+        p = js_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (obj) {
+                p = js_string(js_ws(p));
+                if (!p) return NULL;
+                p = js_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            p = js_value(p, depth + 1);
+            if (!p) return NULL;
+            p = js_ws(p);
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            if (*p == close) return p + 1;
+            return NULL;
+        }
+    }
+    if (!strncmp(p, "true", 4)) return p + 4;
+    if (!strncmp(p, "false", 5)) return p + 5;
+    if (!strncmp(p, "null", 4)) return p + 4;
+    return js_number(p);
+}
+
+/* 1 when [line, '\n'] is exactly one JSON object and its newline. */
+static int json_line_ok(const char *line)
+{
+    const char *e;
+    if (*line != '{') return 0;
+    e = js_value(line, 0);
+    return e && *e == '\n';
+}
+
+/* Validates every line of text; returns the count, or -1 at the first bad one. */
+static int json_lines_ok(const char *text)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        if (!json_line_ok(p)) {
+            fprintf(stderr, "bad JSON line: %.200s\n", p);
+            return -1;
+        }
+        p = strchr(p, '\n') + 1;
+        n++;
+    }
+    return n;
+}
+
+/* ---- golden lines for every format ------------------------------------------ */
+
+TEST(golden_formats)
+{
+    capture cj, cp, cl, cr, cc;
+    log_sink s[5];
+    log_options o;
+    log_logger *lg, *child;
+    log_field bound[2];
+    char *out, pino[512];
+    cap_init(&cj);
+    cap_init(&cp);
+    cap_init(&cl);
+    cap_init(&cr);
+    cap_init(&cc);
+    s[0] = cap_sink(&cj, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&cp, LOG_FORMAT_PINO);
+    s[2] = cap_sink(&cl, LOG_FORMAT_LOGFMT);
+    s[3] = cap_sink(&cr, LOG_FORMAT_PRETTY);
+    s[4] = cap_sink(&cc, LOG_FORMAT_PRETTY);
+    s[4].color = LOG_COLOR_ALWAYS;
+    o = base_opts(s, 5);
+    o.name = "api";
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    bound[0] = LOG_STR("req", "r1");
+    bound[1] = LOG_INT("n", 7);
+    REQUIRE_INT(log_child(lg, &child, bound, 2), ==, 0);
+
+    log_info(child, "hello \"world\"", LOG_STR("user", "a b"), LOG_INT("i", -5),
+             LOG_UINT("u", 18446744073709551615ull), LOG_FLOAT("f", 0.1), LOG_BOOL("ok", 1),
+             LOG_NULL("z"), LOG_STR("s", NULL));
+    log_warnf(lg, "disk %d%% full", 91);
+
+    out = cap_take(&cj);
+    CHECK_STR(out,
+              "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"name\":\"api\","
+              "\"msg\":\"hello \\\"world\\\"\",\"req\":\"r1\",\"n\":7,\"user\":\"a b\",\"i\":-5,"
+              "\"u\":18446744073709551615,\"f\":0.1,\"ok\":true,\"z\":null,\"s\":null}\n"
+              "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"warn\",\"name\":\"api\","
+              "\"msg\":\"disk 91% full\"}\n");
+    CHECK_INT(json_lines_ok(out), ==, 2);
+    free(out);
+
+    out = cap_take(&cp);
+    snprintf(pino, sizeof pino,
+             "{\"level\":30,\"time\":1714564800123,\"pid\":%d,\"hostname\":\"box\",\"name\":\"api\","
+             "\"req\":\"r1\",\"n\":7,\"user\":\"a b\",\"i\":-5,\"u\":18446744073709551615,\"f\":0.1,"
+             "\"ok\":true,\"z\":null,\"s\":null,\"msg\":\"hello \\\"world\\\"\"}\n"
+             "{\"level\":40,\"time\":1714564800123,\"pid\":%d,\"hostname\":\"box\",\"name\":\"api\","
+             "\"msg\":\"disk 91%% full\"}\n",
+             (int)getpid(), (int)getpid());
+    CHECK_STR(out, pino);
+    CHECK_INT(json_lines_ok(out), ==, 2);
+    free(out);
+
+    out = cap_take(&cl);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=info name=api msg=\"hello \\\"world\\\"\" "
+                   "req=r1 n=7 user=\"a b\" i=-5 u=18446744073709551615 f=0.1 ok=true z=null s=null\n"
+                   "time=2024-05-01T12:00:00.123Z level=warn name=api msg=\"disk 91% full\"\n");
+    free(out);
+
+    out = cap_take(&cr); /* TZ=UTC (main) */
+    CHECK_STR(out, "2024-05-01 12:00:00.123 INFO  [api] hello \"world\" req=r1 n=7 user=\"a b\" i=-5 "
+                   "u=18446744073709551615 f=0.1 ok=true z=null s=null\n"
+                   "2024-05-01 12:00:00.123 WARN  [api] disk 91% full\n");
+    free(out);
+
+    out = cap_take(&cc);
+    CHECK_STR(out, "\x1b[90m2024-05-01 12:00:00.123\x1b[0m \x1b[32mINFO \x1b[0m \x1b[35m[api] \x1b[0m"
+                   "hello \"world\" \x1b[36mreq=\x1b[0mr1 \x1b[36mn=\x1b[0m7 \x1b[36muser=\x1b[0m\"a b\""
+                   " \x1b[36mi=\x1b[0m-5 \x1b[36mu=\x1b[0m18446744073709551615 \x1b[36mf=\x1b[0m0.1"
+                   " \x1b[36mok=\x1b[0mtrue \x1b[36mz=\x1b[0mnull \x1b[36ms=\x1b[0mnull\n"
+                   "\x1b[90m2024-05-01 12:00:00.123\x1b[0m \x1b[33mWARN \x1b[0m \x1b[35m[api] \x1b[0m"
+                   "disk 91% full\n");
+    free(out);
+
+    log_destroy(child);
+    log_destroy(lg);
+    cap_free(&cj);
+    cap_free(&cp);
+    cap_free(&cl);
+    cap_free(&cr);
+    cap_free(&cc);
+}
+
+/* Every level's name in each format, and the level filter per sink. */
+TEST(levels_and_sink_filters)
+{
+    capture all, warn;
+    log_sink s[2];
+    log_options o;
+    log_logger *lg;
+    char *out;
+    cap_init(&all);
+    cap_init(&warn);
+    s[0] = cap_sink(&all, LOG_FORMAT_LOGFMT);
+    s[1] = cap_sink(&warn, LOG_FORMAT_PRETTY);
+    s[1].level = LOG_LEVEL_WARN;
+    o = base_opts(s, 2);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_trace(lg, "t");
+    log_debug(lg, "d");
+    log_info(lg, "i");
+    log_warn(lg, "w");
+    log_error(lg, "e");
+    log_fatal(lg, "f");
+    log_emit(lg, LOG_LEVEL_ERROR, "dyn", LOG_INT("x", 1));
+    out = cap_take(&all);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=trace msg=t\n"
+                   "time=2024-05-01T12:00:00.123Z level=debug msg=d\n"
+                   "time=2024-05-01T12:00:00.123Z level=info msg=i\n"
+                   "time=2024-05-01T12:00:00.123Z level=warn msg=w\n"
+                   "time=2024-05-01T12:00:00.123Z level=error msg=e\n"
+                   "time=2024-05-01T12:00:00.123Z level=fatal msg=f\n"
+                   "time=2024-05-01T12:00:00.123Z level=error msg=dyn x=1\n");
+    free(out);
+    out = cap_take(&warn);
+    CHECK_STR(out, "2024-05-01 12:00:00.123 WARN  w\n"
+                   "2024-05-01 12:00:00.123 ERROR e\n"
+                   "2024-05-01 12:00:00.123 FATAL f\n"
+                   "2024-05-01 12:00:00.123 ERROR dyn x=1\n");
+    free(out);
+    CHECK_INT(warn.last_level, ==, LOG_LEVEL_ERROR);
+
+    log_set_level(lg, LOG_LEVEL_ERROR);
+    CHECK_INT(log_get_level(lg), ==, LOG_LEVEL_ERROR);
+    CHECK(!LOG_ENABLED(lg, LOG_LEVEL_WARN));
+    CHECK(LOG_ENABLED(lg, LOG_LEVEL_ERROR));
+    log_warn(lg, "hidden");
+    log_error(lg, "shown");
+    log_set_level(lg, LOG_LEVEL_OFF);
+    log_fatal(lg, "hidden too");
+    log_write(lg, LOG_LEVEL_FATAL, "direct call, also hidden", NULL, 0);
+    out = cap_take(&all);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=error msg=shown\n");
+    free(out);
+    free(cap_take(&warn));
+    log_destroy(lg);
+
+    /* Sinks' levels fold into the gate: nothing below warn is even formatted. */
+    s[0].level = LOG_LEVEL_WARN;
+    o = base_opts(s, 2);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    CHECK(!LOG_ENABLED(lg, LOG_LEVEL_INFO));
+    CHECK(LOG_ENABLED(lg, LOG_LEVEL_WARN));
+    log_destroy(lg);
+    cap_free(&all);
+    cap_free(&warn);
+}
+
+static int evaluated;
+static int side_effect(void)
+{
+    evaluated++;
+    return 1;
+}
+
+TEST(disabled_calls_do_not_evaluate_arguments)
+{
+    capture c;
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    cap_init(&c);
+    s = cap_sink(&c, LOG_FORMAT_JSON);
+    o = base_opts(&s, 1);
+    o.level = LOG_LEVEL_INFO;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    evaluated = 0;
+    log_debug(lg, "x", LOG_INT("v", side_effect()));
+    log_debugf(lg, "%d", side_effect());
+    log_emitf(lg, LOG_LEVEL_TRACE, (LOG_INT("v", side_effect())), "%d", side_effect());
+    CHECK_INT(evaluated, ==, 0);
+    CHECK_INT(c.lines, ==, 0);
+    log_info(lg, "x", LOG_INT("v", side_effect()));
+    CHECK_INT(evaluated, ==, 1);
+    CHECK_INT(c.lines, ==, 1);
+    log_destroy(lg);
+    cap_free(&c);
+}
+
+TEST(level_from_environment)
+{
+    capture c;
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    static const struct { const char *val; int level; } cases[] = {
+        {"debug", LOG_LEVEL_DEBUG}, {"WARNING", LOG_LEVEL_WARN}, {"Error", LOG_LEVEL_ERROR},
+        {"silent", LOG_LEVEL_OFF},  {"35", 35},                  {"verbose", LOG_LEVEL_INFO},
+        {"", LOG_LEVEL_INFO},       {"1000", LOG_LEVEL_INFO},
+    };
+    size_t i;
+    cap_init(&c);
+    s = cap_sink(&c, LOG_FORMAT_JSON);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        o = base_opts(&s, 1);
+        o.level = LOG_LEVEL_INFO;
+        o.level_env = "TEST_LOG_LEVEL";
+        setenv("TEST_LOG_LEVEL", cases[i].val, 1);
+        REQUIRE_INT(log_create(&lg, &o), ==, 0);
+        CHECK_INT(log_get_level(lg), ==, cases[i].level);
+        log_destroy(lg);
+    }
+    /* The default variable is LOG_LEVEL; "" turns reading off. */
+    setenv("LOG_LEVEL", "trace", 1);
+    o = base_opts(&s, 1);
+    o.level_env = NULL;
+    o.level = LOG_LEVEL_ERROR;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    CHECK_INT(log_get_level(lg), ==, LOG_LEVEL_TRACE);
+    log_destroy(lg);
+    o.level_env = "";
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    CHECK_INT(log_get_level(lg), ==, LOG_LEVEL_ERROR);
+    log_destroy(lg);
+    unsetenv("LOG_LEVEL");
+    unsetenv("TEST_LOG_LEVEL");
+    cap_free(&c);
+}
+
+TEST(names_parse_and_errors)
+{
+    CHECK_STR(log_level_name(LOG_LEVEL_TRACE), "trace");
+    CHECK_STR(log_level_name(LOG_LEVEL_INFO), "info");
+    CHECK_STR(log_level_name(45), "warn");
+    CHECK_STR(log_level_name(LOG_LEVEL_FATAL), "fatal");
+    CHECK_STR(log_level_name(LOG_LEVEL_OFF), "off");
+    CHECK_INT(log_level_parse("info"), ==, LOG_LEVEL_INFO);
+    CHECK_INT(log_level_parse("FATAL"), ==, LOG_LEVEL_FATAL);
+    CHECK_INT(log_level_parse("0"), ==, 0);
+    CHECK_INT(log_level_parse("100"), ==, LOG_LEVEL_OFF);
+    CHECK_INT(log_level_parse("101"), ==, -EINVAL);
+    CHECK_INT(log_level_parse("-1"), ==, -EINVAL);
+    CHECK_INT(log_level_parse("infox"), ==, -EINVAL);
+    CHECK_INT(log_level_parse(NULL), ==, -EINVAL);
+    CHECK_STR(log_strerror(-ENOSPC), "no space left on device");
+    CHECK_STR(log_strerror(-EINVAL), "invalid argument");
+    CHECK_STR(log_strerror(0), "success");
+    CHECK_STR(log_strerror(-99999), "unknown error");
+}
+
+TEST(bad_options)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg = (log_logger *)&s;
+    char longname[80];
+    memset(&s, 0, sizeof s);
+    o = base_opts(&s, 1);
+    o.max_line = 100;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    CHECK(lg == NULL);
+    o = base_opts(&s, 1);
+    o.mode = 7;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o = base_opts(&s, 1);
+    o.nsinks = LOG_MAX_SINKS + 1;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o = base_opts(&s, 1);
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    o.name = longname;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o.name = "bad\"name";
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    o.ring_bytes = 1000;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o.ring_bytes = 64 << 10;
+    o.max_line = 1 << 20; /* more than half the ring */
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    s.kind = LOG_SINK_FILE;
+    s.path = "no/such/dir/x.log";
+    o = base_opts(&s, 1);
+    CHECK_INT(log_create(&lg, &o), ==, -ENOENT);
+    s.path = NULL;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    s.kind = LOG_SINK_CALLBACK;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    s.kind = 42;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    s.kind = LOG_SINK_STDOUT;
+    s.format = 9;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    CHECK(lg == NULL);
+}
+
+/* ---- escaping, NULLs, numbers ---------------------------------------------- */
+
+TEST(escaping_hostile_strings)
+{
+    capture cj, cl, cr;
+    log_sink s[3];
+    log_options o;
+    log_logger *lg;
+    char ctl[40], *out, *p;
+    int i;
+    cap_init(&cj);
+    cap_init(&cl);
+    cap_init(&cr);
+    s[0] = cap_sink(&cj, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&cl, LOG_FORMAT_LOGFMT);
+    s[2] = cap_sink(&cr, LOG_FORMAT_PRETTY);
+    o = base_opts(s, 3);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+
+    /* quotes, backslashes and a key that tries to close the object */
+    log_info(lg, "a\"b\\c", LOG_STR("k\"}\n{\"x", "v\"}\n{\"level\":\"fatal"));
+    out = cap_take(&cj);
+    CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"a\\\"b\\\\c\","
+                   "\"k\\\"}\\n{\\\"x\":\"v\\\"}\\n{\\\"level\\\":\\\"fatal\"}\n");
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    out = cap_take(&cl);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=info msg=\"a\\\"b\\\\c\" "
+                   "k_}_{_x=\"v\\\"}\\n{\\\"level\\\":\\\"fatal\"\n");
+    free(out);
+    free(cap_take(&cr));
+
+    /* every control character, DEL, and an embedded NUL via LOG_STRN */
+    for (i = 1; i < 32; i++) ctl[i - 1] = (char)i;
+    ctl[31] = 0x7f;
+    ctl[32] = 0;
+    log_info(lg, ctl, LOG_STRN("nul", "a\0b", 3));
+    out = cap_take(&cj);
+    CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\""
+                   "\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e"
+                   "\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019"
+                   "\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\\u007f\",\"nul\":\"a\\u0000b\"}\n");
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    out = cap_take(&cr);
+    CHECK(strchr(out, 0x1b) == NULL); /* no raw ESC reaches a terminal */
+    CHECK_INT(count_lines(out), ==, 1);
+    CHECK(strstr(out, "\\u001b") != NULL);
+    free(out);
+    free(cap_take(&cl));
+
+    /* invalid UTF-8 is replaced byte by byte; valid UTF-8 passes */
+    log_info(lg, "\x80|\xc0\xaf|\xe0\x80\x80|\xed\xa0\x80|\xf4\x90\x80\x80|\xf8|\xe2\x82|"
+                 "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    out = cap_take(&cj);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    p = strstr(out, "\"msg\":\"");
+    REQUIRE(p != NULL);
+    CHECK_STR(p, "\"msg\":\"\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+                 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+                 "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}\n");
+    free(out);
+    /* a string cut inside a UTF-8 sequence at the end */
+    log_info(lg, "x", LOG_STRN("cut", "\xe2\x82\xac", 2));
+    out = cap_take(&cj);
+    CHECK(strstr(out, "\"cut\":\"\xef\xbf\xbd\xef\xbf\xbd\"}") != NULL);
+    free(out);
+    free(cap_take(&cl));
+    free(cap_take(&cr));
+
+    /* logfmt: empty values and '=' are quoted; keys are sanitised */
+    log_info(lg, "", LOG_STR("", ""), LOG_STR("a=b", "c=d"), LOG_STR("sp ace", "\xc3\xa9"));
+    out = cap_take(&cl);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=info msg=\"\" _=\"\" a_b=\"c=d\" "
+                   "sp_ace=\xc3\xa9\n");
+    free(out);
+    out = cap_take(&cj);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    free(cap_take(&cr));
+    log_destroy(lg);
+    cap_free(&cj);
+    cap_free(&cl);
+    cap_free(&cr);
+}
+
+TEST(null_strings)
+{
+    capture c, cl;
+    log_sink s[2];
+    log_options o;
+    log_logger *lg;
+    log_field f[2];
+    char *out;
+    cap_init(&c);
+    cap_init(&cl);
+    s[0] = cap_sink(&c, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&cl, LOG_FORMAT_PRETTY);
+    o = base_opts(s, 2);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, NULL, LOG_STR("s", NULL), LOG_STR(NULL, "v"), LOG_STRN("n", NULL, 5));
+    f[0] = LOG_STR("a", NULL);
+    f[1] = LOG_INT(NULL, 1);
+    log_write(lg, LOG_LEVEL_INFO, NULL, f, 2);
+    log_write(lg, LOG_LEVEL_INFO, "no fields", NULL, 3);
+    out = cap_take(&c);
+    CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":null,"
+                   "\"s\":null,\"null\":\"v\",\"n\":null}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":null,"
+                   "\"a\":null,\"null\":1}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"no fields\"}\n");
+    CHECK_INT(json_lines_ok(out), ==, 3);
+    free(out);
+    out = cap_take(&cl);
+    CHECK_STR(out, "2024-05-01 12:00:00.123 INFO  null s=null null=v n=null\n"
+                   "2024-05-01 12:00:00.123 INFO  null a=null null=1\n"
+                   "2024-05-01 12:00:00.123 INFO  no fields\n");
+    free(out);
+    log_destroy(lg);
+    cap_free(&c);
+    cap_free(&cl);
+}
+
+TEST(numbers)
+{
+    static const double vals[] = {0.1,     0.25,     12.5,     -3.75,   1.0 / 3.0, 2.0 / 3.0,
+                                  1e-7,    1e21,     123456789.125, 3.0, 1e15 + 0.5, 5e-324,
+                                  1.7976931348623157e308, 0.3, 100.0, 9007199254740993.0};
+    capture c, cl;
+    log_sink s[2];
+    log_options o;
+    log_logger *lg;
+    char *out, *p;
+    size_t i;
+    cap_init(&c);
+    cap_init(&cl);
+    s[0] = cap_sink(&c, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&cl, LOG_FORMAT_LOGFMT);
+    o = base_opts(s, 2);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        double back;
+        log_info(lg, "n", LOG_FLOAT("v", vals[i]));
+        out = cap_take(&c);
+        CHECK_INT(json_lines_ok(out), ==, 1);
+        p = strstr(out, "\"v\":");
+        REQUIRE(p != NULL);
+        back = strtod(p + 4, NULL);
+        if (back != vals[i]) {
+            CHECK(back == vals[i]);
+            fprintf(stderr, "  %.17g printed as %s", vals[i], p + 4);
+        }
+        free(out);
+    }
+    log_info(lg, "n", LOG_FLOAT("a", 0.1), LOG_FLOAT("b", 12.5), LOG_FLOAT("c", 100.0),
+             LOG_FLOAT("d", -0.0), LOG_FLOAT("e", 0.3), LOG_FLOAT("f", 1e-5));
+    out = cap_take(&c);
+    CHECK(strstr(out, "\"a\":0.1,\"b\":12.5,\"c\":100,\"d\":-0,\"e\":0.3,\"f\":0.00001}") != NULL);
+    free(out);
+    log_info(lg, "n", LOG_FLOAT("nan", NAN), LOG_FLOAT("inf", INFINITY), LOG_FLOAT("ninf", -INFINITY),
+             LOG_INT("min", (long long)(-9223372036854775807LL - 1)), LOG_INT("zero", 0));
+    out = cap_take(&c);
+    CHECK(strstr(out, "\"nan\":null,\"inf\":null,\"ninf\":null,\"min\":-9223372036854775808,\"zero\":0}") != NULL);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    out = cap_take(&cl);
+    CHECK(strstr(out, "nan=NaN inf=+Inf ninf=-Inf min=-9223372036854775808 zero=0\n") != NULL);
+    free(out);
+    log_destroy(lg);
+    cap_free(&c);
+    cap_free(&cl);
+}
+
+/* ---- truncation --------------------------------------------------------------- */
+
+TEST(truncation_marker)
+{
+    capture cj, cp, cl, cr;
+    log_sink s[4];
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    char big[3000], *out;
+    size_t n;
+    cap_init(&cj);
+    cap_init(&cp);
+    cap_init(&cl);
+    cap_init(&cr);
+    s[0] = cap_sink(&cj, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&cp, LOG_FORMAT_PINO);
+    s[2] = cap_sink(&cl, LOG_FORMAT_LOGFMT);
+    s[3] = cap_sink(&cr, LOG_FORMAT_PRETTY);
+    o = base_opts(s, 4);
+    o.max_line = 512;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+
+    log_info(lg, big, LOG_INT("after", 1));
+    out = cap_take(&cj);
+    n = strlen(out);
+    CHECK_UINT(n, <=, 512);
+    CHECK_UINT(n, >=, 400);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    CHECK(strstr(out, "xxx...\",\"truncated\":true}\n") != NULL);
+    CHECK(strstr(out, "after") == NULL);
+    free(out);
+    out = cap_take(&cp); /* pino: fields first, the message is what is cut */
+    CHECK_UINT(strlen(out), <=, 512);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    CHECK(strstr(out, "\"after\":1,\"msg\":\"xxx") != NULL);
+    CHECK(strstr(out, "xxx...\",\"truncated\":true}\n") != NULL);
+    free(out);
+    out = cap_take(&cl);
+    CHECK_UINT(strlen(out), <=, 512);
+    CHECK(strstr(out, "xxx... truncated=true\n") != NULL);
+    free(out);
+    out = cap_take(&cr);
+    CHECK_UINT(strlen(out), <=, 512);
+    CHECK(strstr(out, "xxx... [truncated]\n") != NULL);
+    free(out);
+
+    /* a long field value is cut; the fields after it are left out */
+    log_info(lg, "m", LOG_INT("before", 1), LOG_STR("big", big), LOG_INT("after", 2));
+    out = cap_take(&cj);
+    CHECK_UINT(strlen(out), <=, 512);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    CHECK(strstr(out, "\"before\":1,\"big\":\"xxx") != NULL);
+    CHECK(strstr(out, "xxx...\",\"truncated\":true}\n") != NULL);
+    free(out);
+    /* escapes are never cut in half */
+    memset(big, '"', sizeof big - 1);
+    log_info(lg, big);
+    out = cap_take(&cj);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    free(cap_take(&cp));
+    free(cap_take(&cl));
+    free(cap_take(&cr));
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.truncated, ==, 3 * 4);
+    log_destroy(lg);
+
+    /* long lines under a large max_line: formatted whole (heap buffer) */
+    o = base_opts(s, 1);
+    o.max_line = 100000;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    {
+        char *huge = (char *)malloc(50001);
+        memset(huge, 'y', 50000);
+        huge[50000] = 0;
+        log_info(lg, huge);
+        log_infof(lg, "%s", huge);
+        out = cap_take(&cj);
+        CHECK_INT(json_lines_ok(out), ==, 2);
+        CHECK(strstr(out, "truncated") == NULL);
+        CHECK_UINT(strlen(out), ==, 2 * (50000 + strlen("{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"\"}\n")));
+        free(out);
+        free(huge);
+    }
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.truncated, ==, 0);
+    log_destroy(lg);
+    cap_free(&cj);
+    cap_free(&cp);
+    cap_free(&cl);
+    cap_free(&cr);
+}
+
+/* ---- printf messages, children ------------------------------------------------ */
+
+TEST(printf_messages)
+{
+    capture c;
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    char *out, longarg[2000];
+    cap_init(&c);
+    s = cap_sink(&c, LOG_FORMAT_JSON);
+    o = base_opts(&s, 1);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_infof(lg, "user %s logged in after %d tries (%.1f s)", "ann", 3, 1.5);
+    log_emitf(lg, LOG_LEVEL_WARN, (LOG_STR("user", "ann"), LOG_BOOL("admin", 0)), "quota %u%%", 95u);
+    log_info(lg, "100% literal, not a format %s %n");
+    memset(longarg, 'z', sizeof longarg - 1);
+    longarg[sizeof longarg - 1] = 0;
+    log_errorf(lg, "<%s>", longarg);
+    out = cap_take(&c);
+    CHECK_INT(json_lines_ok(out), ==, 4);
+    CHECK(strstr(out, "\"msg\":\"user ann logged in after 3 tries (1.5 s)\"}\n") != NULL);
+    CHECK(strstr(out, "\"level\":\"warn\",\"msg\":\"quota 95%\",\"user\":\"ann\",\"admin\":false}\n") != NULL);
+    CHECK(strstr(out, "\"msg\":\"100% literal, not a format %s %n\"}\n") != NULL);
+    CHECK(strstr(out, "\"msg\":\"<zzzzz") != NULL && strstr(out, "zzz>\"}\n") != NULL);
+    free(out);
+    log_destroy(lg);
+    cap_free(&c);
+}
+
+TEST(children)
+{
+    capture c;
+    log_sink s;
+    log_options o;
+    log_logger *lg, *a, *b;
+    log_field fa[2], fb[1];
+    char owned[8] = "mutable", *out;
+    cap_init(&c);
+    s = cap_sink(&c, LOG_FORMAT_JSON);
+    o = base_opts(&s, 1);
+    o.level = LOG_LEVEL_INFO;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    fa[0] = LOG_STR("svc", owned);
+    fa[1] = LOG_FLOAT("ver", 1.5);
+    REQUIRE_INT(log_child(lg, &a, fa, 2), ==, 0);
+    owned[0] = 'X'; /* the child copied the string */
+    fb[0] = LOG_INT("req", 42);
+    REQUIRE_INT(log_child(a, &b, fb, 1), ==, 0);
+    log_info(b, "nested", LOG_STR("k", "v"));
+    log_info(a, "one level");
+    log_info(lg, "root");
+    /* levels: a child starts with the parent's and then has its own */
+    log_set_level(b, LOG_LEVEL_DEBUG);
+    log_debug(b, "child debug");
+    log_debug(a, "hidden");
+    log_set_level(lg, LOG_LEVEL_ERROR);
+    log_info(a, "still shown");
+    out = cap_take(&c);
+    CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"nested\","
+                   "\"svc\":\"mutable\",\"ver\":1.5,\"req\":42,\"k\":\"v\"}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"one level\","
+                   "\"svc\":\"mutable\",\"ver\":1.5}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"root\"}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"debug\",\"msg\":\"child debug\","
+                   "\"svc\":\"mutable\",\"ver\":1.5,\"req\":42}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"still shown\","
+                   "\"svc\":\"mutable\",\"ver\":1.5}\n");
+    free(out);
+    log_destroy(b);
+    CHECK_INT(log_child(NULL, &b, fb, 1), ==, -EINVAL);
+    CHECK(b == NULL);
+    CHECK_INT(log_child(lg, &b, NULL, 1), ==, -EINVAL);
+    log_destroy(log_child(lg, &b, NULL, 0) == 0 ? b : NULL);
+    log_destroy(a);
+    log_destroy(lg);
+    cap_free(&c);
+}
+
+/* ---- files, threads, rotation ------------------------------------------------------ */
+
+typedef struct load_arg {
+    log_logger *lg;
+    int tid, lines;
+} load_arg;
+
+static void *load_thread(void *p)
+{
+    load_arg *a = (load_arg *)p;
+    int i;
+    for (i = 0; i < a->lines; i++)
+        log_info(a->lg, "load line", LOG_INT("t", a->tid), LOG_INT("i", i),
+                 LOG_STR("pad", "some padding so lines are of a realistic length"));
+    return NULL;
+}
+
+static void run_load(log_logger *lg, int lines)
+{
+    pthread_t th[LOAD_THREADS];
+    load_arg args[LOAD_THREADS];
+    int t;
+    for (t = 0; t < LOAD_THREADS; t++) {
+        args[t].lg = lg;
+        args[t].tid = t;
+        args[t].lines = lines;
+        pthread_create(&th[t], NULL, load_thread, &args[t]);
+    }
+    for (t = 0; t < LOAD_THREADS; t++) pthread_join(th[t], NULL);
+}
+
+/* strstr() limited to one line (the sanitizers' strstr measures the whole
+ * haystack on every call, which makes a scan of a big file quadratic). */
+static const char *line_find(const char *p, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *p && *p != '\n'; p++)
+        if (*p == *needle && strncmp(p, needle, n) == 0) return p;
+    return NULL;
+}
+
+/* Checks text: valid JSON lines, each (t, i) once; marks seen[]. Returns
+ * the number of lines, or -1. */
+static int check_load_text(const char *text, unsigned char *seen, int lines)
+{
+    const char *p = text;
+    int n = 0;
+    while (*p) {
+        const char *tp, *ip;
+        long t, i;
+        if (!json_line_ok(p)) {
+            fprintf(stderr, "bad line: %.200s\n", p);
+            return -1;
+        }
+        tp = line_find(p, "\"t\":");
+        ip = line_find(p, "\"i\":");
+        if (!tp || !ip) return -1;
+        t = strtol(tp + 4, NULL, 10);
+        i = strtol(ip + 4, NULL, 10);
+        if (t < 0 || t >= LOAD_THREADS || i < 0 || i >= lines) return -1;
+        if (seen[t * lines + i]++) {
+            fprintf(stderr, "duplicate line t=%ld i=%ld\n", t, i);
+            return -1;
+        }
+        p = strchr(p, '\n') + 1;
+        n++;
+    }
+    return n;
+}
+
+static void load_test(int mode)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    unsigned char *seen;
+    char *text;
+    int total = LOAD_THREADS * LOAD_LINES;
+    const char *path = mode == LOG_MODE_ASYNC ? "load_async.log" : "load_sync.log";
+    unlink(path);
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = path;
+    o = base_opts(&s, 1);
+    o.now = NULL;
+    o.mode = mode;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    run_load(lg, LOAD_LINES);
+    log_flush(lg);
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.lines, ==, (uint64_t)total);
+    CHECK_UINT(st.write_errors, ==, 0);
+    CHECK_UINT(st.dropped, ==, 0);
+    log_destroy(lg);
+    text = read_file(path, NULL);
+    REQUIRE(text != NULL);
+    seen = (unsigned char *)calloc((size_t)total, 1);
+    CHECK_INT(check_load_text(text, seen, LOAD_LINES), ==, total);
+    free(seen);
+    free(text);
+    unlink(path);
+}
+
+TEST(threads_sync_no_line_lost_or_interleaved) { load_test(LOG_MODE_SYNC); }
+TEST(threads_async_no_line_lost_or_interleaved) { load_test(LOG_MODE_ASYNC); }
+
+static void rotation_test(int mode)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    unsigned char *seen;
+    int total = LOAD_THREADS * LOAD_LINES, got = 0, files = 0, k;
+    const char *path = mode == LOG_MODE_ASYNC ? "rot_async.log" : "rot_sync.log";
+    char name[64];
+    uint64_t limit = (uint64_t)total * 170 / 6; /* about 6 files' worth */
+    for (k = 0; k <= 40; k++) {
+        snprintf(name, sizeof name, k ? "%s.%d" : "%s", path, k);
+        unlink(name);
+    }
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = path;
+    s.rotate_bytes = limit;
+    s.keep = 40;
+    o = base_opts(&s, 1);
+    o.now = NULL;
+    o.mode = mode;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    run_load(lg, LOAD_LINES);
+    log_flush(lg);
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.rotations, >=, 3);
+    CHECK_UINT(st.write_errors, ==, 0);
+    seen = (unsigned char *)calloc((size_t)total, 1);
+    for (k = 0; k <= 40; k++) {
+        struct stat sb;
+        char *text;
+        int n;
+        snprintf(name, sizeof name, k ? "%s.%d" : "%s", path, k);
+        if (stat(name, &sb) != 0) continue;
+        files++;
+        CHECK_UINT((uint64_t)sb.st_size, <=, limit);
+        text = read_file(name, NULL);
+        REQUIRE(text != NULL);
+        n = check_load_text(text, seen, LOAD_LINES);
+        CHECK_INT(n, >, 0);
+        got += n;
+        free(text);
+        unlink(name);
+    }
+    CHECK_INT(files, ==, (int)st.rotations + 1);
+    CHECK_INT(got, ==, total);
+    free(seen);
+}
+
+TEST(rotation_under_load_sync) { rotation_test(LOG_MODE_SYNC); }
+TEST(rotation_under_load_async) { rotation_test(LOG_MODE_ASYNC); }
+
+TEST(rotation_keeps_n_files_and_daily)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    char *text;
+    int i;
+    unlink("keep.log");
+    for (i = 1; i <= 5; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "keep.log.%d", i);
+        unlink(name);
+    }
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = "keep.log";
+    s.rotate_bytes = 100; /* lines are 74 bytes: one per file */
+    s.keep = 3;
+    o = base_opts(&s, 1);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (i = 0; i < 6; i++) log_info(lg, "rotating", LOG_INT("n", i));
+    log_destroy(lg);
+    text = read_file("keep.log", NULL);
+    CHECK(text && strstr(text, "\"n\":5"));
+    free(text);
+    text = read_file("keep.log.1", NULL);
+    CHECK(text && strstr(text, "\"n\":4"));
+    free(text);
+    text = read_file("keep.log.3", NULL);
+    CHECK(text && strstr(text, "\"n\":2"));
+    free(text);
+    CHECK(access("keep.log.4", F_OK) != 0);
+    for (i = 0; i <= 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i ? "keep.log.%d" : "keep.log", i);
+        unlink(name);
+    }
+
+    /* daily: the first line of a new (local, here UTC) day starts a new file */
+    unlink("daily.log");
+    unlink("daily.log.1");
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = "daily.log";
+    s.rotate_daily = 1;
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    __atomic_store_n(&clock_value, 1714607999000000000LL, __ATOMIC_RELAXED); /* 23:59:59 */
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "late");
+    __atomic_store_n(&clock_value, 1714608001000000000LL, __ATOMIC_RELAXED); /* 00:00:01 */
+    log_info(lg, "early");
+    log_destroy(lg);
+    __atomic_store_n(&clock_value, T0, __ATOMIC_RELAXED);
+    text = read_file("daily.log.1", NULL);
+    CHECK(text && strstr(text, "late") && !strstr(text, "early"));
+    free(text);
+    text = read_file("daily.log", NULL);
+    CHECK(text && strstr(text, "\"time\":\"2024-05-02T00:00:01.000Z\"") && !strstr(text, "late"));
+    free(text);
+    unlink("daily.log");
+    unlink("daily.log.1");
+}
+
+/* ---- async specifics: order, multi-format, drop and block policies ------------------- */
+
+TEST(async_order_and_formats)
+{
+    capture c;
+    log_sink s[2];
+    log_options o;
+    log_logger *lg;
+    char *text, *out, *p;
+    int i, n = SANITIZED ? 2000 : 20000;
+    unlink("async_fmt.log");
+    cap_init(&c);
+    memset(&s[0], 0, sizeof s[0]);
+    s[0].kind = LOG_SINK_FILE;
+    s[0].path = "async_fmt.log";
+    s[1] = cap_sink(&c, LOG_FORMAT_PRETTY);
+    s[1].level = LOG_LEVEL_WARN;
+    o = base_opts(s, 2);
+    o.mode = LOG_MODE_ASYNC;
+    o.ring_bytes = 64 << 10; /* small: laps the ring many times */
+    o.max_line = 4096;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (i = 0; i < n; i++) {
+        if (i % 100 == 0) {
+            char blob[3000]; /* multi-slot records around the ring's end */
+            memset(blob, 'a' + i % 26, sizeof blob - 1);
+            blob[sizeof blob - 1] = 0;
+            log_warn(lg, "big", LOG_INT("i", i), LOG_STR("blob", blob));
+        } else {
+            log_info(lg, "seq", LOG_INT("i", i));
+        }
+    }
+    log_flush(lg);
+    text = read_file("async_fmt.log", NULL);
+    REQUIRE(text != NULL);
+    CHECK_INT(json_lines_ok(text), ==, n);
+    for (i = 0, p = text; i < n && p; i++) { /* in order */
+        char want[32];
+        snprintf(want, sizeof want, "\"i\":%d", i);
+        p = strstr(p, want);
+        CHECK(p != NULL);
+    }
+    out = cap_take(&c);
+    CHECK_INT(count_lines(out), ==, n / 100);
+    free(out);
+    free(text);
+    log_destroy(lg);
+    cap_free(&c);
+    unlink("async_fmt.log");
+}
+
+/* A callback sink that blocks until released. */
+static int gate_open;
+static capture gate_cap;
+static void gate_cb(void *ud, int level, const char *line, size_t len)
+{
+    while (!__atomic_load_n(&gate_open, __ATOMIC_ACQUIRE)) snooze_us(200);
+    cap_cb(ud, level, line, len);
+}
+
+typedef struct policy_arg {
+    log_logger *lg;
+    int n, done;
+} policy_arg;
+
+static void *policy_thread(void *p)
+{
+    policy_arg *a = (policy_arg *)p;
+    int i;
+    for (i = 0; i < a->n; i++) log_info(a->lg, "fill", LOG_INT("i", i));
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *fatal_thread(void *p)
+{
+    policy_arg *a = (policy_arg *)p;
+    log_fatal(a->lg, "never dropped");
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static log_options gated_opts(log_sink *s, int policy)
+{
+    log_options o;
+    cap_init(&gate_cap);
+    *s = cap_sink(&gate_cap, LOG_FORMAT_JSON);
+    s->callback = gate_cb;
+    o = base_opts(s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    o.full_policy = policy;
+    o.ring_bytes = 64 << 10; /* 256 slots */
+    o.max_line = 1024;
+    return o;
+}
+
+TEST(drop_policy_counts_and_reports)
+{
+    log_sink s;
+    log_options o = gated_opts(&s, LOG_FULL_DROP);
+    log_logger *lg;
+    log_stats st;
+    policy_arg a;
+    pthread_t th;
+    char *out, *p;
+    uint64_t reported = 0, fills = 0;
+    __atomic_store_n(&gate_open, 0, __ATOMIC_RELEASE);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    a.lg = lg;
+    a.n = 2000;
+    a.done = 0;
+    pthread_create(&th, NULL, policy_thread, &a);
+    pthread_join(th, NULL); /* never blocks: full means dropped */
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.dropped, >, 0);
+    CHECK_UINT(st.dropped, <, 2000);
+    /* a fatal line on the full ring waits instead of being dropped */
+    a.n = 0;
+    a.done = 0;
+    pthread_create(&th, NULL, fatal_thread, &a);
+    snooze_us(20000);
+    CHECK_INT(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), ==, 0);
+    __atomic_store_n(&gate_open, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    log_flush(lg);
+    log_destroy(lg); /* the writer reports before it stops */
+    out = cap_take(&gate_cap);
+    CHECK_INT(json_lines_ok(out), >, 0);
+    for (p = out; (p = strstr(p, "\"msg\":\"log: ring full, lines dropped\",\"dropped\":")) != NULL; p++)
+        reported += strtoull(p + strlen("\"msg\":\"log: ring full, lines dropped\",\"dropped\":"), NULL, 10);
+    for (p = out; (p = strstr(p, "\"msg\":\"fill\"")) != NULL; p++) fills++;
+    CHECK_UINT(reported, ==, st.dropped);
+    CHECK_UINT(fills + st.dropped, ==, 2000);
+    CHECK(strstr(out, "\"level\":\"warn\",\"msg\":\"log: ring full") != NULL);
+    CHECK(strstr(out, "\"level\":\"fatal\",\"msg\":\"never dropped\"") != NULL);
+    free(out);
+    cap_free(&gate_cap);
+}
+
+TEST(block_policy_waits_and_loses_nothing)
+{
+    log_sink s;
+    log_options o = gated_opts(&s, LOG_FULL_BLOCK);
+    log_logger *lg;
+    log_stats st;
+    policy_arg a;
+    pthread_t th;
+    char *out;
+    __atomic_store_n(&gate_open, 0, __ATOMIC_RELEASE);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    a.lg = lg;
+    a.n = 2000;
+    a.done = 0;
+    pthread_create(&th, NULL, policy_thread, &a);
+    snooze_us(50000);
+    CHECK_INT(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), ==, 0); /* blocked on the full ring */
+    __atomic_store_n(&gate_open, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    log_flush(lg);
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.dropped, ==, 0);
+    CHECK_UINT(st.lines, ==, 2000);
+    out = cap_take(&gate_cap);
+    CHECK_INT(json_lines_ok(out), ==, 2000);
+    free(out);
+    log_destroy(lg);
+    cap_free(&gate_cap);
+}
+
+/* ---- fatal, exit and fork ------------------------------------------------------------ */
+
+static capture slow_cap;
+static void slow_cb(void *ud, int level, const char *line, size_t len)
+{
+    snooze_us(300);
+    cap_cb(ud, level, line, len);
+}
+
+TEST(fatal_flushes_before_returning)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    int i;
+    cap_init(&slow_cap);
+    s = cap_sink(&slow_cap, LOG_FORMAT_JSON);
+    s.callback = slow_cb;
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (i = 0; i < 50; i++) log_info(lg, "before");
+    log_fatal(lg, "the end");
+    pthread_mutex_lock(&slow_cap.mu);
+    CHECK_INT(slow_cap.lines, ==, 51);
+    CHECK(slow_cap.buf && strstr(slow_cap.buf, "\"level\":\"fatal\",\"msg\":\"the end\"") != NULL);
+    pthread_mutex_unlock(&slow_cap.mu);
+    log_destroy(lg);
+    cap_free(&slow_cap);
+}
+
+static log_logger *exit_logger; /* reachable, so leak checkers stay quiet */
+
+/* In a child process: an async file logger, n lines, then `how` ends it. */
+static int child_logs_then(const char *path, int n, int how)
+{
+    pid_t pid;
+    int status = -1;
+    unlink(path);
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        log_sink s;
+        log_options o;
+        int i;
+        memset(&s, 0, sizeof s);
+        s.kind = LOG_SINK_FILE;
+        s.path = path;
+        o = base_opts(&s, 1);
+        o.mode = LOG_MODE_ASYNC;
+        o.writer_sleep_us = 1000000; /* an idle writer would sleep long */
+        if (log_create(&exit_logger, &o) != 0) _exit(99);
+        for (i = 0; i < n; i++) log_info(exit_logger, "child line", LOG_INT("i", i));
+        if (how == 0) {
+            log_fatal(exit_logger, "fatal then _exit");
+            _exit(3);
+        }
+        exit(0); /* atexit flush */
+    }
+    if (pid < 0) return -1;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+}
+
+TEST(fatal_then_exit_loses_nothing)
+{
+    char *text;
+    int status = child_logs_then("fatal_exit.log", 1000, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    text = read_file("fatal_exit.log", NULL);
+    REQUIRE(text != NULL);
+    CHECK_INT(json_lines_ok(text), ==, 1001);
+    CHECK(strstr(text, "\"level\":\"fatal\",\"msg\":\"fatal then _exit\"}\n") != NULL);
+    free(text);
+    unlink("fatal_exit.log");
+}
+
+TEST(exit_flushes_async_lines)
+{
+    char *text;
+    int status = child_logs_then("at_exit.log", 1000, 1);
+    CHECK(WIFEXITED(status));
+    text = read_file("at_exit.log", NULL);
+    REQUIRE(text != NULL);
+    CHECK_INT(json_lines_ok(text), ==, 1000);
+    free(text);
+    unlink("at_exit.log");
+}
+
+TEST(fork_child_writes_synchronously)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    pid_t pid;
+    int status = -1, i;
+    char *text, want[64];
+    unlink("fork.log");
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = "fork.log";
+    s.format = LOG_FORMAT_PINO;
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "parent before");
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        for (i = 0; i < 10; i++) log_info(lg, "from child", LOG_INT("i", i));
+        log_flush(lg);
+        exit(0); /* must not wait for the parent's writer */
+    }
+    REQUIRE(pid > 0);
+    log_info(lg, "parent after");
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    log_flush(lg);
+    text = read_file("fork.log", NULL);
+    REQUIRE(text != NULL);
+    CHECK_INT(json_lines_ok(text), ==, 12);
+    snprintf(want, sizeof want, "\"pid\":%d,", (int)pid);
+    CHECK(strstr(text, want) != NULL); /* the child's own pid */
+    CHECK(strstr(text, "parent after") != NULL);
+    free(text);
+    log_destroy(lg);
+    unlink("fork.log");
+}
+
+/* ---- failures are contained ---------------------------------------------------------- */
+
+static void error_case(int mode, int kind, const char *path, int fd, int want_err)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    int i;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.path = path;
+    s.fd = fd;
+    o = base_opts(&s, 1);
+    o.mode = mode;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (i = 0; i < 10; i++) log_error(lg, "into the void", LOG_INT("i", i));
+    log_flush(lg);
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.write_errors, ==, 10);
+    CHECK_UINT(st.lines, ==, 0);
+    CHECK_INT(st.last_error, ==, want_err);
+    log_destroy(lg);
+}
+
+TEST(full_disk_and_closed_fd_are_counted)
+{
+    int m, fd, p[2];
+    for (m = LOG_MODE_SYNC; m <= LOG_MODE_ASYNC; m++) {
+        if (access("/dev/full", W_OK) == 0) error_case(m, LOG_SINK_FILE, "/dev/full", 0, -ENOSPC);
+        fd = open("/dev/null", O_WRONLY);
+        REQUIRE(fd >= 0);
+        close(fd); /* a descriptor that is no longer open */
+        error_case(m, LOG_SINK_FD, NULL, fd, -EBADF);
+        /* a pipe whose reader is gone: EPIPE, and SIGPIPE must not kill us */
+        REQUIRE_INT(pipe(p), ==, 0);
+        close(p[0]);
+        error_case(m, LOG_SINK_FD, NULL, p[1], -EPIPE);
+        close(p[1]);
+    }
+}
+
+TEST(stats_count_lines_and_bytes)
+{
+    capture c;
+    log_sink s[2];
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    char *out;
+    cap_init(&c);
+    s[0] = cap_sink(&c, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&c, LOG_FORMAT_LOGFMT);
+    s[1].level = LOG_LEVEL_ERROR;
+    o = base_opts(s, 2);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "a");
+    log_error(lg, "b");
+    log_get_stats(lg, &st);
+    out = cap_take(&c);
+    CHECK_UINT(st.lines, ==, 3);
+    CHECK_UINT(st.bytes, ==, strlen(out));
+    CHECK_UINT(st.write_errors, ==, 0);
+    CHECK_UINT(st.rotations, ==, 0);
+    CHECK_INT(st.last_error, ==, 0);
+    free(out);
+    log_destroy(lg);
+    cap_free(&c);
+}
+
+/* ---- pino-pretty reads our pino lines ---------------------------------------------- */
+
+TEST(pino_pretty_reads_pino_format)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg, *child;
+    log_field f[1];
+    char *out;
+    int rc;
+    const char *peers = "../log-peers"; /* build/log-peers: test runs in build/CONFIG */
+    char cmd[512];
+    if (system("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") != 0)
+        SKIP("node or npm not installed");
+    snprintf(cmd, sizeof cmd, "test -f %s/node_modules/pino-pretty/bin.js || "
+             "timeout 120 npm install --prefix %s --no-audit --no-fund --silent pino-pretty@13 "
+             ">/dev/null 2>&1", peers, peers);
+    if (system(cmd) != 0) SKIP("pino-pretty could not be installed with npm");
+    unlink("pino.log");
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = "pino.log";
+    s.format = LOG_FORMAT_PINO;
+    o = base_opts(&s, 1);
+    o.name = "svc";
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    f[0] = LOG_STR("req_id", "abc-123");
+    REQUIRE_INT(log_child(lg, &child, f, 1), ==, 0);
+    log_warn(child, "hello from log.h", LOG_INT("status", 503), LOG_STR("quote", "a \"b\""));
+    log_destroy(child);
+    log_destroy(lg);
+    snprintf(cmd, sizeof cmd, "TZ=UTC node %s/node_modules/pino-pretty/bin.js --colorize false "
+             "--translateTime 'UTC:yyyy-mm-dd HH:MM:ss.l' < pino.log > pino.pretty 2>&1", peers);
+    rc = system(cmd);
+    CHECK_INT(rc, ==, 0);
+    out = read_file("pino.pretty", NULL);
+    REQUIRE(out != NULL);
+    CHECK(strstr(out, "[2024-05-01 12:00:00.123]") != NULL);
+    CHECK(strstr(out, "WARN") != NULL);
+    CHECK(strstr(out, "(svc/") != NULL || strstr(out, "svc") != NULL);
+    CHECK(strstr(out, "hello from log.h") != NULL);
+    CHECK(strstr(out, "req_id: \"abc-123\"") != NULL);
+    CHECK(strstr(out, "status: 503") != NULL);
+    CHECK(strstr(out, "quote: \"a \\\"b\\\"\"") != NULL);
+    if (!strstr(out, "hello from log.h")) fprintf(stderr, "pino-pretty said:\n%s\n", out);
+    free(out);
+    unlink("pino.log");
+    unlink("pino.pretty");
+}
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    unsetenv("LOG_LEVEL");
+    RUN(golden_formats);
+    RUN(levels_and_sink_filters);
+    RUN(disabled_calls_do_not_evaluate_arguments);
+    RUN(level_from_environment);
+    RUN(names_parse_and_errors);
+    RUN(bad_options);
+    RUN(escaping_hostile_strings);
+    RUN(null_strings);
+    RUN(numbers);
+    RUN(truncation_marker);
+    RUN(printf_messages);
+    RUN(children);
+    RUN(stats_count_lines_and_bytes);
+    RUN(full_disk_and_closed_fd_are_counted);
+    RUN(fatal_flushes_before_returning);
+    RUN(fatal_then_exit_loses_nothing);
+    RUN(exit_flushes_async_lines);
+    RUN(async_order_and_formats);
+    RUN(drop_policy_counts_and_reports);
+    RUN(block_policy_waits_and_loses_nothing);
+    RUN(rotation_keeps_n_files_and_daily);
+    RUN(threads_sync_no_line_lost_or_interleaved);
+    RUN(threads_async_no_line_lost_or_interleaved);
+    RUN(rotation_under_load_sync);
+    RUN(rotation_under_load_async);
+    RUN(fork_child_writes_synchronously);
+    RUN(pino_pretty_reads_pino_format);
+    return test_done();
+}
