@@ -52,6 +52,8 @@
  *   EVLOOP_ASSERT(c)        check of programmer misuse (default assert()).
  *   EVLOOP_BACKEND_POLL     use poll(2) instead of the platform's default
  *                           (epoll on Linux, kqueue on macOS and the BSDs).
+ *   EVLOOP_BACKEND_KQUEUE   use kqueue where the platform has it but is not
+ *                           recognised as one of those.
  *
  *   The implementation uses POSIX and Linux interfaces (accept4, pipe2,
  *   inotify). On glibc this header defines _GNU_SOURCE when it is included
@@ -749,6 +751,8 @@ EVLOOP_API const char *evloop_err_name(int err);
 
 #if defined(EVLOOP_BACKEND_POLL)
 #define EVLOOP__POLL 1
+#elif defined(EVLOOP_BACKEND_KQUEUE)
+#define EVLOOP__KQUEUE 1
 #elif defined(__linux__)
 #define EVLOOP__EPOLL 1
 #elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
@@ -2595,7 +2599,9 @@ static ssize_t evloop__writev(evloop_stream *s, const evloop_buf *iov, unsigned 
         n = EVLOOP__MAX_IOV;
     do {
 #ifdef MSG_NOSIGNAL
-        if (s->handle.flags & EVLOOP__S_SOCKET) {
+        if ((s->handle.flags & EVLOOP__S_SOCKET) && n == 1) { /* cheaper than sendmsg */
+            r = send(s->w.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else if (s->handle.flags & EVLOOP__S_SOCKET) {
             struct msghdr m;
             memset(&m, 0, sizeof m);
             m.msg_iov = (struct iovec *)(uintptr_t)iov;

@@ -1,7 +1,8 @@
 /* hello - the TechEmpower "plaintext" and "json" endpoints on http.h.
  *
  *   cc -O2 examples/hello.c -o hello -pthread
- *   ./hello [--port N] [--host ADDR] [--threads N]     (default 0.0.0.0:8080, 1 thread)
+ *   ./hello [--port N] [--host ADDR] [--threads N] [--keepalive SECONDS]
+ *           (defaults: 0.0.0.0:8080, 1 thread, idle connections closed after 5 s)
  *
  *   GET /plaintext  ->  Hello, World!                       (text/plain)
  *   GET /json       ->  {"message":"Hello, World!"}         (application/json)
@@ -64,7 +65,7 @@ static void *run_worker(void *arg)
 int main(int argc, char **argv)
 {
     const char *host = "0.0.0.0";
-    int port = 8080, threads = 1, i, rc;
+    int port = 8080, threads = 1, keepalive = 5, i, rc;
     worker workers[MAX_THREADS];
     http_server_options o;
     unsigned long total = 0;
@@ -76,8 +77,11 @@ int main(int argc, char **argv)
             host = argv[++i];
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--keepalive") == 0 && i + 1 < argc)
+            keepalive = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--port N] [--host ADDR] [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--port N] [--host ADDR] [--threads N] [--keepalive SECONDS]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
     o.server_name = "hello";
     o.reuseport = threads > 1;
     o.handle_signals = 1; /* SIGINT/SIGTERM: graceful shutdown of each loop */
+    o.keepalive_timeout_ms = keepalive > 0 ? (unsigned)keepalive * 1000u : 5000u;
+    o.max_connections = 100000;
     memset(workers, 0, sizeof workers);
     for (i = 0; i < threads; i++) {
         worker *w = &workers[i];
