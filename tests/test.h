@@ -17,7 +17,8 @@
  * seconds (default 120), so a hung test fails instead of stalling the run.
  *
  * TEST_FILTER=substring in the environment runs only the tests whose name
- * contains it.
+ * contains it. TEST_SANITIZED is 1 under AddressSanitizer or
+ * ThreadSanitizer, for tests that scale their load down there.
  */
 #ifndef TEST_H
 #define TEST_H
@@ -30,6 +31,17 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_SANITIZED 1
+#endif
+#endif
+#ifndef TEST_SANITIZED
+#define TEST_SANITIZED 0
+#endif
 
 #ifndef TEST_TIMEOUT
 #define TEST_TIMEOUT 120

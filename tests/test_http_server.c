@@ -20,18 +20,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 /* the 100 MiB transfers run in full at -O2, smaller under sanitizers */
-#define BIG_BODY (SANITIZED ? (16u << 20) : (100u << 20))
+#define BIG_BODY (TEST_SANITIZED ? (16u << 20) : (100u << 20))
 
 /* ---- the fixture: a server on this thread's loop, a client thread --------- */
 
@@ -76,18 +66,33 @@ static void fixture_guard_fired(evloop_timer *t)
     evloop_stop(t->handle.loop);
 }
 
+/* A new loop with a server on 127.0.0.1 (any port: f->port). */
+static int server_up(fixture *f, const http_server_options *o, http_handler h)
+{
+    f->server_done = 0;
+    if (evloop_new(&f->loop, NULL) != 0 || http_server_new(&f->srv, f->loop, o, h) != 0)
+        return -1;
+    http_server_set_data(f->srv, f);
+    if (http_server_listen(f->srv, "127.0.0.1", 0) != 0)
+        return -1;
+    f->port = http_server_port(f->srv);
+    return f->port > 0 ? 0 : -1;
+}
+
+/* After the loop ran out: the server finished its shutdown; free both. */
+static void server_down(fixture *f)
+{
+    CHECK_INT(f->server_done, ==, 1);
+    CHECK_INT(http_server_free(f->srv), ==, 0);
+    CHECK_INT(evloop_free(f->loop), ==, 0);
+}
+
 /* Runs a server with options o and handler h until client(f) returns. */
 static void run_fixture(fixture *f, const http_server_options *o, http_handler h, client_fn client)
 {
     int rc;
     f->client = client;
-    f->server_done = 0;
-    REQUIRE_INT(evloop_new(&f->loop, NULL), ==, 0);
-    REQUIRE_INT(http_server_new(&f->srv, f->loop, o, h), ==, 0);
-    http_server_set_data(f->srv, f);
-    REQUIRE_INT(http_server_listen(f->srv, "127.0.0.1", 0), ==, 0);
-    f->port = http_server_port(f->srv);
-    REQUIRE(f->port > 0);
+    REQUIRE_INT(server_up(f, o, h), ==, 0);
     f->client_done.handle.data = f;
     evloop_async_init(f->loop, &f->client_done, on_client_done);
     evloop_timer_init(f->loop, &fixture_guard);
@@ -97,11 +102,9 @@ static void run_fixture(fixture *f, const http_server_options *o, http_handler h
     rc = evloop_run(f->loop, EVLOOP_RUN_DEFAULT);
     pthread_join(f->th, NULL);
     CHECK_INT(rc, ==, 0);
-    CHECK_INT(f->server_done, ==, 1);
     evloop_close(&fixture_guard.handle, NULL);
     evloop_run(f->loop, EVLOOP_RUN_DEFAULT);
-    CHECK_INT(http_server_free(f->srv), ==, 0);
-    CHECK_INT(evloop_free(f->loop), ==, 0);
+    server_down(f);
 }
 
 /* ---- a blocking client that parses responses with http.h ------------------------ */
@@ -1058,8 +1061,6 @@ static void graceful_handler(http_req *req) { handler(req); }
 
 TEST(graceful_shutdown_loses_nothing)
 {
-    evloop *loop;
-    http_server *srv;
     fixture f;
     evloop_timer t;
     pthread_t th[3];
@@ -1067,28 +1068,21 @@ TEST(graceful_shutdown_loses_nothing)
     client late;
     memset(&f, 0, sizeof f);
     shut_ok = 0;
-    REQUIRE_INT(evloop_new(&loop, NULL), ==, 0);
-    REQUIRE_INT(http_server_new(&srv, loop, NULL, graceful_handler), ==, 0);
-    http_server_set_data(srv, &f);
-    REQUIRE_INT(http_server_listen(srv, "127.0.0.1", 0), ==, 0);
-    f.srv = srv;
-    f.port = http_server_port(srv);
+    REQUIRE_INT(server_up(&f, NULL, graceful_handler), ==, 0);
     shut_fix = &f;
     for (i = 0; i < 3; i++)
         pthread_create(&th[i], NULL, shut_client, &f);
     usleep(50000); /* the three are in flight */
-    evloop_timer_init(loop, &t);
+    evloop_timer_init(f.loop, &t);
     evloop_timer_start(&t, start_shutdown, 60, 0);
-    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
     for (i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
     CHECK_INT(shut_ok, ==, 3);
-    CHECK_INT(f.server_done, ==, 1);
     /* the port is closed now */
     CHECK(client_open(&late, f.port) != 0);
     client_close(&late);
-    CHECK_INT(http_server_free(srv), ==, 0);
-    CHECK_INT(evloop_free(loop), ==, 0);
+    server_down(&f);
 }
 
 /* A request still held when the shutdown deadline passes: closed, told. */
@@ -1118,29 +1112,20 @@ static void shutdown_soon(evloop_timer *t)
 
 TEST(shutdown_deadline_closes_held_requests)
 {
-    evloop *loop;
-    http_server *srv;
     fixture f;
     evloop_timer t;
     pthread_t th;
     memset(&f, 0, sizeof f);
     closes_seen = 0;
-    REQUIRE_INT(evloop_new(&loop, NULL), ==, 0);
-    REQUIRE_INT(http_server_new(&srv, loop, NULL, handler), ==, 0);
-    http_server_set_data(srv, &f);
-    REQUIRE_INT(http_server_listen(srv, "127.0.0.1", 0), ==, 0);
-    f.srv = srv;
-    f.port = http_server_port(srv);
+    REQUIRE_INT(server_up(&f, NULL, handler), ==, 0);
     shut_fix = &f;
     pthread_create(&th, NULL, hold_client, &f);
-    evloop_timer_init(loop, &t);
+    evloop_timer_init(f.loop, &t);
     evloop_timer_start(&t, shutdown_soon, 50, 0);
-    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
     pthread_join(th, NULL);
     CHECK_INT(closes_seen, ==, 1);
-    CHECK_INT(f.server_done, ==, 1);
-    CHECK_INT(http_server_free(srv), ==, 0);
-    CHECK_INT(evloop_free(loop), ==, 0);
+    server_down(&f);
 }
 
 /* A client gone while its handler is pending: on_close, then end frees. */
@@ -1153,7 +1138,6 @@ static void client_vanishes(fixture *f)
     client_close(&c);
     usleep(50000);
 }
-static void end_held_later(fixture *f) { (void)f; }
 
 TEST(closed_connection_with_pending_response)
 {
@@ -1162,12 +1146,8 @@ TEST(closed_connection_with_pending_response)
     memset(&f, 0, sizeof f);
     closes_seen = 0;
     held_req = NULL;
-    /* the release timer is set up by the fixture's loop: run by hand */
-    REQUIRE_INT(evloop_new(&f.loop, NULL), ==, 0);
-    REQUIRE_INT(http_server_new(&f.srv, f.loop, NULL, handler), ==, 0);
-    http_server_set_data(f.srv, &f);
-    REQUIRE_INT(http_server_listen(f.srv, "127.0.0.1", 0), ==, 0);
-    f.port = http_server_port(f.srv);
+    /* the fixture, by hand: a release timer runs beside the client */
+    REQUIRE_INT(server_up(&f, NULL, handler), ==, 0);
     f.client = client_vanishes;
     f.client_done.handle.data = &f;
     evloop_async_init(f.loop, &f.client_done, on_client_done);
@@ -1178,10 +1158,7 @@ TEST(closed_connection_with_pending_response)
     pthread_join(f.th, NULL);
     CHECK_INT(closes_seen, ==, 1);
     CHECK(held_req == NULL);
-    CHECK_INT(f.server_done, ==, 1);
-    CHECK_INT(http_server_free(f.srv), ==, 0);
-    CHECK_INT(evloop_free(f.loop), ==, 0);
-    (void)end_held_later;
+    server_down(&f);
 }
 
 /* Keep-alive idle timeout. */

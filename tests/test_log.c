@@ -17,20 +17,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* 8 threads x LOAD_LINES lines: the full 800k at -O2, fewer under sanitizers. */
 #define LOAD_THREADS 8
-#define LOAD_LINES (SANITIZED ? 4000 : 100000)
+#define LOAD_LINES (TEST_SANITIZED ? 4000 : 100000)
 
 #if defined(__SANITIZE_THREAD__)
 #define TSAN_BUILD 1
@@ -1177,7 +1167,7 @@ TEST(async_order_and_formats)
     log_options o;
     log_logger *lg;
     char *text, *out, *p;
-    int i, n = SANITIZED ? 2000 : 20000;
+    int i, n = TEST_SANITIZED ? 2000 : 20000;
     unlink("async_fmt.log");
     cap_init(&c);
     memset(&s[0], 0, sizeof s[0]);

@@ -14,16 +14,6 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -120,7 +110,7 @@ TEST(loop_tasks_complete_on_the_loop_thread)
     evloop_timer start, g;
     size_t i, bad = 0;
     memset(&M, 0, sizeof M);
-    M.n = SANITIZED ? 50000 : 1000000;
+    M.n = TEST_SANITIZED ? 50000 : 1000000;
     M.tasks = (pool_task *)calloc(M.n, sizeof *M.tasks);
     M.ran = (unsigned char *)calloc(M.n, 1);
     REQUIRE(M.tasks && M.ran);
@@ -663,7 +653,7 @@ TEST(async_acquire_waits_times_out_and_is_served_in_order)
     pthread_join(th, NULL);
     CHECK_INT(G[0].status, ==, -ETIMEDOUT);
     CHECK(G[0].at - t0 >= 39);
-    CHECK(G[0].at - t0 < 40 + (SANITIZED ? 400 : 120));
+    CHECK(G[0].at - t0 < 40 + (TEST_SANITIZED ? 400 : 120));
     CHECK_INT(G[3].status, ==, -ECANCELED);
     CHECK_INT(G[1].status, ==, 0);
     REQUIRE(G[1].item == held);

@@ -11,16 +11,6 @@
 #include <sys/prctl.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -92,7 +82,7 @@ static void hit(void *arg) { hits[(size_t)(uintptr_t)arg]++; }
 
 TEST(million_tasks_run_exactly_once)
 {
-    size_t n = SANITIZED ? 100000 : 1000000, i, bad = 0;
+    size_t n = TEST_SANITIZED ? 100000 : 1000000, i, bad = 0;
     pool_threads *tp;
     pool_threads_stats st;
     hits = (unsigned char *)calloc(n, 1);
@@ -766,7 +756,7 @@ TEST(resource_acquire_timeout_fires_on_time)
     CHECK_INT(pool_res_acquire(rp, &b, 40), ==, -ETIMEDOUT);
     el = test_now_ms() - t0;
     CHECK(el >= 39);
-    CHECK(el < 40 + (SANITIZED ? 400 : 100));
+    CHECK(el < 40 + (TEST_SANITIZED ? 400 : 100));
     pool_res_get_stats(rp, &st);
     CHECK_UINT(st.timeouts, ==, 1);
     CHECK_UINT(st.waiting, ==, 0);
@@ -1050,7 +1040,7 @@ TEST(resource_timeout_release_race_hammer)
     for (i = 0; i < 4; i++) {
         memset(&h[i], 0, sizeof h[i]);
         h[i].rp = rp;
-        h[i].iterations = SANITIZED ? 3000 : 30000;
+        h[i].iterations = TEST_SANITIZED ? 3000 : 30000;
         h[i].seed = (unsigned)i * 7919u + 1u;
         pthread_create(&th[i], NULL, hammer_thread, &h[i]);
     }
