@@ -277,7 +277,7 @@ cmd_bench() {
 cmd_fuzz() {
     [ $# -ge 1 ] || { echo "usage: ./build.sh fuzz NAME [SECONDS]" >&2; exit 2; }
     [ -f "tests/fuzz/fuzz_$1.c" ] || { echo "build.sh: no target tests/fuzz/fuzz_$1.c" >&2; exit 2; }
-    fuzz_available || { echo "build.sh: clang's libFuzzer runtime is missing (apt-get install libclang-rt-14-dev)" >&2; exit 2; }
+    fuzz_available || { echo "build.sh: clang's libFuzzer runtime is missing (apt-get install libclang-rt-dev)" >&2; exit 2; }
     fuzz_build "$1"
     fuzz_run "$1" "${2:-60}"
 }
