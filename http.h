@@ -202,13 +202,20 @@
  *   false for a response whose body runs until close. A server closes the
  *   connection after answering a message whose keep_alive is false.
  *
- *   upgrade is true for a request with an Upgrade field and "upgrade" in
- *   Connection, for every CONNECT request, for a 101 response, and for a 2xx
- *   response to CONNECT. The bytes after the message (after its head, or
- *   after its body when it has one; a CONNECT request never has one) belong
- *   to the new protocol: stop calling the parser for that connection. A
- *   server that declines an upgrade request answers it normally and goes on
- *   parsing.
+ *   upgrade is true for an HTTP/1.1 request with an Upgrade field and
+ *   "upgrade" in Connection (a server must ignore Upgrade in an HTTP/1.0
+ *   request, RFC 9110 section 7.8: there it is false), for every CONNECT
+ *   request (of either version), for a 101 response, and for a 2xx response
+ *   to CONNECT. The bytes after the message (after its head, or after its
+ *   body when it has one) belong to the new protocol: stop calling the parser
+ *   for that connection. A server that declines an upgrade request answers
+ *   it normally and goes on parsing.
+ *
+ *   A CONNECT request never has a body: content in it has no meaning (RFC
+ *   9110 section 9.3.6), and a front end that framed it by a Content-Length
+ *   would read the tunnel differently, so a CONNECT request with
+ *   Content-Length other than 0, or with Transfer-Encoding, is refused
+ *   (HTTP_ERR_CONNECT_BODY) rather than read with the field ignored.
  *
  *   expect_continue: the client waits for "HTTP/1.1 100 Continue" before it
  *   sends the body; a server sends that (or a final status) before reading it.
@@ -238,6 +245,13 @@
  *                                  heads, chunk framing and trailers (some old
  *                                  clients and scripts send it). Off by
  *                                  default: a lone LF is HTTP_ERR_BARE_LF.
+ *     lenient_missing_host false   true: accept an HTTP/1.1 request without a
+ *                                  Host field (for tools and tests that talk
+ *                                  to one known server; a server facing the
+ *                                  network keeps the default). Off by
+ *                                  default: HTTP_ERR_MISSING_HOST, as RFC
+ *                                  9112 section 3.2 requires. A Host that is
+ *                                  present is checked either way.
  *
  *   Body sizes are not limited by the parser (a body streams); a server that
  *   buffers bodies applies its own limit using content_length.
@@ -258,6 +272,8 @@
  *     request Transfer-Encoding with codings besides      HTTP_ERR_TE_UNSUPPORTED
  *       chunked (501: the parser cannot decode gzip)
  *     Transfer-Encoding in an HTTP/1.0 message            HTTP_ERR_TE_HTTP10
+ *     Content-Length other than 0, or Transfer-Encoding,  HTTP_ERR_CONNECT_BODY
+ *       in a CONNECT request (3.4)
  *     a chunk size that is empty or not hex               HTTP_ERR_CHUNK_SIZE
  *     a chunk size with too many digits                   HTTP_ERR_CHUNK_TOO_LARGE
  *     no CRLF after a chunk size line or chunk data       HTTP_ERR_CHUNK_CRLF
@@ -271,8 +287,29 @@
  *     CR not followed by LF, anywhere                     HTTP_ERR_BARE_CR
  *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
  *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
- *     a target with a control, space, DEL or non-ASCII    HTTP_ERR_BAD_TARGET
- *       byte, or in the wrong form for its method
+ *     a target with a byte outside RFC 3986's grammar     HTTP_ERR_BAD_TARGET
+ *       or in the wrong form for its method. Origin-form
+ *       is '/' then pchar, '/' and '?' bytes: letters,
+ *       digits, -._~!$&'()*+,;=:@%/? and nothing else
+ *       (no '#' fragment, space, control, non-ASCII,
+ *       or any of "<>[\]^`{|}; clients must percent-
+ *       encode those). Escapes are checked where they
+ *       are decoded (http_percent_decode). Absolute-form
+ *       is scheme ":" then, after "//", a host as for
+ *       Host below (no userinfo: "http://u@h/" is
+ *       refused, RFC 9110 section 4.2.4), then origin-
+ *       form bytes. Authority-form (CONNECT only) is a
+ *       host and a port, both present. Asterisk-form
+ *       (OPTIONS only) is "*".
+ *     an HTTP/1.1 request without Host (RFC 9112 3.2;     HTTP_ERR_MISSING_HOST
+ *       unless lenient_missing_host)
+ *     a Host value that is not uri-host [":" port]:       HTTP_ERR_BAD_HOST
+ *       a reg-name (letters, digits, -._~!$&'()*+,;=
+ *       and %XX; IPv4 addresses are reg-names too) or
+ *       an IPv6 or IPvFuture literal in brackets, then
+ *       optionally ':' and digits. The grammar allows an
+ *       empty value (a target without authority) and an
+ *       empty port, and so does the parser.
  *     two Host fields in a request                        HTTP_ERR_MULTIPLE_HOST
  *
  *   Requests and responses follow the same rules, except that a response
@@ -295,10 +332,12 @@
  *   (head too large, too many fields), 501 (transfer coding not supported),
  *   505 (HTTP major version not 1), 500 for errno values.
  *   http_parse_error_offset(p) gives the offset in the failing call's buf of
- *   the byte where the error was found. The first bad byte in stream order
- *   decides the error (a limit counts as the first byte past it), so the code
- *   and the offset in the stream do not depend on how the bytes were split
- *   across calls. After an error *m is not usable.
+ *   the byte where the error was found (for a missing Host, the blank line
+ *   that ends the head; for the framing rules, the field's name or value).
+ *   The first bad byte in stream order decides the error (a limit counts as
+ *   the first byte past it), so the code and the offset in the stream do not
+ *   depend on how the bytes were split across calls. After an error *m is
+ *   not usable.
  *
  *     code                        status  meaning
  *     HTTP_ERR_BAD_METHOD          400    method is empty or not a token
@@ -332,6 +371,10 @@
  *     HTTP_ERR_CHUNK_EXT_TOO_LONG  400    chunk extensions over max_chunk_ext
  *     HTTP_ERR_CHUNK_CRLF          400    missing CRLF in chunk framing
  *     HTTP_ERR_INCOMPLETE          400    stream ended inside a message
+ *     HTTP_ERR_MISSING_HOST        400    HTTP/1.1 request without Host
+ *     HTTP_ERR_BAD_HOST            400    Host not a valid host[:port]
+ *     HTTP_ERR_CONNECT_BODY        400    CONNECT with Content-Length or
+ *                                         Transfer-Encoding
  *
  *   3.8 SIMD fast paths -------------------------------------------------------
  *
@@ -700,7 +743,10 @@ enum http_error {
     HTTP_ERR_CHUNK_EXT_TOO_LONG = -3026,
     HTTP_ERR_CHUNK_CRLF = -3027,
     HTTP_ERR_INCOMPLETE = -3028,
-    HTTP_ERR__LAST = -3028 /* the most negative code; not an error itself */
+    HTTP_ERR_MISSING_HOST = -3029,
+    HTTP_ERR_BAD_HOST = -3030,
+    HTTP_ERR_CONNECT_BODY = -3031,
+    HTTP_ERR__LAST = -3031 /* the most negative code; not an error itself */
 };
 
 /* Name of an error without its prefix: "BARE_LF", "EINVAL". Never NULL. */
@@ -721,6 +767,7 @@ typedef struct http_options {
     size_t max_chunk_digits; /* 16 (max 16) */
     size_t max_chunk_ext;    /* 1024 (max 65535) */
     bool lenient_bare_lf;    /* false */
+    bool lenient_missing_host; /* false */
 } http_options;
 
 /* The parser state: 40 bytes, no pointers; treat the fields as private. */
@@ -822,7 +869,9 @@ typedef struct http_url {
 } http_url;
 
 /* Splits a target (any of the four forms) into views of it. Returns 0, or
- * HTTP_ERR_BAD_TARGET when it is none of the forms. */
+ * HTTP_ERR_BAD_TARGET when it is none of the forms. It splits and does not
+ * check the bytes (a target the parser accepted is already checked; one
+ * from elsewhere may have a fragment or userinfo, which it splits off). */
 HTTP_API int http_parse_target(const char *target, size_t len, http_url *out);
 
 typedef struct http_query_iter {
@@ -1155,19 +1204,30 @@ extern "C" {
 
 /* ---- character classes ---------------------------------------------------- */
 
-#define HTTP__C_TCHAR 1  /* token character (RFC 9110 tchar) */
-#define HTTP__C_VALUE 2  /* field-value byte: HTAB, SP, VCHAR, obs-text */
-#define HTTP__C_TARGET 4 /* request-target byte: VCHAR */
+#define HTTP__C_TCHAR 1   /* token character (RFC 9110 tchar) */
+#define HTTP__C_VALUE 2   /* field-value byte: HTAB, SP, VCHAR, obs-text */
+#define HTTP__C_TARGET 4  /* request-target byte: pchar, '/', '?' (RFC 3986) */
+#define HTTP__C_REGNAME 8 /* reg-name byte but '%': unreserved, sub-delims */
 
+#define HTTP__IS_ALNUM(c)                                                                    \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define HTTP__IS_TCHAR(c)                                                                    \
-    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
-     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||     \
-     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||      \
-     (c) == '`' || (c) == '|' || (c) == '~')
+    (HTTP__IS_ALNUM(c) || (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || \
+     (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' ||      \
+     (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+/* unreserved and sub-delims of RFC 3986 */
+#define HTTP__IS_REGNAME(c)                                                                  \
+    (HTTP__IS_ALNUM(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' || (c) == '!' || \
+     (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' || (c) == '*' ||      \
+     (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=')
+/* pchar (unreserved, pct-encoded's '%', sub-delims, ':', '@'), '/' and '?':
+ * the bytes of origin-form, and of absolute-form outside its authority */
+#define HTTP__IS_TARGET(c)                                                                   \
+    (HTTP__IS_REGNAME(c) || (c) == '%' || (c) == ':' || (c) == '@' || (c) == '/' || (c) == '?')
 #define HTTP__CLS(c)                                                                         \
     ((HTTP__IS_TCHAR(c) ? HTTP__C_TCHAR : 0) |                                               \
      (((c) == 9 || ((c) >= 32 && (c) != 127)) ? HTTP__C_VALUE : 0) |                         \
-     (((c) > 32 && (c) < 127) ? HTTP__C_TARGET : 0))
+     (HTTP__IS_TARGET(c) ? HTTP__C_TARGET : 0) | (HTTP__IS_REGNAME(c) ? HTTP__C_REGNAME : 0))
 #define HTTP__R4(c) HTTP__CLS(c), HTTP__CLS((c) + 1), HTTP__CLS((c) + 2), HTTP__CLS((c) + 3)
 #define HTTP__R16(c) HTTP__R4(c), HTTP__R4((c) + 4), HTTP__R4((c) + 8), HTTP__R4((c) + 12)
 #define HTTP__R64(c) HTTP__R16(c), HTTP__R16((c) + 16), HTTP__R16((c) + 32), HTTP__R16((c) + 48)
@@ -1227,6 +1287,19 @@ static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t
 }
 
 #if HTTP__X86
+/* Byte classes by nibble, for a byte shuffle: bit (h - 2) of entry l of a
+ * low-nibble table is set when the byte 0xhl (h = 2..7) is in the class;
+ * HTTP__NIB_HI maps each high nibble to that bit (none for 0-1 and 8-f,
+ * which hold no byte of either class). A byte is in the class when
+ * lo[l] & hi[h] is not zero. */
+#define HTTP__TOK_LO /* tchar */                                                             \
+    0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
+        0x1c
+#define HTTP__TGT_LO /* request-target byte (HTTP__C_TARGET) */                              \
+    0x2e, 0x3f, 0x3e, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x17, 0x15, 0x17, 0x35, \
+        0x1f
+#define HTTP__NIB_HI 0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0
+
 __attribute__((target("sse4.2"))) static inline size_t
 http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
 {
@@ -1246,12 +1319,13 @@ http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
 __attribute__((target("sse4.2"))) static size_t
 http__scan_target_sse42(const unsigned char *b, size_t pos, size_t end)
 {
-    /* bytes that end a target: 0x00-0x20, 0x7f-0xff */
-    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x7f, (char)0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 0);
+    /* the 8 ranges of bytes that end a target: controls and SP, '"' '#',
+     * '<', '>', '[' '\\' ']' '^', '`', '{' '|' '}', DEL and non-ASCII */
+    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x22, 0x23, 0x3c, 0x3c, 0x3e, 0x3e, 0x5b,
+                                         0x5e, 0x60, 0x60, 0x7b, 0x7d, 0x7f, (char)0xff);
     while (end - pos >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        int i = _mm_cmpestri(ranges, 4, v, 16,
+        int i = _mm_cmpestri(ranges, 16, v, 16,
                              _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
         if (i != 16) return pos + (size_t)i;
         pos += 16;
@@ -1290,20 +1364,27 @@ http__scan_value_avx2(const unsigned char *b, size_t pos, size_t end)
 __attribute__((target("avx2"))) static size_t
 http__scan_target_avx2(const unsigned char *b, size_t pos, size_t end)
 {
-    /* good: 0x21..0x7e; as signed bytes that is > 0x20 and != 0x7f */
-    const __m256i sp = _mm256_set1_epi8(0x20), del = _mm256_set1_epi8(0x7f);
+    /* a byte shuffle per nibble classifies 32 bytes at once */
+    const __m256i nib = _mm256_set1_epi8(0x0f), lo_t = _mm256_setr_epi8(HTTP__TGT_LO, HTTP__TGT_LO),
+                  hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI),
+                  zero = _mm256_setzero_si256();
     while (end - pos >= 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(b + pos));
-        __m256i good = _mm256_andnot_si256(_mm256_cmpeq_epi8(v, del), _mm256_cmpgt_epi8(v, sp));
-        unsigned m = ~(unsigned)_mm256_movemask_epi8(good);
+        __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nib));
+        __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+        __m256i bad = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero);
+        unsigned m = (unsigned)_mm256_movemask_epi8(bad);
         if (m) return pos + (size_t)__builtin_ctz(m);
         pos += 32;
     }
     if (end - pos >= 16) {
-        const __m128i sp_ = _mm_set1_epi8(0x20), del_ = _mm_set1_epi8(0x7f);
+        const __m128i nib_ = _mm_set1_epi8(0x0f), lo_t_ = _mm_setr_epi8(HTTP__TGT_LO),
+                      hi_t_ = _mm_setr_epi8(HTTP__NIB_HI);
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        __m128i good = _mm_andnot_si128(_mm_cmpeq_epi8(v, del_), _mm_cmpgt_epi8(v, sp_));
-        unsigned m = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
+        __m128i lo = _mm_shuffle_epi8(lo_t_, _mm_and_si128(v, nib_));
+        __m128i hi = _mm_shuffle_epi8(hi_t_, _mm_and_si128(_mm_srli_epi16(v, 4), nib_));
+        __m128i bad = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128());
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
         if (m) return pos + (size_t)__builtin_ctz(m);
         pos += 16;
     }
@@ -1408,6 +1489,9 @@ static const struct {
     {"CHUNK_EXT_TOO_LONG", "chunk extension too long", 400},
     {"CHUNK_CRLF", "missing CRLF in chunked framing", 400},
     {"INCOMPLETE", "stream ended inside a message", 400},
+    {"MISSING_HOST", "HTTP/1.1 request without a Host field", 400},
+    {"BAD_HOST", "Host is not a valid host and port", 400},
+    {"CONNECT_BODY", "CONNECT request with Content-Length or Transfer-Encoding", 400},
 };
 
 static int http__is_http_err(int err)
@@ -1471,12 +1555,14 @@ enum {
     HTTP__S_ERROR
 };
 
-#define HTTP__F_LENIENT 1
+#define HTTP__F_LENIENT 1       /* lenient_bare_lf */
 #define HTTP__F_RESP_HEAD 2    /* the response answers HEAD */
 #define HTTP__F_RESP_CONNECT 4 /* the response answers CONNECT */
 #define HTTP__F_OFFSETS 8      /* saved views hold offsets, not pointers */
 #define HTTP__F_TRAILER 16     /* the field states read a trailer section */
 #define HTTP__F_FINAL 32       /* the message in progress is a final response */
+#define HTTP__F_NO_HOST_OK 64  /* lenient_missing_host */
+#define HTTP__F_OPTIONS (HTTP__F_LENIENT | HTTP__F_NO_HOST_OK) /* kept by reset */
 
 static size_t http__clamp(size_t v, size_t def, size_t max)
 {
@@ -1497,6 +1583,7 @@ HTTP_API void http_parse_init(http_msg_parser *p, http_kind kind, const http_opt
     p->max_digits = (uint8_t)http__clamp(o.max_chunk_digits, 16, 16);
     p->max_ext = (uint16_t)http__clamp(o.max_chunk_ext, 1024, 65535);
     if (o.lenient_bare_lf) p->flags |= HTTP__F_LENIENT;
+    if (o.lenient_missing_host) p->flags |= HTTP__F_NO_HOST_OK;
 }
 
 HTTP_API void http_parse_reset(http_msg_parser *p)
@@ -1506,7 +1593,7 @@ HTTP_API void http_parse_reset(http_msg_parser *p)
     p->nfields = p->aux = 0;
     p->remaining = 0;
     p->err = 0;
-    p->flags &= HTTP__F_LENIENT;
+    p->flags &= HTTP__F_OPTIONS;
 }
 
 HTTP_API void http_parse_response_to(http_msg_parser *p, http_method_id method)
@@ -1532,7 +1619,7 @@ static int http__fail(http_msg_parser *p, int err, size_t at)
 /* The message is complete: get ready for the next one. */
 static void http__done(http_msg_parser *p)
 {
-    uint8_t keep = HTTP__F_LENIENT;
+    uint8_t keep = HTTP__F_OPTIONS;
     if (!(p->flags & HTTP__F_FINAL)) keep |= HTTP__F_RESP_HEAD | HTTP__F_RESP_CONNECT;
     p->flags &= keep;
     p->state = HTTP__S_START;
@@ -1604,20 +1691,13 @@ typedef struct http__blk {
 } http__blk;
 
 #if HTTP__X86
-/* Token characters by nibble: bit (h - 2) of the low-nibble table is set when
- * the byte with high nibble h (2..7) and that low nibble is a tchar. */
-#define HTTP__TOK_LO                                                                         \
-    0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
-        0x1c
-#define HTTP__TOK_HI 0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0
-
 __attribute__((target("avx2"))) static inline void http__masks_avx2(const unsigned char *s,
                                                                     http__blk *k)
 {
     const __m256i c1f = _mm256_set1_epi8(0x1f), tab = _mm256_set1_epi8(9),
                   del = _mm256_set1_epi8(0x7f), nib = _mm256_set1_epi8(0x0f),
                   lo_t = _mm256_setr_epi8(HTTP__TOK_LO, HTTP__TOK_LO),
-                  hi_t = _mm256_setr_epi8(HTTP__TOK_HI, HTTP__TOK_HI),
+                  hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI),
                   zero = _mm256_setzero_si256();
     __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
     __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
@@ -1645,7 +1725,7 @@ __attribute__((target("sse4.2"))) static inline void http__masks_sse42(const uns
 {
     const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8(9), del = _mm_set1_epi8(0x7f),
                   nib = _mm_set1_epi8(0x0f), lo_t = _mm_setr_epi8(HTTP__TOK_LO),
-                  hi_t = _mm_setr_epi8(HTTP__TOK_HI), zero = _mm_setzero_si128();
+                  hi_t = _mm_setr_epi8(HTTP__NIB_HI), zero = _mm_setzero_si128();
     uint64_t v = 0, n = 0;
     int i;
     for (i = 0; i < 4; i++) {
@@ -1863,6 +1943,102 @@ static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t
     return http__fields_c(p, b, pos, end, len, h, limit);
 }
 
+/* ---- hosts: uri-host [":" port] (RFC 3986 section 3.2.2) ------------------------ */
+
+/* dec-octet "." dec-octet "." dec-octet "." dec-octet (no leading zeros) */
+static bool http__ipv4_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0, st;
+    int part;
+    for (part = 0; part < 4; part++) {
+        unsigned v = 0;
+        if (part && (i >= n || s[i++] != '.')) return false;
+        for (st = i; i < n && i - st < 3 && (unsigned)s[i] - '0' < 10u; i++)
+            v = v * 10 + ((unsigned)s[i] - '0');
+        if (i == st || v > 255 || (s[st] == '0' && i - st > 1)) return false;
+    }
+    return i == n;
+}
+
+/* IPv6address: eight 16-bit groups of 1 to 4 hex digits, fewer with one
+ * "::" standing for the missing ones, the last two possibly written as an
+ * IPv4 address. */
+static bool http__ipv6_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0, st, groups = 0;
+    bool gap = false;
+    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+        gap = true;
+        i = 2;
+    }
+    while (i < n) {
+        for (st = i; i < n && i - st < 5 && http__hexval(s[i]) >= 0; i++) {}
+        if (i < n && s[i] == '.') { /* the last 32 bits as IPv4 */
+            if (!http__ipv4_ok(s + st, n - st)) return false;
+            groups += 2;
+            break;
+        }
+        if (i == st || i - st > 4) return false;
+        groups++;
+        if (i == n) break;
+        if (s[i++] != ':') return false;
+        if (i < n && s[i] == ':') {
+            if (gap) return false; /* a second "::" */
+            gap = true;
+            i++;
+        } else if (i == n) {
+            return false; /* a trailing single ':' */
+        }
+    }
+    return gap ? groups <= 7 : groups == 8;
+}
+
+/* IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+static bool http__ipfuture_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 1;
+    if (n < 4 || (s[0] | 0x20) != 'v') return false;
+    while (i < n && http__hexval(s[i]) >= 0) i++;
+    if (i == 1 || i + 1 >= n || s[i] != '.') return false;
+    for (i++; i < n; i++)
+        if (!(http__cls[s[i]] & HTTP__C_REGNAME) && s[i] != ':') return false;
+    return true;
+}
+
+#define HTTP__HOST_NAME 1 /* the host may not be empty */
+#define HTTP__HOST_PORT 2 /* the port may not be missing or empty */
+
+/* Whether s[0..n) is uri-host [":" port]: an IP-literal in brackets or a
+ * reg-name (unreserved, sub-delims, %XX; IPv4 addresses are reg-names
+ * too), then optionally ':' and digits. The grammar allows an empty host
+ * and an empty port; `need` (HTTP__HOST_*) can require them. */
+static bool http__host_ok(const unsigned char *s, size_t n, unsigned need)
+{
+    size_t i = 0;
+    if (n && s[0] == '[') {
+        const unsigned char *close = (const unsigned char *)memchr(s, ']', n);
+        if (!close) return false;
+        i = (size_t)(close - s);
+        if (!http__ipv6_ok(s + 1, i - 1) && !http__ipfuture_ok(s + 1, i - 1)) return false;
+        i++;
+    } else {
+        while (i < n) {
+            if (http__cls[s[i]] & HTTP__C_REGNAME) i++;
+            else if (s[i] == '%' && n - i >= 3 && http__hexval(s[i + 1]) >= 0 &&
+                     http__hexval(s[i + 2]) >= 0)
+                i += 3;
+            else break;
+        }
+        if (i == 0 && (need & HTTP__HOST_NAME)) return false;
+    }
+    if (i == n) return !(need & HTTP__HOST_PORT);
+    if (s[i++] != ':') return false;
+    if (i == n && (need & HTTP__HOST_PORT)) return false;
+    for (; i < n; i++)
+        if ((unsigned)s[i] - '0' > 9u) return false;
+    return true;
+}
+
 /* ---- start lines ------------------------------------------------------------------ */
 
 static http_method_id http__method(const unsigned char *s, size_t n)
@@ -1926,23 +2102,17 @@ static int http__version(const unsigned char *b, size_t pos, size_t end, int *mi
     return 8;
 }
 
-/* Checks the form of a request-target against its method. */
+/* Checks the form of a request-target against its method. Its bytes are
+ * already known to be HTTP__C_TARGET bytes, or '[' and ']' in a target that
+ * does not start with '/' (they may be an IP-literal's). */
 static bool http__target_ok(http_method_id method, const unsigned char *t, size_t n,
                             http_target_form *form)
 {
-    size_t i;
+    size_t i, a;
     if (method == HTTP_METHOD_CONNECT) {
-        /* authority-form: host ":" port, no '/', '?', '#' or '@' */
-        size_t colon = n;
-        for (i = 0; i < n; i++) {
-            if (t[i] == '/' || t[i] == '?' || t[i] == '#' || t[i] == '@') return false;
-            if (t[i] == ':') colon = i;
-        }
-        if (colon == 0 || colon >= n - 1) return false;
-        for (i = colon + 1; i < n; i++)
-            if ((unsigned)t[i] - '0' > 9u) return false;
+        /* authority-form: uri-host ":" port, both present (RFC 9112 3.2.3) */
         *form = HTTP_TARGET_AUTHORITY;
-        return true;
+        return http__host_ok(t, n, HTTP__HOST_NAME | HTTP__HOST_PORT);
     }
     if (t[0] == '/') {
         *form = HTTP_TARGET_ORIGIN;
@@ -1952,7 +2122,7 @@ static bool http__target_ok(http_method_id method, const unsigned char *t, size_
         *form = HTTP_TARGET_ASTERISK;
         return method == HTTP_METHOD_OPTIONS;
     }
-    /* absolute-form: scheme ":" ... */
+    /* absolute-form: scheme ":" ["//" authority] path [ "?" query ] */
     if (!((unsigned)(t[0] | 0x20) - 'a' < 26u)) return false;
     for (i = 1; i < n; i++) {
         unsigned c = t[i];
@@ -1961,6 +2131,15 @@ static bool http__target_ok(http_method_id method, const unsigned char *t, size_
             return false;
     }
     if (i >= n - 1) return false;
+    i++;
+    if (n - i >= 2 && t[i] == '/' && t[i + 1] == '/') {
+        /* the authority, without userinfo (RFC 9110 4.2.4): '@' is no
+         * host byte, so http__host_ok refuses "user@host" */
+        for (a = i += 2; i < n && t[i] != '/' && t[i] != '?'; i++) {}
+        if (!http__host_ok(t + a, i - a, HTTP__HOST_NAME)) return false;
+    }
+    for (; i < n; i++) /* brackets belong in the authority only */
+        if (t[i] == '[' || t[i] == ']') return false;
     *form = HTTP_TARGET_ABSOLUTE;
     return true;
 }
@@ -2011,8 +2190,9 @@ static const uint32_t http__fact_tab[18] = {
     0, 0, 0, 0, 1u << ('h' & 31), 0, 1u << ('e' & 31), 1u << ('u' & 31), 0, 0,
     1u << ('c' & 31), 0, 0, 0, 1u << ('c' & 31), 0, 0, 1u << ('t' & 31)};
 
-/* Works out body, keep-alive, upgrade and expectations; checks framing. */
-static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
+/* Works out body, keep-alive, upgrade and expectations; checks framing and
+ * Host. blank: offset in buf of the head's blank line. */
+static int http__facts(http_msg_parser *p, http_message *m, const char *buf, size_t blank)
 {
     int hosts = 0, te = 0, chunked_count = 0;
     bool last_chunked = false, other = false, upgrade_field = false;
@@ -2029,8 +2209,10 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             continue;
         switch (f->name.len) {
         case 4:
-            if (http__ieq_tok(nm, "host", 4) && ++hosts > 1 && request)
-                return http__fail(p, HTTP_ERR_MULTIPLE_HOST, (size_t)(nm - buf));
+            if (!request || !http__ieq_tok(nm, "host", 4)) break;
+            if (++hosts > 1) return http__fail(p, HTTP_ERR_MULTIPLE_HOST, (size_t)(nm - buf));
+            if (!http__host_ok((const unsigned char *)f->value.ptr, f->value.len, 0))
+                return http__fail(p, HTTP_ERR_BAD_HOST, (size_t)(f->value.ptr - buf));
             break;
         case 6:
             if (http__ieq_tok(nm, "expect", 6)) {
@@ -2097,20 +2279,30 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
 
     if (request) {
         if (m->method == HTTP_METHOD_CONNECT) {
+            /* Content in a CONNECT request has no meaning (RFC 9110 section
+             * 9.3.6): a front end that framed it by its Content-Length would
+             * take the tunnel's first bytes for a body, and this parser
+             * would not. Refuse rather than disagree. */
+            if (te) return http__fail(p, HTTP_ERR_CONNECT_BODY, te_at);
+            if (m->content_length > 0) return http__fail(p, HTTP_ERR_CONNECT_BODY, cl_at);
             m->upgrade = true;
-            m->body = HTTP_BODY_NONE;
-            return 0;
+        } else {
+            /* a server ignores Upgrade in an HTTP/1.0 request (RFC 9110 7.8) */
+            m->upgrade = m->version_minor >= 1 && m->connection_upgrade && upgrade_field;
+            if (te) {
+                if (!last_chunked || chunked_count > 1)
+                    return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
+                if (other) return http__fail(p, HTTP_ERR_TE_UNSUPPORTED, te_at);
+                m->body = HTTP_BODY_CHUNKED;
+                m->chunked = true;
+            } else if (m->has_content_length && m->content_length > 0) {
+                m->body = HTTP_BODY_LENGTH;
+            }
         }
-        m->upgrade = m->connection_upgrade && upgrade_field;
-        if (te) {
-            if (!last_chunked || chunked_count > 1)
-                return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
-            if (other) return http__fail(p, HTTP_ERR_TE_UNSUPPORTED, te_at);
-            m->body = HTTP_BODY_CHUNKED;
-            m->chunked = true;
-        } else if (m->has_content_length && m->content_length > 0) {
-            m->body = HTTP_BODY_LENGTH;
-        }
+        /* RFC 9112 section 3.2: an HTTP/1.1 request without Host gets a 400;
+         * the missing field is noticed at the blank line */
+        if (!hosts && m->version_minor >= 1 && !(p->flags & HTTP__F_NO_HOST_OK))
+            return http__fail(p, HTTP_ERR_MISSING_HOST, blank);
         return 0;
     }
 
@@ -2224,7 +2416,12 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
 target:
     ls = (size_t)(m->method_name.ptr - buf);
     lim = ls + p->max_line + 1;
-    pos = http__scan_target(b, pos, end < lim ? end : lim);
+    if (lim > end) lim = end;
+    pos = http__scan_target(b, pos, lim);
+    /* '[' and ']' may enclose an IPv6 host in the authority of a target
+     * that is not origin-form; http__target_ok checks where they are */
+    while (HTTP__UNLIKELY(pos < lim && (b[pos] == '[' || b[pos] == ']') && b[mark] != '/'))
+        pos = http__scan_target(b, pos + 1, lim);
     if (pos - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
     if (pos >= end) goto more;
     c = b[pos];
@@ -2339,7 +2536,8 @@ fields:
     m->connection_keep_alive = m->connection_upgrade = m->other_codings = false;
     if (p->kind == HTTP_KIND_RESPONSE && m->status >= 200) p->flags |= HTTP__F_FINAL;
     else p->flags &= (uint8_t)~HTTP__F_FINAL;
-    e = http__facts(p, m, buf);
+    /* the blank line: CRLF, or a lone LF (lenient) */
+    e = http__facts(p, m, buf, (size_t)r - (b[r - 2] == '\r' ? 2 : 1));
     if (e < 0) return e;
     switch (m->body) {
     case HTTP_BODY_NONE: http__done(p); break;
