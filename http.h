@@ -238,7 +238,8 @@
  *                                  included (HTTP_ERR_CHUNK_TOO_LARGE, 413); at
  *                                  most 16
  *     max_chunk_ext       1024     bytes of the extensions of one chunk, from
- *                                  the first ';' to the line end
+ *                                  the first byte after the size (a space
+ *                                  before the ';' counts) to the line end
  *                                  (HTTP_ERR_CHUNK_EXT_TOO_LONG, 400); at most
  *                                  65535
  *     lenient_bare_lf     false    true: accept a lone LF as a line ending in
@@ -274,17 +275,37 @@
  *     Transfer-Encoding in an HTTP/1.0 message            HTTP_ERR_TE_HTTP10
  *     Content-Length other than 0, or Transfer-Encoding,  HTTP_ERR_CONNECT_BODY
  *       in a CONNECT request (3.4)
- *     a chunk size that is empty or not hex               HTTP_ERR_CHUNK_SIZE
+ *     a chunk size that is empty or not hex, or followed  HTTP_ERR_CHUNK_SIZE
+ *       by whitespace and no ';'
  *     a chunk size with too many digits                   HTTP_ERR_CHUNK_TOO_LARGE
- *     no CRLF after a chunk size line or chunk data       HTTP_ERR_CHUNK_CRLF
- *     a control character in a chunk extension            HTTP_ERR_CHUNK_EXT
+ *     a chunk size line or chunk data not followed by     HTTP_ERR_CHUNK_CRLF
+ *       CR LF; also a CR there without its LF (reported
+ *       at the byte after the CR, which an earlier call
+ *       may have consumed: chunk framing is consumed as
+ *       it is read, unlike a head)
+ *     a chunk extension outside RFC 9112's grammar        HTTP_ERR_CHUNK_EXT
+ *       (section 7.1.1): each is BWS ";" BWS name, then
+ *       optionally BWS "=" BWS and a token or a quoted
+ *       string (with \ escapes); names are tokens.
+ *       BWS (spaces and tabs) is accepted where the
+ *       grammar puts it and nowhere else: "5 ;a=1" and
+ *       "5; a = \"b c\"" are valid, "5 ", "5;a ", "5;",
+ *       "5;=x", "5;a b" and a byte >= 0x80 outside
+ *       quotes are not. (Whitespace before ';' is safe
+ *       to accept: it cannot change the size any reader
+ *       sees, as the size has ended at it.)
  *     a field line starting with whitespace (obs-fold)    HTTP_ERR_OBS_FOLD
  *     whitespace in a field name or before its colon      HTTP_ERR_HEADER_NAME_SPACE
  *     a field line without a colon                        HTTP_ERR_HEADER_NO_COLON
  *     a non-token character in a field name               HTTP_ERR_HEADER_NAME
  *     NUL in a field value or reason phrase               HTTP_ERR_HEADER_VALUE_NUL
  *     another control character (not HTAB) in a value     HTTP_ERR_HEADER_VALUE_CTL
- *     CR not followed by LF, anywhere                     HTTP_ERR_BARE_CR
+ *     CR not followed by LF where a line of a head or a   HTTP_ERR_BARE_CR
+ *       trailer section may end: after a start line, a
+ *       field or the blank line (in chunk framing it is
+ *       CHUNK_CRLF, above; a CR where no line may end,
+ *       inside a method, a target or an unfinished chunk
+ *       extension, is that element's error)
  *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
  *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
  *     a target with a byte outside RFC 3986's grammar     HTTP_ERR_BAD_TARGET
@@ -367,7 +388,7 @@
  *     HTTP_ERR_MULTIPLE_HOST       400    more than one Host field
  *     HTTP_ERR_CHUNK_SIZE          400    chunk size empty or not hex
  *     HTTP_ERR_CHUNK_TOO_LARGE     413    chunk size over max_chunk_digits
- *     HTTP_ERR_CHUNK_EXT           400    bad byte in a chunk extension
+ *     HTTP_ERR_CHUNK_EXT           400    chunk extension outside the grammar
  *     HTTP_ERR_CHUNK_EXT_TOO_LONG  400    chunk extensions over max_chunk_ext
  *     HTTP_ERR_CHUNK_CRLF          400    missing CRLF in chunk framing
  *     HTTP_ERR_INCOMPLETE          400    stream ended inside a message
@@ -786,7 +807,8 @@ typedef struct http_msg_parser {
     uint8_t flags;
     uint8_t max_digits;
     uint8_t err;            /* index of the sticky error */
-    uint8_t reserved[3];
+    uint8_t ext;            /* where in a chunk extension's grammar */
+    uint8_t reserved[2];
 } http_msg_parser;
 
 /* A parsed head; filled by http_parse_head (section 3.1). */
@@ -2569,6 +2591,87 @@ more:
 
 /* ---- http_parse_body -------------------------------------------------------------- */
 
+/* Where in the grammar of chunk extensions (RFC 9112 section 7.1.1) the
+ * parser is, in p->ext:
+ *     chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+ * BWS is spaces and tabs; name is a token. */
+enum {
+    HTTP__X_SIZE_WS,   /* BWS after the chunk size: then ';' */
+    HTTP__X_NAME_WS,   /* after ';': BWS, then a name */
+    HTTP__X_NAME,      /* in a name: more of it, BWS, '=', ';' or the line end */
+    HTTP__X_NAME_END,  /* BWS after a name: then '=' or ';' */
+    HTTP__X_VALUE_WS,  /* after '=': BWS, then a token or a quoted string */
+    HTTP__X_TOKEN,     /* in a token value: more of it, BWS, ';' or the line end */
+    HTTP__X_QUOTED,    /* in a quoted string */
+    HTTP__X_ESCAPE,    /* after a backslash in a quoted string */
+    HTTP__X_QUOTE_END, /* after the closing quote: BWS, ';' or the line end */
+    HTTP__X_SEP_WS     /* BWS after a value: then ';' */
+};
+
+/* Reads chunk-extension bytes from i, one at a time (any split resumes in
+ * p->ext). Returns the offset of the CR or LF that ends the size line, len
+ * when more bytes are needed, or an error. p->aux counts the bytes. */
+static ptrdiff_t http__chunk_ext(http_msg_parser *p, const unsigned char *b, size_t i, size_t len)
+{
+    unsigned st = p->ext;
+    for (; i < len; i++) {
+        unsigned c = b[i], tchar = http__cls[c] & HTTP__C_TCHAR;
+        bool ws = c == ' ' || c == '\t';
+        if (c == '\r' || c == '\n') {
+            if (st == HTTP__X_NAME || st == HTTP__X_TOKEN || st == HTTP__X_QUOTE_END) {
+                p->ext = (uint8_t)st;
+                return (ptrdiff_t)i;
+            }
+            break; /* the line cannot end here */
+        }
+        if (p->aux >= p->max_ext) return http__fail(p, HTTP_ERR_CHUNK_EXT_TOO_LONG, i);
+        p->aux++;
+        switch (st) {
+        case HTTP__X_SIZE_WS:
+        case HTTP__X_SEP_WS:
+            if (c == ';') st = HTTP__X_NAME_WS;
+            else if (!ws) goto bad;
+            break;
+        case HTTP__X_NAME_WS:
+            if (tchar) st = HTTP__X_NAME;
+            else if (!ws) goto bad;
+            break;
+        case HTTP__X_NAME:
+        case HTTP__X_NAME_END:
+            if (c == '=') st = HTTP__X_VALUE_WS;
+            else if (c == ';') st = HTTP__X_NAME_WS;
+            else if (ws) st = HTTP__X_NAME_END;
+            else if (!tchar || st != HTTP__X_NAME) goto bad;
+            break;
+        case HTTP__X_VALUE_WS:
+            if (tchar) st = HTTP__X_TOKEN;
+            else if (c == '"') st = HTTP__X_QUOTED;
+            else if (!ws) goto bad;
+            break;
+        case HTTP__X_TOKEN:
+        case HTTP__X_QUOTE_END:
+            if (c == ';') st = HTTP__X_NAME_WS;
+            else if (ws) st = HTTP__X_SEP_WS;
+            else if (!tchar || st != HTTP__X_TOKEN) goto bad;
+            break;
+        case HTTP__X_QUOTED: /* qdtext: a value byte but '"' and '\\' */
+            if (c == '"') st = HTTP__X_QUOTE_END;
+            else if (c == '\\') st = HTTP__X_ESCAPE;
+            else if (!(http__cls[c] & HTTP__C_VALUE)) goto bad;
+            break;
+        default: /* HTTP__X_ESCAPE: quoted-pair, "\\" and a value byte */
+            if (!(http__cls[c] & HTTP__C_VALUE)) goto bad;
+            st = HTTP__X_QUOTED;
+            break;
+        }
+    }
+    if (i < len) goto bad;
+    p->ext = (uint8_t)st;
+    return (ptrdiff_t)i;
+bad: /* whitespace after the size that no ';' follows is a bad size line */
+    return http__fail(p, st == HTTP__X_SIZE_WS ? HTTP_ERR_CHUNK_SIZE : HTTP_ERR_CHUNK_EXT, i);
+}
+
 HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, http_body *bd)
 {
     const unsigned char *b = (const unsigned char *)buf;
@@ -2618,9 +2721,10 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
                     continue;
                 }
                 if (p->aux == 0) return http__fail(p, HTTP_ERR_CHUNK_SIZE, i);
-                if (c == ';') {
+                if (c == ';' || c == ' ' || c == '\t') {
                     p->state = HTTP__S_CHUNK_EXT;
-                    p->aux = 1; /* the ';' counts */
+                    p->ext = c == ';' ? HTTP__X_NAME_WS : HTTP__X_SIZE_WS;
+                    p->aux = 1; /* extension bytes so far */
                     i++;
                 } else if (c == '\r') {
                     p->state = HTTP__S_CHUNK_SIZE_LF;
@@ -2636,23 +2740,17 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
             }
             break;
         case HTTP__S_CHUNK_EXT:
-            end = len;
-            if (end - i > (size_t)(p->max_ext - p->aux) + 1) end = i + (p->max_ext - p->aux) + 1;
-            n = http__scan_value(b, i, end);
-            if (n - i > (size_t)(p->max_ext - p->aux))
-                return http__fail(p, HTTP_ERR_CHUNK_EXT_TOO_LONG, n);
-            p->aux = (uint16_t)(p->aux + (n - i));
-            i = n;
+            r = http__chunk_ext(p, b, i, len);
+            if (r < 0) return (int)r;
+            i = (size_t)r;
             if (i >= len) goto out;
-            if (b[i] == '\r') {
+            if (b[i] == '\r') { /* (or a lone LF) */
                 p->state = HTTP__S_CHUNK_SIZE_LF;
                 i++;
-            } else if (b[i] == '\n') {
+            } else {
                 if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, i);
                 i++;
                 goto size_line_done;
-            } else {
-                return http__fail(p, HTTP_ERR_CHUNK_EXT, i);
             }
             break;
         case HTTP__S_CHUNK_SIZE_LF:
