@@ -355,10 +355,11 @@
  *   http_parse_error_offset(p) gives the offset in the failing call's buf of
  *   the byte where the error was found (for a missing Host, the blank line
  *   that ends the head; for the framing rules, the field's name or value).
- *   The first bad byte in stream order decides the error (a limit counts as
- *   the first byte past it), so the code and the offset in the stream do not
- *   depend on how the bytes were split across calls. After an error *m is
- *   not usable.
+ *   It is kept in full (a body call may find an error more than 4 GiB into
+ *   its buf, after a big chunk). The first bad byte in stream order decides
+ *   the error (a limit counts as the first byte past it), so the code and
+ *   the offset in the stream do not depend on how the bytes were split
+ *   across calls. After an error *m is not usable.
  *
  *     code                        status  meaning
  *     HTTP_ERR_BAD_METHOD          400    method is empty or not a token
@@ -793,8 +794,9 @@ typedef struct http_options {
 
 /* The parser state: 40 bytes, no pointers; treat the fields as private. */
 typedef struct http_msg_parser {
-    uint64_t remaining;     /* body bytes left (length body, current chunk) */
-    uint32_t pos;           /* resume offset (head, trailers); error offset */
+    uint64_t remaining;     /* body bytes left (length body, current chunk);
+                               error offset */
+    uint32_t pos;           /* resume offset (head, trailers) */
     uint32_t mark;          /* start offset of the token being scanned */
     uint32_t max_head;
     uint32_t max_line;
@@ -1627,14 +1629,17 @@ HTTP_API void http_parse_response_to(http_msg_parser *p, http_method_id method)
 
 HTTP_API size_t http_parse_error_offset(const http_msg_parser *p)
 {
-    return p->pos;
+    return p->state == HTTP__S_ERROR ? (size_t)p->remaining : 0;
 }
 
+/* Enters the sticky error. The offset goes into the 64-bit `remaining`,
+ * which an error no longer needs: a body call can find an error more than
+ * 4 GiB into its buf (after a big chunk's data), so 32-bit pos would not do. */
 static int http__fail(http_msg_parser *p, int err, size_t at)
 {
     p->state = HTTP__S_ERROR;
     p->err = (uint8_t)(HTTP_ERR_BAD_METHOD - err);
-    p->pos = (uint32_t)at;
+    p->remaining = at;
     return err;
 }
 
@@ -2815,7 +2820,7 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
             end = tl < p->max_head ? tl : p->max_head;
             r = http__fields(p, b + i, p->pos, end, tl, h, limit);
             if (r < 0) {
-                p->pos += (uint32_t)i;
+                p->remaining += i; /* the offset from b + i, made one from b */
                 return (int)r;
             }
             if (r == 0) {

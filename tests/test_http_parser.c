@@ -1301,6 +1301,38 @@ TEST(finish_and_errors_are_sticky)
     CHECK_INT(http_parse_finish(&p), ==, 0);
 }
 
+/* One body call can cover more than 4 GiB (a big chunk's data, then the
+ * next size line): an error after it is reported at its full offset. The
+ * buffer is a sparse mapping; the parser never reads chunk data. */
+TEST(error_offset_past_4gib)
+{
+    const uint64_t data = (UINT64_C(5) << 30) + 3;
+    static const char size_line[] = "140000003\r\n";
+    static const char tails[][24] = {"X", "\r\n0\r\nX : 1\r\n\r\n"};
+    static const int errs[] = {HTTP_ERR_CHUNK_CRLF, HTTP_ERR_HEADER_NAME_SPACE};
+    static const size_t at[] = {0, 6};
+    size_t len = sizeof size_line - 1 + (size_t)data + 32, k;
+    char *buf;
+    if (sizeof(size_t) < 8) SKIP("needs a 64-bit address space");
+    buf = (char *)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+    REQUIRE(buf != MAP_FAILED);
+    memcpy(buf, size_line, sizeof size_line - 1);
+    for (k = 0; k < 2; k++) {
+        http_msg_parser p;
+        http_message m;
+        http_body b;
+        size_t tail = sizeof size_line - 1 + (size_t)data, n = tail + strlen(tails[k]);
+        memcpy(buf + tail, tails[k], strlen(tails[k]));
+        memset(&b, 0, sizeof b);
+        CHECK_INT(head1(&p, HTTP_KIND_REQUEST, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &m), >, 0);
+        CHECK_INT(http_parse_body(&p, buf, n, &b), ==, errs[k]);
+        CHECK_UINT(b.data.len, ==, data);
+        CHECK_UINT(http_parse_error_offset(&p), ==, tail + at[k]);
+    }
+    munmap(buf, len);
+}
+
 TEST(parser_is_small)
 {
     CHECK_UINT(sizeof(http_msg_parser), <=, 40);
@@ -1756,6 +1788,7 @@ int main(void)
     RUN(stream_100mib);
     RUN(body_piece_per_call);
     RUN(finish_and_errors_are_sticky);
+    RUN(error_offset_past_4gib);
     RUN(parser_is_small);
     RUN(scanners_agree);
     RUN(error_names);
