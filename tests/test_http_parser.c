@@ -301,13 +301,123 @@ static const cfg RESP = {HTTP_KIND_RESPONSE, NULL, HTTP_METHOD_GET, 0, 0};
         free(got__);                                                                         \
     } while (0)
 
-/* Expects a parse error NAME (all ways), with its status. */
+/* ---- the same cases past 64 bytes, for the SIMD field scanner ------------------------
+ * http__fields classifies 64-byte blocks only when it has 64 bytes, and most
+ * table cases are shorter. pad_variants inserts a valid field of 64
+ * consecutive lengths after the start line (and, when the input has a last
+ * chunk, after it, in the trailer section), so the case's offending byte
+ * falls at every offset of its 64-byte block, then parses each variant in
+ * one piece, byte by byte and at random cuts, at every SIMD level. All must
+ * agree; with want_err, each must fail with that error at the offset of the
+ * unpadded case shifted by the pad. Cases about limits are not padded (the
+ * pad would change them). */
+
+static bool limits_default(const cfg *c)
+{
+    const http_options *o = c->opts;
+    return c->max_headers == 0 &&
+           (!o || (!o->max_request_line && !o->max_head && !o->max_headers &&
+                   !o->max_chunk_digits && !o->max_chunk_ext));
+}
+
+static bool is_limit_error(int code)
+{
+    return code == HTTP_ERR_HEAD_TOO_LARGE || code == HTTP_ERR_TOO_MANY_HEADERS ||
+           code == HTTP_ERR_URI_TOO_LONG || code == HTTP_ERR_CHUNK_TOO_LARGE ||
+           code == HTTP_ERR_CHUNK_EXT_TOO_LONG;
+}
+
+static void pad_at(const cfg *c, const char *in, size_t len, size_t at, int want_err,
+                   size_t err_at)
+{
+    size_t k;
+    char *buf = (char *)malloc(len + 200);
+    for (k = 60; k < 60 + 64; k++) {
+        size_t plen = 9 + k, n = len + plen, cuts[3], j;
+        char want[96], *ref, *got;
+        int lv, top = http_simd_limit(HTTP_SIMD_AVX2);
+        memcpy(buf, in, at);
+        memcpy(buf + at, "X-Pad: ", 7);
+        memset(buf + at + 7, 'p', k);
+        memcpy(buf + at + 7 + k, "\r\n", 2);
+        memcpy(buf + at + plen, in + at, len - at);
+        http_simd_limit(HTTP_SIMD_NONE);
+        ref = run(c, buf, n, NULL, 0);
+        if (want_err) {
+            snprintf(want, sizeof want, "ERROR %s at %zu\n", http_errname(want_err),
+                     err_at + (err_at >= at ? plen : 0));
+            if (!strstr(ref, want)) {
+                TEST__FAIL_HEAD();
+                fprintf(stderr, "padded (%zu at %zu) \"%.*s\"\n  gave: %s  wanted: %s", plen, at,
+                        (int)n, buf, ref, want);
+            }
+        }
+        for (lv = top; lv >= HTTP_SIMD_NONE; lv--) {
+            size_t *all = (size_t *)malloc(n * sizeof *all);
+            http_simd_limit(lv);
+            for (j = 0; j + 1 < n; j++) all[j] = j + 1;
+            for (j = 0; j < 3; j++) cuts[j] = 1 + (size_t)(rng() % (n - 1));
+            if (cuts[0] > cuts[1]) { size_t t = cuts[0]; cuts[0] = cuts[1]; cuts[1] = t; }
+            if (cuts[1] > cuts[2]) { size_t t = cuts[1]; cuts[1] = cuts[2]; cuts[2] = t; }
+            if (cuts[0] > cuts[1]) { size_t t = cuts[0]; cuts[0] = cuts[1]; cuts[1] = t; }
+            for (j = 0; j < 3; j++) {
+                got = j == 0 ? run(c, buf, n, NULL, 0) : j == 1 ? run(c, buf, n, all, n - 1)
+                                                               : run(c, buf, n, cuts, 3);
+                if (strcmp(got, ref) != 0) {
+                    TEST__FAIL_HEAD();
+                    fprintf(stderr, "padded (%zu at %zu), SIMD level %d, %s:\n%s--- vs scalar:\n%s",
+                            plen, at, lv, j == 0 ? "one piece" : j == 1 ? "byte by byte" : "3 cuts",
+                            got, ref);
+                }
+                free(got);
+            }
+            free(all);
+        }
+        http_simd_limit(HTTP_SIMD_AVX2);
+        free(ref);
+    }
+    free(buf);
+}
+
+static void pad_variants(const cfg *c, const char *in, size_t len, int want_err)
+{
+    const char *nl = (const char *)memchr(in, '\n', len);
+    const char *head_end = strstr(in, "\r\n\r\n");
+    size_t err_at = 0;
+    if (!nl || !limits_default(c) || (want_err && is_limit_error(want_err))) return;
+    if (want_err) {
+        char *got = run(c, in, len, NULL, 0), name[64];
+        const char *e = strstr(got, "ERROR ");
+        if (!e || sscanf(e, "ERROR %63s at %zu", name, &err_at) != 2) {
+            TEST__FAIL_HEAD();
+            fprintf(stderr, "no error to pad: %s", got);
+            free(got);
+            return;
+        }
+        free(got);
+    }
+    pad_at(c, in, len, (size_t)(nl - in) + 1, want_err, err_at);
+    if (head_end) { /* a trailer section: pad it too */
+        const char *last = strstr(head_end + 2, "\r\n0\r\n");
+        if (last) pad_at(c, in, len, (size_t)(last - in) + 5, want_err, err_at);
+    }
+}
+
+/* Expects a parse error NAME (all ways, padded too), with its status. */
 #define EXPECT_ERR(c, in, code, status)                                                      \
     do {                                                                                     \
         char want__[64];                                                                     \
         snprintf(want__, sizeof want__, "ERROR %s at", http_errname(code));                 \
         EXPECT(c, in, want__);                                                               \
+        pad_variants(&(c), (in), strlen(in), (code));                                        \
         CHECK_INT(http_error_status(code), ==, status);                                      \
+    } while (0)
+
+/* EXPECT, and the padded variants agree at every SIMD level and split. */
+#define EXPECT_PAD(c, in, want)                                                              \
+    do {                                                                                     \
+        EXPECT(c, in, want);                                                                 \
+        pad_variants(&(c), (in), strlen(in), 0);                                             \
     } while (0)
 
 /* One-piece parse of a head for direct checks of the message. */
@@ -367,6 +477,7 @@ static void expect_err_at(const cfg *c, const char *in, int code, size_t at)
         fprintf(stderr, "parse of \"%s\"\n  gave: %s  wanted: %s", in, got, want);
     }
     free(got);
+    pad_variants(c, in, strlen(in), code);
 }
 
 TEST(target_forms)
@@ -826,7 +937,7 @@ TEST(framing_rules)
                HTTP_ERR_CL_AND_TE, 400);
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
                HTTP_ERR_CL_MULTIPLE, 400);
-    EXPECT(REQ, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc", "BODY 'abc'");
+    EXPECT_PAD(REQ, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc", "BODY 'abc'");
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc", HTTP_ERR_CL_INVALID, 400);
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", HTTP_ERR_CL_INVALID, 400);
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: 3 3\r\n\r\n", HTTP_ERR_CL_INVALID, 400);
@@ -835,7 +946,7 @@ TEST(framing_rules)
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: \r\n\r\n", HTTP_ERR_CL_INVALID, 400);
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
                HTTP_ERR_CL_INVALID, 400);
-    EXPECT(REQ, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
+    EXPECT_PAD(REQ, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
            "cl=1/18446744073709551615");
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_ERR_TE_NOT_CHUNKED, 400);
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
@@ -913,7 +1024,7 @@ TEST(chunk_extensions)
         snprintf(in, sizeof in, CH "5%s%s\r\nhello\r\n0%s%s\r\n\r\n", good[i][0] == ' ' ||
                  good[i][0] == '\t' || good[i][0] == ';' ? "" : ";", good[i],
                  good[i][0] == ' ' || good[i][0] == '\t' || good[i][0] == ';' ? "" : ";", good[i]);
-        EXPECT(REQ, in, "BODY 'hello' trailers=0 []\nEND r=0 rest=0");
+        EXPECT_PAD(REQ, in, "BODY 'hello' trailers=0 []\nEND r=0 rest=0");
     }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char in[256];
@@ -924,6 +1035,7 @@ TEST(chunk_extensions)
             fprintf(stderr, "extension \"%s\" gave: %s", bad[i], got);
         }
         free(got);
+        pad_variants(&REQ, in, len, HTTP_ERR_CHUNK_EXT);
         /* the same in the last chunk */
         len = (size_t)snprintf(in, sizeof in, CH "0;%s\r\n\r\n", bad[i]);
         got = parse_all_ways(&REQ, in, len);
@@ -944,7 +1056,7 @@ TEST(chunk_extensions)
         memset(&o, 0, sizeof o);
         o.lenient_bare_lf = true;
         c.opts = &o;
-        EXPECT(c, CH "5;a=\"x\"\nhello\n0;b\n\n", "BODY 'hello'");
+        EXPECT_PAD(c, CH "5;a=\"x\"\nhello\n0;b\n\n", "BODY 'hello'");
         EXPECT_ERR(c, CH "5;a=\"x\nhello\r\n0\r\n\r\n", HTTP_ERR_CHUNK_EXT, 400);
         EXPECT_ERR(c, CH "5;a \nhello\r\n0\r\n\r\n", HTTP_ERR_CHUNK_EXT, 400);
     }
@@ -976,7 +1088,7 @@ TEST(host_rules)
         t_add(&want, "['Host':", 8);
         t_view(&want, (http_str){good[i], strlen(good[i])});
         t_add(&want, ",]", 2);
-        EXPECT(REQ, in, want.s);
+        EXPECT_PAD(REQ, in, want.s);
         free(want.s);
     }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -995,17 +1107,17 @@ TEST(host_rules)
     EXPECT_ERR(REQ, "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                HTTP_ERR_CL_AND_TE, 400);
     CHECK_INT(http_error_status(HTTP_ERR_MISSING_HOST), ==, 400);
-    EXPECT(REQ, "GET / HTTP/1.0\r\n\r\n", "v=1.0 [] body=0");
-    EXPECT(REQ, "GET / HTTP/1.1\r\nhOsT: h\r\n\r\n", "['hOsT':'h',]");
+    EXPECT_PAD(REQ, "GET / HTTP/1.0\r\n\r\n", "v=1.0 [] body=0");
+    EXPECT_PAD(REQ, "GET / HTTP/1.1\r\nhOsT: h\r\n\r\n", "['hOsT':'h',]");
     /* in responses Host means nothing: not checked */
-    EXPECT(RESP, "HTTP/1.1 200 OK\r\nHost: a b\r\nContent-Length: 0\r\n\r\n", "RESP 200");
+    EXPECT_PAD(RESP, "HTTP/1.1 200 OK\r\nHost: a b\r\nContent-Length: 0\r\n\r\n", "RESP 200");
     {
         http_options o;
         cfg c = REQ;
         memset(&o, 0, sizeof o);
         o.lenient_missing_host = true;
         c.opts = &o;
-        EXPECT(c, "GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", "'/2' form=1 v=1.1 [] body=0");
+        EXPECT_PAD(c, "GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", "'/2' form=1 v=1.1 [] body=0");
         /* a Host that is there is still checked */
         EXPECT_ERR(c, "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", HTTP_ERR_BAD_HOST, 400);
         EXPECT_ERR(c, "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", HTTP_ERR_MULTIPLE_HOST, 400);
@@ -1018,7 +1130,7 @@ TEST(host_rules)
             CHECK_INT(http_parse_head(&p, "GET / HTTP/1.1\r\n\r\n", 18, &m, hh, 8), ==, 18);
         }
         o.lenient_bare_lf = true;
-        EXPECT(c, "GET / HTTP/1.1\n\n", "v=1.1 [] body=0");
+        EXPECT_PAD(c, "GET / HTTP/1.1\n\n", "v=1.1 [] body=0");
         o.lenient_missing_host = false;
         expect_err_at(&c, "GET / HTTP/1.1\nA: b\n\n", HTTP_ERR_MISSING_HOST, 20);
         expect_err_at(&c, "GET / HTTP/1.1\nA: b\n\r\n", HTTP_ERR_MISSING_HOST, 20);
@@ -1048,7 +1160,7 @@ TEST(field_rules)
     EXPECT_ERR(REQ, "GET / HTTP/1.1\n\r\n", HTTP_ERR_BARE_LF, 400);
     EXPECT_ERR(REQ, "GET / HTTP/1.1\rX\r\n", HTTP_ERR_BARE_CR, 400);
     /* allowed: obs-text, HTAB, surrounding whitespace trimmed, empty values */
-    EXPECT(REQ, "GET / HTTP/1.1\r\nHost: a\r\nA: \t caf\xc3\xa9\tau lait \t\r\nB:\r\nC:   \r\nD:x\r\n\r\n",
+    EXPECT_PAD(REQ, "GET / HTTP/1.1\r\nHost: a\r\nA: \t caf\xc3\xa9\tau lait \t\r\nB:\r\nC:   \r\nD:x\r\n\r\n",
            "['Host':'a','A':'caf\\xc3\\xa9\\x09au lait','B':'','C':'','D':'x',]");
     {
         static const char nul[] = "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n";
@@ -1057,8 +1169,8 @@ TEST(field_rules)
         free(got);
     }
     /* error offsets point at the offending byte */
-    EXPECT(REQ, "GET / HTTP/1.1\r\nHost : a\r\n\r\n", "ERROR HEADER_NAME_SPACE at 20");
-    EXPECT(REQ, "GET / HTTP/1.1\r\nA: 1\r\nB: b\rc\r\n\r\n", "ERROR BARE_CR at 26");
+    EXPECT_PAD(REQ, "GET / HTTP/1.1\r\nHost : a\r\n\r\n", "ERROR HEADER_NAME_SPACE at 20");
+    EXPECT_PAD(REQ, "GET / HTTP/1.1\r\nA: 1\r\nB: b\rc\r\n\r\n", "ERROR BARE_CR at 26");
 }
 
 TEST(lenient_bare_lf)
@@ -1382,6 +1494,84 @@ TEST(scanners_agree)
     CHECK_INT(http_simd_limit(HTTP_SIMD_NONE), ==, HTTP_SIMD_NONE);
     CHECK_INT(http_simd_level(), ==, HTTP_SIMD_NONE);
     CHECK_INT(http_simd_limit(HTTP_SIMD_AVX2), ==, top);
+}
+
+/* The 64-byte block classifier of the field scanner against the class table:
+ * every byte value at every position, random blocks, and http__blk_load's
+ * shifted last block (bytes past the end count as stops, none is read), at
+ * each SIMD level the CPU has. */
+#if HTTP__X86
+static void expect_block(const char *what, const unsigned char *b, size_t base, size_t end,
+                         const http__blk *k)
+{
+    uint64_t v = 0, n = 0;
+    size_t i;
+    for (i = 0; i < 64; i++) {
+        bool past = base + i >= end;
+        if (past || !(http__cls[b[base + i]] & HTTP__C_VALUE)) v |= (uint64_t)1 << i;
+        if (past || !(http__cls[b[base + i]] & HTTP__C_TCHAR)) n |= (uint64_t)1 << i;
+    }
+    if (k->v != v || k->n != n || k->base != base) {
+        TEST__FAIL_HEAD();
+        fprintf(stderr, "%s, base %zu end %zu: v %016llx n %016llx, wanted %016llx %016llx\n", what,
+                base, end, (unsigned long long)k->v, (unsigned long long)k->n,
+                (unsigned long long)v, (unsigned long long)n);
+    }
+}
+#endif
+
+TEST(block_masks_agree)
+{
+#if HTTP__X86
+    static const struct { int level; const char *name; } levels[] = {
+        {HTTP_SIMD_AVX2, "avx2"}, {HTTP_SIMD_SSE42, "sse4.2"}};
+    unsigned char blk[64];
+    size_t li, k, r, end, base;
+    unsigned c;
+    int tested = 0;
+    __builtin_cpu_init();
+    for (li = 0; li < 2; li++) {
+        int lv = levels[li].level, fails = test__cur_failed;
+        if (!(lv == HTTP_SIMD_AVX2 ? __builtin_cpu_supports("avx2") : __builtin_cpu_supports("sse4.2")))
+            continue;
+        tested++;
+        for (c = 0; c < 256 && fails == test__cur_failed; c++) {
+            for (k = 0; k < 64; k++) {
+                http__blk m;
+                memset(blk, 'a', sizeof blk);
+                blk[k] = (unsigned char)c;
+                if (lv == HTTP_SIMD_AVX2) http__masks_avx2(blk, &m);
+                else http__masks_sse42(blk, &m);
+                m.base = 0;
+                expect_block(levels[li].name, blk, 0, 64, &m);
+            }
+        }
+        for (r = 0; r < 2000 && fails == test__cur_failed; r++) {
+            http__blk m;
+            for (k = 0; k < 64; k++) blk[k] = (unsigned char)rng();
+            if (lv == HTTP_SIMD_AVX2) http__masks_avx2(blk, &m);
+            else http__masks_sse42(blk, &m);
+            m.base = 0;
+            expect_block(levels[li].name, blk, 0, 64, &m);
+        }
+        /* http__blk_load on a buffer that ends at an unreadable page: a full
+         * block, and every shifted last block */
+        for (end = 64; end <= 130 && fails == test__cur_failed; end++) {
+            unsigned char src[130];
+            const unsigned char *b;
+            for (k = 0; k < end; k++) src[k] = (unsigned char)rng();
+            b = (const unsigned char *)at_guard(src, end);
+            for (base = 0; base < end; base++) {
+                http__blk m;
+                http__blk_load(&m, b, base, end, lv);
+                expect_block(levels[li].name, b, base, end, &m);
+            }
+        }
+    }
+    if (!tested) SKIP("the CPU has neither SSE4.2 nor AVX2");
+#else
+    SKIP("no SIMD code in this build (not x86, or HTTP_NO_SIMD)");
+#endif
 }
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -1791,6 +1981,7 @@ int main(void)
     RUN(error_offset_past_4gib);
     RUN(parser_is_small);
     RUN(scanners_agree);
+    RUN(block_masks_agree);
     RUN(error_names);
     RUN(target_split);
     RUN(query_iteration);
