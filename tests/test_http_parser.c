@@ -1496,6 +1496,52 @@ TEST(scanners_agree)
     CHECK_INT(http_simd_limit(HTTP_SIMD_AVX2), ==, top);
 }
 
+/* The vector check of common Host values against the byte-by-byte one:
+ * every byte value at every position of a reg-name and of a "name:port",
+ * with the value at the end of the readable bytes or followed by a few,
+ * at every SIMD level. */
+TEST(host_check_agrees)
+{
+    static const size_t lens[] = {0, 1, 2, 3, 5, 8, 12, 15, 16, 17, 20, 24, 31, 32, 33, 40};
+    int lv, top = http_simd_limit(HTTP_SIMD_AVX2);
+    for (lv = top; lv >= HTTP_SIMD_NONE; lv--) {
+        size_t li, form, k, extra;
+        unsigned c;
+        http_simd_limit(lv);
+        for (li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            size_t n = lens[li];
+            for (form = 0; form < 2; form++) {
+                for (extra = 0; extra <= 32; extra += 16) {
+                    char v[80];
+                    memset(v, 'a', sizeof v);
+                    if (form && n >= 5) memcpy(v + n - 5, ":1234", 5);
+                    memcpy(v + n, "\r\n\r\n", 4); /* (then more 'a') */
+                    for (k = 0; k < n; k++) {
+                        char orig = v[k];
+                        for (c = 0; c < 256; c++) {
+                            const unsigned char *s;
+                            bool want, got;
+                            v[k] = (char)c;
+                            s = (const unsigned char *)at_guard(v, n + extra);
+                            want = http__host_ok(s, n, 0);
+                            got = http__host_value_ok(s, n, n + extra);
+                            if (want != got) {
+                                TEST__FAIL_HEAD();
+                                fprintf(stderr, "level %d: \"%.*s\" (byte %u at %zu): %d, wanted %d\n",
+                                        lv, (int)n, (const char *)s, c, k, got, want);
+                                http_simd_limit(HTTP_SIMD_AVX2);
+                                return;
+                            }
+                        }
+                        v[k] = orig;
+                    }
+                }
+            }
+        }
+    }
+    http_simd_limit(HTTP_SIMD_AVX2);
+}
+
 /* The 64-byte block classifier of the field scanner against the class table:
  * every byte value at every position, random blocks, and http__blk_load's
  * shifted last block (bytes past the end count as stops, none is read), at
@@ -1982,6 +2028,7 @@ int main(void)
     RUN(parser_is_small);
     RUN(scanners_agree);
     RUN(block_masks_agree);
+    RUN(host_check_agrees);
     RUN(error_names);
     RUN(target_split);
     RUN(query_iteration);
