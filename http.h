@@ -303,9 +303,11 @@
  *     CR not followed by LF where a line of a head or a   HTTP_ERR_BARE_CR
  *       trailer section may end: after a start line, a
  *       field or the blank line (in chunk framing it is
- *       CHUNK_CRLF, above; a CR where no line may end,
- *       inside a method, a target or an unfinished chunk
- *       extension, is that element's error)
+ *       CHUNK_CRLF, above; a CR where no line may end
+ *       gets the error of what it cuts short: BAD_METHOD
+ *       in a method, BAD_VERSION after a target,
+ *       HEADER_NO_COLON in a field name, CHUNK_EXT in an
+ *       unfinished chunk extension)
  *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
  *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
  *     a target with a byte outside RFC 3986's grammar     HTTP_ERR_BAD_TARGET
@@ -871,7 +873,8 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
 /* The stream ended: 1 completes an until-close body, 0 no message was in
  * progress, HTTP_ERR_INCOMPLETE a message was cut (or the sticky error). */
 HTTP_API int http_parse_finish(http_msg_parser *p);
-/* Offset in the failing call's buf of the byte where the error was found. */
+/* Offset in the failing call's buf of the byte where the error was found
+ * (0 when the parser is not in an error). */
 HTTP_API size_t http_parse_error_offset(const http_msg_parser *p);
 
 /* ---- SIMD (section 3.8) --------------------------------------------------- */
@@ -1315,7 +1318,7 @@ static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t
 /* Byte classes by nibble, for a byte shuffle: bit (h - 2) of entry l of a
  * low-nibble table is set when the byte 0xhl (h = 2..7) is in the class;
  * HTTP__NIB_HI maps each high nibble to that bit (none for 0-1 and 8-f,
- * which hold no byte of either class). A byte is in the class when
+ * which hold no byte of these classes). A byte is in the class when
  * lo[l] & hi[h] is not zero. */
 #define HTTP__TOK_LO /* tchar */                                                             \
     0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
@@ -1393,7 +1396,8 @@ __attribute__((target("avx2"))) static size_t
 http__scan_target_avx2(const unsigned char *b, size_t pos, size_t end)
 {
     /* a byte shuffle per nibble classifies 32 bytes at once */
-    const __m256i nib = _mm256_set1_epi8(0x0f), lo_t = _mm256_setr_epi8(HTTP__TGT_LO, HTTP__TGT_LO),
+    const __m256i nib = _mm256_set1_epi8(0x0f),
+                  lo_t = _mm256_setr_epi8(HTTP__TGT_LO, HTTP__TGT_LO),
                   hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI),
                   zero = _mm256_setzero_si256();
     while (end - pos >= 32) {
@@ -1583,7 +1587,7 @@ enum {
     HTTP__S_ERROR
 };
 
-#define HTTP__F_LENIENT 1       /* lenient_bare_lf */
+#define HTTP__F_LENIENT 1      /* lenient_bare_lf */
 #define HTTP__F_RESP_HEAD 2    /* the response answers HEAD */
 #define HTTP__F_RESP_CONNECT 4 /* the response answers CONNECT */
 #define HTTP__F_OFFSETS 8      /* saved views hold offsets, not pointers */
@@ -2097,7 +2101,8 @@ __attribute__((target("sse4.2"))) static int http__host_quick_sse42(const unsign
     __m128i lo = _mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib));
     __m128i hi = _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
     __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
-    uint32_t bad = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128()));
+    uint32_t bad =
+        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128()));
     uint32_t colon = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')));
     uint32_t digit = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d));
     return http__host_masks(bad, colon, digit, (uint32_t)((1u << n) - 1)); /* n <= 16 */
@@ -2105,7 +2110,8 @@ __attribute__((target("sse4.2"))) static int http__host_quick_sse42(const unsign
 
 __attribute__((target("avx2"))) static int http__host_quick_avx2(const unsigned char *s, size_t n)
 {
-    const __m256i nib = _mm256_set1_epi8(0x0f), lo_t = _mm256_setr_epi8(HTTP__HOST_LO, HTTP__HOST_LO),
+    const __m256i nib = _mm256_set1_epi8(0x0f),
+                  lo_t = _mm256_setr_epi8(HTTP__HOST_LO, HTTP__HOST_LO),
                   hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI), nine = _mm256_set1_epi8(9);
     __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)s);
     __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib));
