@@ -187,14 +187,17 @@ fuzz_build() {
         -I. "tests/fuzz/fuzz_$1.c" -o "$OUT/fuzz/fuzz_$1" $LIBS
 }
 
-# fuzz_run NAME SECONDS: runs the target on its seed corpus plus a work corpus.
+# fuzz_run NAME SECONDS: runs the target on its seed corpus plus a work corpus,
+# with tests/fuzz/fuzz_NAME.dict as its dictionary when there is one.
 fuzz_run() {
     corpus=$OUT/fuzz/corpus_$1
     mkdir -p "$corpus"
     seeds=""
     [ -d "tests/fuzz/corpus_$1" ] && seeds="tests/fuzz/corpus_$1"
+    dict=""
+    [ -f "tests/fuzz/fuzz_$1.dict" ] && dict="-dict=tests/fuzz/fuzz_$1.dict"
     "$OUT/fuzz/fuzz_$1" -max_total_time="$2" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 "$corpus" $seeds
+        -print_final_stats=1 $dict "$corpus" $seeds
 }
 
 run_fuzz() {

@@ -202,13 +202,20 @@
  *   false for a response whose body runs until close. A server closes the
  *   connection after answering a message whose keep_alive is false.
  *
- *   upgrade is true for a request with an Upgrade field and "upgrade" in
- *   Connection, for every CONNECT request, for a 101 response, and for a 2xx
- *   response to CONNECT. The bytes after the message (after its head, or
- *   after its body when it has one; a CONNECT request never has one) belong
- *   to the new protocol: stop calling the parser for that connection. A
- *   server that declines an upgrade request answers it normally and goes on
- *   parsing.
+ *   upgrade is true for an HTTP/1.1 request with an Upgrade field and
+ *   "upgrade" in Connection (a server must ignore Upgrade in an HTTP/1.0
+ *   request, RFC 9110 section 7.8: there it is false), for every CONNECT
+ *   request (of either version), for a 101 response, and for a 2xx response
+ *   to CONNECT. The bytes after the message (after its head, or after its
+ *   body when it has one) belong to the new protocol: stop calling the parser
+ *   for that connection. A server that declines an upgrade request answers
+ *   it normally and goes on parsing.
+ *
+ *   A CONNECT request never has a body: content in it has no meaning (RFC
+ *   9110 section 9.3.6), and a front end that framed it by a Content-Length
+ *   would read the tunnel differently, so a CONNECT request with
+ *   Content-Length other than 0, or with Transfer-Encoding, is refused
+ *   (HTTP_ERR_CONNECT_BODY) rather than read with the field ignored.
  *
  *   expect_continue: the client waits for "HTTP/1.1 100 Continue" before it
  *   sends the body; a server sends that (or a final status) before reading it.
@@ -231,13 +238,21 @@
  *                                  included (HTTP_ERR_CHUNK_TOO_LARGE, 413); at
  *                                  most 16
  *     max_chunk_ext       1024     bytes of the extensions of one chunk, from
- *                                  the first ';' to the line end
+ *                                  the first byte after the size (a space
+ *                                  before the ';' counts) to the line end
  *                                  (HTTP_ERR_CHUNK_EXT_TOO_LONG, 400); at most
  *                                  65535
  *     lenient_bare_lf     false    true: accept a lone LF as a line ending in
  *                                  heads, chunk framing and trailers (some old
  *                                  clients and scripts send it). Off by
  *                                  default: a lone LF is HTTP_ERR_BARE_LF.
+ *     lenient_missing_host false   true: accept an HTTP/1.1 request without a
+ *                                  Host field (for tools and tests that talk
+ *                                  to one known server; a server facing the
+ *                                  network keeps the default). Off by
+ *                                  default: HTTP_ERR_MISSING_HOST, as RFC
+ *                                  9112 section 3.2 requires. A Host that is
+ *                                  present is checked either way.
  *
  *   Body sizes are not limited by the parser (a body streams); a server that
  *   buffers bodies applies its own limit using content_length.
@@ -258,21 +273,66 @@
  *     request Transfer-Encoding with codings besides      HTTP_ERR_TE_UNSUPPORTED
  *       chunked (501: the parser cannot decode gzip)
  *     Transfer-Encoding in an HTTP/1.0 message            HTTP_ERR_TE_HTTP10
- *     a chunk size that is empty or not hex               HTTP_ERR_CHUNK_SIZE
+ *     Content-Length other than 0, or Transfer-Encoding,  HTTP_ERR_CONNECT_BODY
+ *       in a CONNECT request (3.4)
+ *     a chunk size that is empty or not hex, or followed  HTTP_ERR_CHUNK_SIZE
+ *       by whitespace and no ';'
  *     a chunk size with too many digits                   HTTP_ERR_CHUNK_TOO_LARGE
- *     no CRLF after a chunk size line or chunk data       HTTP_ERR_CHUNK_CRLF
- *     a control character in a chunk extension            HTTP_ERR_CHUNK_EXT
+ *     a chunk size line or chunk data not followed by     HTTP_ERR_CHUNK_CRLF
+ *       CR LF; also a CR there without its LF (reported
+ *       at the byte after the CR, which an earlier call
+ *       may have consumed: chunk framing is consumed as
+ *       it is read, unlike a head)
+ *     a chunk extension outside RFC 9112's grammar        HTTP_ERR_CHUNK_EXT
+ *       (section 7.1.1): each is BWS ";" BWS name, then
+ *       optionally BWS "=" BWS and a token or a quoted
+ *       string (with \ escapes); names are tokens.
+ *       BWS (spaces and tabs) is accepted where the
+ *       grammar puts it and nowhere else: "5 ;a=1" and
+ *       "5; a = \"b c\"" are valid, "5 ", "5;a ", "5;",
+ *       "5;=x", "5;a b" and a byte >= 0x80 outside
+ *       quotes are not. (Whitespace before ';' is safe
+ *       to accept: it cannot change the size any reader
+ *       sees, as the size has ended at it.)
  *     a field line starting with whitespace (obs-fold)    HTTP_ERR_OBS_FOLD
  *     whitespace in a field name or before its colon      HTTP_ERR_HEADER_NAME_SPACE
  *     a field line without a colon                        HTTP_ERR_HEADER_NO_COLON
  *     a non-token character in a field name               HTTP_ERR_HEADER_NAME
  *     NUL in a field value or reason phrase               HTTP_ERR_HEADER_VALUE_NUL
  *     another control character (not HTAB) in a value     HTTP_ERR_HEADER_VALUE_CTL
- *     CR not followed by LF, anywhere                     HTTP_ERR_BARE_CR
+ *     CR not followed by LF where a line of a head or a   HTTP_ERR_BARE_CR
+ *       trailer section may end: after a start line, a
+ *       field or the blank line (in chunk framing it is
+ *       CHUNK_CRLF, above; a CR where no line may end
+ *       gets the error of what it cuts short: BAD_METHOD
+ *       in a method, BAD_VERSION after a target,
+ *       HEADER_NO_COLON in a field name, CHUNK_EXT in an
+ *       unfinished chunk extension)
  *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
  *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
- *     a target with a control, space, DEL or non-ASCII    HTTP_ERR_BAD_TARGET
- *       byte, or in the wrong form for its method
+ *     a target with a byte outside RFC 3986's grammar     HTTP_ERR_BAD_TARGET
+ *       or in the wrong form for its method. Origin-form
+ *       is '/' then pchar, '/' and '?' bytes: letters,
+ *       digits, -._~!$&'()*+,;=:@%/? and nothing else
+ *       (no '#' fragment, space, control, non-ASCII,
+ *       or any of "<>[\]^`{|}; clients must percent-
+ *       encode those). Escapes are checked where they
+ *       are decoded (http_percent_decode). Absolute-form
+ *       is scheme ":" then, after "//", a host as for
+ *       Host below (no userinfo: "http://u@h/" is
+ *       refused, RFC 9110 section 4.2.4), then origin-
+ *       form bytes. Authority-form (CONNECT only) is a
+ *       host and a port, both present. Asterisk-form
+ *       (OPTIONS only) is "*".
+ *     an HTTP/1.1 request without Host (RFC 9112 3.2;     HTTP_ERR_MISSING_HOST
+ *       unless lenient_missing_host)
+ *     a Host value that is not uri-host [":" port]:       HTTP_ERR_BAD_HOST
+ *       a reg-name (letters, digits, -._~!$&'()*+,;=
+ *       and %XX; IPv4 addresses are reg-names too) or
+ *       an IPv6 or IPvFuture literal in brackets, then
+ *       optionally ':' and digits. The grammar allows an
+ *       empty value (a target without authority) and an
+ *       empty port, and so does the parser.
  *     two Host fields in a request                        HTTP_ERR_MULTIPLE_HOST
  *
  *   Requests and responses follow the same rules, except that a response
@@ -295,9 +355,12 @@
  *   (head too large, too many fields), 501 (transfer coding not supported),
  *   505 (HTTP major version not 1), 500 for errno values.
  *   http_parse_error_offset(p) gives the offset in the failing call's buf of
- *   the byte where the error was found. The first bad byte in stream order
- *   decides the error (a limit counts as the first byte past it), so the code
- *   and the offset in the stream do not depend on how the bytes were split
+ *   the byte where the error was found (for a missing Host, the blank line
+ *   that ends the head; for the framing rules, the field's name or value).
+ *   It is kept in full (a body call may find an error more than 4 GiB into
+ *   its buf, after a big chunk). The first bad byte in stream order decides
+ *   the error (a limit counts as the first byte past it), so the code and
+ *   the offset in the stream do not depend on how the bytes were split
  *   across calls. After an error *m is not usable.
  *
  *     code                        status  meaning
@@ -328,17 +391,22 @@
  *     HTTP_ERR_MULTIPLE_HOST       400    more than one Host field
  *     HTTP_ERR_CHUNK_SIZE          400    chunk size empty or not hex
  *     HTTP_ERR_CHUNK_TOO_LARGE     413    chunk size over max_chunk_digits
- *     HTTP_ERR_CHUNK_EXT           400    bad byte in a chunk extension
+ *     HTTP_ERR_CHUNK_EXT           400    chunk extension outside the grammar
  *     HTTP_ERR_CHUNK_EXT_TOO_LONG  400    chunk extensions over max_chunk_ext
  *     HTTP_ERR_CHUNK_CRLF          400    missing CRLF in chunk framing
  *     HTTP_ERR_INCOMPLETE          400    stream ended inside a message
+ *     HTTP_ERR_MISSING_HOST        400    HTTP/1.1 request without Host
+ *     HTTP_ERR_BAD_HOST            400    Host not a valid host[:port]
+ *     HTTP_ERR_CONNECT_BODY        400    CONNECT with Content-Length or
+ *                                         Transfer-Encoding
  *
  *   3.8 SIMD fast paths -------------------------------------------------------
  *
  *   On x86 (gcc or clang) the parser classifies the bytes of a head 64 at a
  *   time with AVX2 or SSE4.2 into two bit masks (bytes that end a field name,
  *   bytes that end a field value) and finds each name's and value's end with
- *   a bit scan; the request-target is scanned 32 or 16 bytes at a time. The
+ *   a bit scan; the request-target is scanned 32 or 16 bytes at a time, and
+ *   a Host value of up to 32 bytes is checked with one vector load. The
  *   instruction set is picked once, at run time, from what the CPU has: no
  *   -march flag is needed, and a binary built on one x86 machine runs on
  *   any. Elsewhere, with HTTP_NO_SIMD, or for heads shorter than 64 bytes, a
@@ -349,8 +417,8 @@
  *   process-wide.
  *
  *   Speed (bench/http_parser, one 2-core x86 machine, gcc -O2): a 718-byte
- *   browser request with 16 fields in about 210 ns (AVX2), 6x joyent's
- *   http-parser and about 3x llhttp; a 40-byte request in about 35 ns.
+ *   browser request with 16 fields in about 210-215 ns (AVX2), 6x joyent's
+ *   http-parser and about 3x llhttp; a 40-byte request in about 40 ns.
  *
  * 4. HELPERS =================================================================
  *
@@ -700,7 +768,10 @@ enum http_error {
     HTTP_ERR_CHUNK_EXT_TOO_LONG = -3026,
     HTTP_ERR_CHUNK_CRLF = -3027,
     HTTP_ERR_INCOMPLETE = -3028,
-    HTTP_ERR__LAST = -3028 /* the most negative code; not an error itself */
+    HTTP_ERR_MISSING_HOST = -3029,
+    HTTP_ERR_BAD_HOST = -3030,
+    HTTP_ERR_CONNECT_BODY = -3031,
+    HTTP_ERR__LAST = -3031 /* the most negative code; not an error itself */
 };
 
 /* Name of an error without its prefix: "BARE_LF", "EINVAL". Never NULL. */
@@ -721,12 +792,14 @@ typedef struct http_options {
     size_t max_chunk_digits; /* 16 (max 16) */
     size_t max_chunk_ext;    /* 1024 (max 65535) */
     bool lenient_bare_lf;    /* false */
+    bool lenient_missing_host; /* false */
 } http_options;
 
 /* The parser state: 40 bytes, no pointers; treat the fields as private. */
 typedef struct http_msg_parser {
-    uint64_t remaining;     /* body bytes left (length body, current chunk) */
-    uint32_t pos;           /* resume offset (head, trailers); error offset */
+    uint64_t remaining;     /* body bytes left (length body, current chunk);
+                               error offset */
+    uint32_t pos;           /* resume offset (head, trailers) */
     uint32_t mark;          /* start offset of the token being scanned */
     uint32_t max_head;
     uint32_t max_line;
@@ -739,7 +812,8 @@ typedef struct http_msg_parser {
     uint8_t flags;
     uint8_t max_digits;
     uint8_t err;            /* index of the sticky error */
-    uint8_t reserved[3];
+    uint8_t ext;            /* where in a chunk extension's grammar */
+    uint8_t reserved[2];
 } http_msg_parser;
 
 /* A parsed head; filled by http_parse_head (section 3.1). */
@@ -799,7 +873,8 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
 /* The stream ended: 1 completes an until-close body, 0 no message was in
  * progress, HTTP_ERR_INCOMPLETE a message was cut (or the sticky error). */
 HTTP_API int http_parse_finish(http_msg_parser *p);
-/* Offset in the failing call's buf of the byte where the error was found. */
+/* Offset in the failing call's buf of the byte where the error was found
+ * (0 when the parser is not in an error). */
 HTTP_API size_t http_parse_error_offset(const http_msg_parser *p);
 
 /* ---- SIMD (section 3.8) --------------------------------------------------- */
@@ -822,7 +897,9 @@ typedef struct http_url {
 } http_url;
 
 /* Splits a target (any of the four forms) into views of it. Returns 0, or
- * HTTP_ERR_BAD_TARGET when it is none of the forms. */
+ * HTTP_ERR_BAD_TARGET when it is none of the forms. It splits and does not
+ * check the bytes (a target the parser accepted is already checked; one
+ * from elsewhere may have a fragment or userinfo, which it splits off). */
 HTTP_API int http_parse_target(const char *target, size_t len, http_url *out);
 
 typedef struct http_query_iter {
@@ -1155,19 +1232,30 @@ extern "C" {
 
 /* ---- character classes ---------------------------------------------------- */
 
-#define HTTP__C_TCHAR 1  /* token character (RFC 9110 tchar) */
-#define HTTP__C_VALUE 2  /* field-value byte: HTAB, SP, VCHAR, obs-text */
-#define HTTP__C_TARGET 4 /* request-target byte: VCHAR */
+#define HTTP__C_TCHAR 1   /* token character (RFC 9110 tchar) */
+#define HTTP__C_VALUE 2   /* field-value byte: HTAB, SP, VCHAR, obs-text */
+#define HTTP__C_TARGET 4  /* request-target byte: pchar, '/', '?' (RFC 3986) */
+#define HTTP__C_REGNAME 8 /* reg-name byte but '%': unreserved, sub-delims */
 
+#define HTTP__IS_ALNUM(c)                                                                    \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define HTTP__IS_TCHAR(c)                                                                    \
-    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
-     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||     \
-     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||      \
-     (c) == '`' || (c) == '|' || (c) == '~')
+    (HTTP__IS_ALNUM(c) || (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || \
+     (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' ||      \
+     (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+/* unreserved and sub-delims of RFC 3986 */
+#define HTTP__IS_REGNAME(c)                                                                  \
+    (HTTP__IS_ALNUM(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' || (c) == '!' || \
+     (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' || (c) == '*' ||      \
+     (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=')
+/* pchar (unreserved, pct-encoded's '%', sub-delims, ':', '@'), '/' and '?':
+ * the bytes of origin-form, and of absolute-form outside its authority */
+#define HTTP__IS_TARGET(c)                                                                   \
+    (HTTP__IS_REGNAME(c) || (c) == '%' || (c) == ':' || (c) == '@' || (c) == '/' || (c) == '?')
 #define HTTP__CLS(c)                                                                         \
     ((HTTP__IS_TCHAR(c) ? HTTP__C_TCHAR : 0) |                                               \
      (((c) == 9 || ((c) >= 32 && (c) != 127)) ? HTTP__C_VALUE : 0) |                         \
-     (((c) > 32 && (c) < 127) ? HTTP__C_TARGET : 0))
+     (HTTP__IS_TARGET(c) ? HTTP__C_TARGET : 0) | (HTTP__IS_REGNAME(c) ? HTTP__C_REGNAME : 0))
 #define HTTP__R4(c) HTTP__CLS(c), HTTP__CLS((c) + 1), HTTP__CLS((c) + 2), HTTP__CLS((c) + 3)
 #define HTTP__R16(c) HTTP__R4(c), HTTP__R4((c) + 4), HTTP__R4((c) + 8), HTTP__R4((c) + 12)
 #define HTTP__R64(c) HTTP__R16(c), HTTP__R16((c) + 16), HTTP__R16((c) + 32), HTTP__R16((c) + 48)
@@ -1227,6 +1315,22 @@ static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t
 }
 
 #if HTTP__X86
+/* Byte classes by nibble, for a byte shuffle: bit (h - 2) of entry l of a
+ * low-nibble table is set when the byte 0xhl (h = 2..7) is in the class;
+ * HTTP__NIB_HI maps each high nibble to that bit (none for 0-1 and 8-f,
+ * which hold no byte of these classes). A byte is in the class when
+ * lo[l] & hi[h] is not zero. */
+#define HTTP__TOK_LO /* tchar */                                                             \
+    0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
+        0x1c
+#define HTTP__TGT_LO /* request-target byte (HTTP__C_TARGET) */                              \
+    0x2e, 0x3f, 0x3e, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x17, 0x15, 0x17, 0x35, \
+        0x1f
+#define HTTP__HOST_LO /* reg-name byte but '%' (HTTP__C_REGNAME), or ':' */                \
+    0x2a, 0x3f, 0x3e, 0x3e, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x17, 0x15, 0x17, 0x35, \
+        0x1c
+#define HTTP__NIB_HI 0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0
+
 __attribute__((target("sse4.2"))) static inline size_t
 http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
 {
@@ -1246,12 +1350,13 @@ http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
 __attribute__((target("sse4.2"))) static size_t
 http__scan_target_sse42(const unsigned char *b, size_t pos, size_t end)
 {
-    /* bytes that end a target: 0x00-0x20, 0x7f-0xff */
-    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x7f, (char)0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 0);
+    /* the 8 ranges of bytes that end a target: controls and SP, '"' '#',
+     * '<', '>', '[' '\\' ']' '^', '`', '{' '|' '}', DEL and non-ASCII */
+    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x22, 0x23, 0x3c, 0x3c, 0x3e, 0x3e, 0x5b,
+                                         0x5e, 0x60, 0x60, 0x7b, 0x7d, 0x7f, (char)0xff);
     while (end - pos >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        int i = _mm_cmpestri(ranges, 4, v, 16,
+        int i = _mm_cmpestri(ranges, 16, v, 16,
                              _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
         if (i != 16) return pos + (size_t)i;
         pos += 16;
@@ -1290,20 +1395,28 @@ http__scan_value_avx2(const unsigned char *b, size_t pos, size_t end)
 __attribute__((target("avx2"))) static size_t
 http__scan_target_avx2(const unsigned char *b, size_t pos, size_t end)
 {
-    /* good: 0x21..0x7e; as signed bytes that is > 0x20 and != 0x7f */
-    const __m256i sp = _mm256_set1_epi8(0x20), del = _mm256_set1_epi8(0x7f);
+    /* a byte shuffle per nibble classifies 32 bytes at once */
+    const __m256i nib = _mm256_set1_epi8(0x0f),
+                  lo_t = _mm256_setr_epi8(HTTP__TGT_LO, HTTP__TGT_LO),
+                  hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI),
+                  zero = _mm256_setzero_si256();
     while (end - pos >= 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(b + pos));
-        __m256i good = _mm256_andnot_si256(_mm256_cmpeq_epi8(v, del), _mm256_cmpgt_epi8(v, sp));
-        unsigned m = ~(unsigned)_mm256_movemask_epi8(good);
+        __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nib));
+        __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+        __m256i bad = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero);
+        unsigned m = (unsigned)_mm256_movemask_epi8(bad);
         if (m) return pos + (size_t)__builtin_ctz(m);
         pos += 32;
     }
     if (end - pos >= 16) {
-        const __m128i sp_ = _mm_set1_epi8(0x20), del_ = _mm_set1_epi8(0x7f);
+        const __m128i nib_ = _mm_set1_epi8(0x0f), lo_t_ = _mm_setr_epi8(HTTP__TGT_LO),
+                      hi_t_ = _mm_setr_epi8(HTTP__NIB_HI);
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        __m128i good = _mm_andnot_si128(_mm_cmpeq_epi8(v, del_), _mm_cmpgt_epi8(v, sp_));
-        unsigned m = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
+        __m128i lo = _mm_shuffle_epi8(lo_t_, _mm_and_si128(v, nib_));
+        __m128i hi = _mm_shuffle_epi8(hi_t_, _mm_and_si128(_mm_srli_epi16(v, 4), nib_));
+        __m128i bad = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128());
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
         if (m) return pos + (size_t)__builtin_ctz(m);
         pos += 16;
     }
@@ -1408,6 +1521,9 @@ static const struct {
     {"CHUNK_EXT_TOO_LONG", "chunk extension too long", 400},
     {"CHUNK_CRLF", "missing CRLF in chunked framing", 400},
     {"INCOMPLETE", "stream ended inside a message", 400},
+    {"MISSING_HOST", "HTTP/1.1 request without a Host field", 400},
+    {"BAD_HOST", "Host is not a valid host and port", 400},
+    {"CONNECT_BODY", "CONNECT request with Content-Length or Transfer-Encoding", 400},
 };
 
 static int http__is_http_err(int err)
@@ -1471,12 +1587,14 @@ enum {
     HTTP__S_ERROR
 };
 
-#define HTTP__F_LENIENT 1
+#define HTTP__F_LENIENT 1      /* lenient_bare_lf */
 #define HTTP__F_RESP_HEAD 2    /* the response answers HEAD */
 #define HTTP__F_RESP_CONNECT 4 /* the response answers CONNECT */
 #define HTTP__F_OFFSETS 8      /* saved views hold offsets, not pointers */
 #define HTTP__F_TRAILER 16     /* the field states read a trailer section */
 #define HTTP__F_FINAL 32       /* the message in progress is a final response */
+#define HTTP__F_NO_HOST_OK 64  /* lenient_missing_host */
+#define HTTP__F_OPTIONS (HTTP__F_LENIENT | HTTP__F_NO_HOST_OK) /* kept by reset */
 
 static size_t http__clamp(size_t v, size_t def, size_t max)
 {
@@ -1497,6 +1615,7 @@ HTTP_API void http_parse_init(http_msg_parser *p, http_kind kind, const http_opt
     p->max_digits = (uint8_t)http__clamp(o.max_chunk_digits, 16, 16);
     p->max_ext = (uint16_t)http__clamp(o.max_chunk_ext, 1024, 65535);
     if (o.lenient_bare_lf) p->flags |= HTTP__F_LENIENT;
+    if (o.lenient_missing_host) p->flags |= HTTP__F_NO_HOST_OK;
 }
 
 HTTP_API void http_parse_reset(http_msg_parser *p)
@@ -1506,7 +1625,7 @@ HTTP_API void http_parse_reset(http_msg_parser *p)
     p->nfields = p->aux = 0;
     p->remaining = 0;
     p->err = 0;
-    p->flags &= HTTP__F_LENIENT;
+    p->flags &= HTTP__F_OPTIONS;
 }
 
 HTTP_API void http_parse_response_to(http_msg_parser *p, http_method_id method)
@@ -1518,21 +1637,24 @@ HTTP_API void http_parse_response_to(http_msg_parser *p, http_method_id method)
 
 HTTP_API size_t http_parse_error_offset(const http_msg_parser *p)
 {
-    return p->pos;
+    return p->state == HTTP__S_ERROR ? (size_t)p->remaining : 0;
 }
 
+/* Enters the sticky error. The offset goes into the 64-bit `remaining`,
+ * which an error no longer needs: a body call can find an error more than
+ * 4 GiB into its buf (after a big chunk's data), so 32-bit pos would not do. */
 static int http__fail(http_msg_parser *p, int err, size_t at)
 {
     p->state = HTTP__S_ERROR;
     p->err = (uint8_t)(HTTP_ERR_BAD_METHOD - err);
-    p->pos = (uint32_t)at;
+    p->remaining = at;
     return err;
 }
 
 /* The message is complete: get ready for the next one. */
 static void http__done(http_msg_parser *p)
 {
-    uint8_t keep = HTTP__F_LENIENT;
+    uint8_t keep = HTTP__F_OPTIONS;
     if (!(p->flags & HTTP__F_FINAL)) keep |= HTTP__F_RESP_HEAD | HTTP__F_RESP_CONNECT;
     p->flags &= keep;
     p->state = HTTP__S_START;
@@ -1604,20 +1726,13 @@ typedef struct http__blk {
 } http__blk;
 
 #if HTTP__X86
-/* Token characters by nibble: bit (h - 2) of the low-nibble table is set when
- * the byte with high nibble h (2..7) and that low nibble is a tchar. */
-#define HTTP__TOK_LO                                                                         \
-    0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
-        0x1c
-#define HTTP__TOK_HI 0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0
-
 __attribute__((target("avx2"))) static inline void http__masks_avx2(const unsigned char *s,
                                                                     http__blk *k)
 {
     const __m256i c1f = _mm256_set1_epi8(0x1f), tab = _mm256_set1_epi8(9),
                   del = _mm256_set1_epi8(0x7f), nib = _mm256_set1_epi8(0x0f),
                   lo_t = _mm256_setr_epi8(HTTP__TOK_LO, HTTP__TOK_LO),
-                  hi_t = _mm256_setr_epi8(HTTP__TOK_HI, HTTP__TOK_HI),
+                  hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI),
                   zero = _mm256_setzero_si256();
     __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
     __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
@@ -1645,7 +1760,7 @@ __attribute__((target("sse4.2"))) static inline void http__masks_sse42(const uns
 {
     const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8(9), del = _mm_set1_epi8(0x7f),
                   nib = _mm_set1_epi8(0x0f), lo_t = _mm_setr_epi8(HTTP__TOK_LO),
-                  hi_t = _mm_setr_epi8(HTTP__TOK_HI), zero = _mm_setzero_si128();
+                  hi_t = _mm_setr_epi8(HTTP__NIB_HI), zero = _mm_setzero_si128();
     uint64_t v = 0, n = 0;
     int i;
     for (i = 0; i < 4; i++) {
@@ -1863,6 +1978,177 @@ static ptrdiff_t http__fields(http_msg_parser *p, const unsigned char *b, size_t
     return http__fields_c(p, b, pos, end, len, h, limit);
 }
 
+/* ---- hosts: uri-host [":" port] (RFC 3986 section 3.2.2) ------------------------ */
+
+/* dec-octet "." dec-octet "." dec-octet "." dec-octet (no leading zeros) */
+static bool http__ipv4_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0, st;
+    int part;
+    for (part = 0; part < 4; part++) {
+        unsigned v = 0;
+        if (part && (i >= n || s[i++] != '.')) return false;
+        for (st = i; i < n && i - st < 3 && (unsigned)s[i] - '0' < 10u; i++)
+            v = v * 10 + ((unsigned)s[i] - '0');
+        if (i == st || v > 255 || (s[st] == '0' && i - st > 1)) return false;
+    }
+    return i == n;
+}
+
+/* IPv6address: eight 16-bit groups of 1 to 4 hex digits, fewer with one
+ * "::" standing for the missing ones, the last two possibly written as an
+ * IPv4 address. */
+static bool http__ipv6_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0, st, groups = 0;
+    bool gap = false;
+    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+        gap = true;
+        i = 2;
+    }
+    while (i < n) {
+        for (st = i; i < n && i - st < 5 && http__hexval(s[i]) >= 0; i++) {}
+        if (i < n && s[i] == '.') { /* the last 32 bits as IPv4 */
+            if (!http__ipv4_ok(s + st, n - st)) return false;
+            groups += 2;
+            break;
+        }
+        if (i == st || i - st > 4) return false;
+        groups++;
+        if (i == n) break;
+        if (s[i++] != ':') return false;
+        if (i < n && s[i] == ':') {
+            if (gap) return false; /* a second "::" */
+            gap = true;
+            i++;
+        } else if (i == n) {
+            return false; /* a trailing single ':' */
+        }
+    }
+    return gap ? groups <= 7 : groups == 8;
+}
+
+/* IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+static bool http__ipfuture_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 1;
+    if (n < 4 || (s[0] | 0x20) != 'v') return false;
+    while (i < n && http__hexval(s[i]) >= 0) i++;
+    if (i == 1 || i + 1 >= n || s[i] != '.') return false;
+    for (i++; i < n; i++)
+        if (!(http__cls[s[i]] & HTTP__C_REGNAME) && s[i] != ':') return false;
+    return true;
+}
+
+#define HTTP__HOST_NAME 1 /* the host may not be empty */
+#define HTTP__HOST_PORT 2 /* the port may not be missing or empty */
+
+/* Whether s[0..n) is uri-host [":" port]: an IP-literal in brackets or a
+ * reg-name (unreserved, sub-delims, %XX; IPv4 addresses are reg-names
+ * too), then optionally ':' and digits. The grammar allows an empty host
+ * and an empty port; `need` (HTTP__HOST_*) can require them. */
+static bool http__host_ok(const unsigned char *s, size_t n, unsigned need)
+{
+    size_t i = 0;
+    if (n && s[0] == '[') {
+        const unsigned char *close = (const unsigned char *)memchr(s, ']', n);
+        if (!close) return false;
+        i = (size_t)(close - s);
+        if (!http__ipv6_ok(s + 1, i - 1) && !http__ipfuture_ok(s + 1, i - 1)) return false;
+        i++;
+    } else {
+        for (;;) {
+            i = http__scan_cls_c(s, i, n, HTTP__C_REGNAME);
+            if (n - i >= 3 && s[i] == '%' && http__hexval(s[i + 1]) >= 0 &&
+                http__hexval(s[i + 2]) >= 0)
+                i += 3;
+            else break;
+        }
+        if (i == 0 && (need & HTTP__HOST_NAME)) return false;
+    }
+    if (i == n) return !(need & HTTP__HOST_PORT);
+    if (s[i++] != ':') return false;
+    if (i == n && (need & HTTP__HOST_PORT)) return false;
+    for (; i < n; i++)
+        if ((unsigned)s[i] - '0' > 9u) return false;
+    return true;
+}
+
+/* Every request's Host is checked, so the common values, a reg-name and an
+ * optional ":port" of at most 16 (SSE4.2) or 32 (AVX2) bytes, are checked
+ * with one vector load: bytes that are neither reg-name bytes nor ':', the
+ * colons, the digits, as bit masks. s[0..n) is the value and s[0..avail)
+ * may be read (the rest of the head follows it). A quick check says 1 only
+ * for a valid value; 0 means "not that simple case" (percent escapes,
+ * brackets, or an invalid value) and http__host_ok decides. */
+#if HTTP__X86
+static inline int http__host_masks(uint32_t bad, uint32_t colon, uint32_t digit, uint32_t all)
+{
+    uint32_t after;
+    if (bad & all) return 0;
+    colon &= all;
+    if (!colon) return 1;                           /* a reg-name */
+    after = all & ~((colon & (0u - colon)) * 2 - 1); /* the bytes after the first ':' */
+    return (after & ~digit) == 0;                   /* all digits (so no second ':') */
+}
+
+__attribute__((target("sse4.2"))) static int http__host_quick_sse42(const unsigned char *s,
+                                                                    size_t n)
+{
+    const __m128i nib = _mm_set1_epi8(0x0f), lo_t = _mm_setr_epi8(HTTP__HOST_LO),
+                  hi_t = _mm_setr_epi8(HTTP__NIB_HI), nine = _mm_set1_epi8(9);
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i lo = _mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib));
+    __m128i hi = _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+    uint32_t bad =
+        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128()));
+    uint32_t colon = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')));
+    uint32_t digit = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d));
+    return http__host_masks(bad, colon, digit, (uint32_t)((1u << n) - 1)); /* n <= 16 */
+}
+
+__attribute__((target("avx2"))) static int http__host_quick_avx2(const unsigned char *s, size_t n)
+{
+    const __m256i nib = _mm256_set1_epi8(0x0f),
+                  lo_t = _mm256_setr_epi8(HTTP__HOST_LO, HTTP__HOST_LO),
+                  hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI), nine = _mm256_set1_epi8(9);
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib));
+    __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8('0'));
+    uint32_t bad = (uint32_t)_mm256_movemask_epi8(
+        _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256()));
+    uint32_t colon = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, _mm256_set1_epi8(':')));
+    uint32_t digit = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d));
+    return http__host_masks(bad, colon, digit, n >= 32 ? ~0u : (uint32_t)((1u << n) - 1));
+}
+#endif
+
+/* Whether a Host field's value s[0..n) is valid; s[0..avail) is readable. */
+static bool http__host_value_ok(const unsigned char *s, size_t n, size_t avail)
+{
+    size_t i;
+#if HTTP__X86
+    int lv = http__lv();
+    if (lv >= HTTP_SIMD_SSE42 && n <= 16 && avail >= 16) {
+        if (http__host_quick_sse42(s, n)) return true;
+        return http__host_ok(s, n, 0);
+    }
+    if (lv == HTTP_SIMD_AVX2 && n <= 32 && avail >= 32) {
+        if (http__host_quick_avx2(s, n)) return true;
+        return http__host_ok(s, n, 0);
+    }
+#else
+    (void)avail;
+#endif
+    /* the same quick case byte by byte, without a call */
+    i = http__scan_cls_c(s, 0, n, HTTP__C_REGNAME);
+    if (i < n && s[i] == ':')
+        for (i++; i < n && (unsigned)s[i] - '0' < 10u; i++) {}
+    return i == n || http__host_ok(s, n, 0);
+}
+
 /* ---- start lines ------------------------------------------------------------------ */
 
 static http_method_id http__method(const unsigned char *s, size_t n)
@@ -1926,23 +2212,17 @@ static int http__version(const unsigned char *b, size_t pos, size_t end, int *mi
     return 8;
 }
 
-/* Checks the form of a request-target against its method. */
+/* Checks the form of a request-target against its method. Its bytes are
+ * already known to be HTTP__C_TARGET bytes, or '[' and ']' in a target that
+ * does not start with '/' (they may be an IP-literal's). */
 static bool http__target_ok(http_method_id method, const unsigned char *t, size_t n,
                             http_target_form *form)
 {
-    size_t i;
+    size_t i, a;
     if (method == HTTP_METHOD_CONNECT) {
-        /* authority-form: host ":" port, no '/', '?', '#' or '@' */
-        size_t colon = n;
-        for (i = 0; i < n; i++) {
-            if (t[i] == '/' || t[i] == '?' || t[i] == '#' || t[i] == '@') return false;
-            if (t[i] == ':') colon = i;
-        }
-        if (colon == 0 || colon >= n - 1) return false;
-        for (i = colon + 1; i < n; i++)
-            if ((unsigned)t[i] - '0' > 9u) return false;
+        /* authority-form: uri-host ":" port, both present (RFC 9112 3.2.3) */
         *form = HTTP_TARGET_AUTHORITY;
-        return true;
+        return http__host_ok(t, n, HTTP__HOST_NAME | HTTP__HOST_PORT);
     }
     if (t[0] == '/') {
         *form = HTTP_TARGET_ORIGIN;
@@ -1952,7 +2232,7 @@ static bool http__target_ok(http_method_id method, const unsigned char *t, size_
         *form = HTTP_TARGET_ASTERISK;
         return method == HTTP_METHOD_OPTIONS;
     }
-    /* absolute-form: scheme ":" ... */
+    /* absolute-form: scheme ":" ["//" authority] path [ "?" query ] */
     if (!((unsigned)(t[0] | 0x20) - 'a' < 26u)) return false;
     for (i = 1; i < n; i++) {
         unsigned c = t[i];
@@ -1961,6 +2241,15 @@ static bool http__target_ok(http_method_id method, const unsigned char *t, size_
             return false;
     }
     if (i >= n - 1) return false;
+    i++;
+    if (n - i >= 2 && t[i] == '/' && t[i + 1] == '/') {
+        /* the authority, without userinfo (RFC 9110 4.2.4): '@' is no
+         * host byte, so http__host_ok refuses "user@host" */
+        for (a = i += 2; i < n && t[i] != '/' && t[i] != '?'; i++) {}
+        if (!http__host_ok(t + a, i - a, HTTP__HOST_NAME)) return false;
+    }
+    for (; i < n; i++) /* brackets belong in the authority only */
+        if (t[i] == '[' || t[i] == ']') return false;
     *form = HTTP_TARGET_ABSOLUTE;
     return true;
 }
@@ -2011,8 +2300,9 @@ static const uint32_t http__fact_tab[18] = {
     0, 0, 0, 0, 1u << ('h' & 31), 0, 1u << ('e' & 31), 1u << ('u' & 31), 0, 0,
     1u << ('c' & 31), 0, 0, 0, 1u << ('c' & 31), 0, 0, 1u << ('t' & 31)};
 
-/* Works out body, keep-alive, upgrade and expectations; checks framing. */
-static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
+/* Works out body, keep-alive, upgrade and expectations; checks framing and
+ * Host. blank: offset in buf of the head's blank line. */
+static int http__facts(http_msg_parser *p, http_message *m, const char *buf, size_t blank)
 {
     int hosts = 0, te = 0, chunked_count = 0;
     bool last_chunked = false, other = false, upgrade_field = false;
@@ -2029,8 +2319,12 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
             continue;
         switch (f->name.len) {
         case 4:
-            if (http__ieq_tok(nm, "host", 4) && ++hosts > 1 && request)
-                return http__fail(p, HTTP_ERR_MULTIPLE_HOST, (size_t)(nm - buf));
+            if (!request || !http__ieq_tok(nm, "host", 4)) break;
+            if (++hosts > 1) return http__fail(p, HTTP_ERR_MULTIPLE_HOST, (size_t)(nm - buf));
+            /* (the head, through its blank line, follows the value) */
+            if (!http__host_value_ok((const unsigned char *)f->value.ptr, f->value.len,
+                                     (size_t)(buf + blank + 1 - f->value.ptr)))
+                return http__fail(p, HTTP_ERR_BAD_HOST, (size_t)(f->value.ptr - buf));
             break;
         case 6:
             if (http__ieq_tok(nm, "expect", 6)) {
@@ -2097,20 +2391,30 @@ static int http__facts(http_msg_parser *p, http_message *m, const char *buf)
 
     if (request) {
         if (m->method == HTTP_METHOD_CONNECT) {
+            /* Content in a CONNECT request has no meaning (RFC 9110 section
+             * 9.3.6): a front end that framed it by its Content-Length would
+             * take the tunnel's first bytes for a body, and this parser
+             * would not. Refuse rather than disagree. */
+            if (te) return http__fail(p, HTTP_ERR_CONNECT_BODY, te_at);
+            if (m->content_length > 0) return http__fail(p, HTTP_ERR_CONNECT_BODY, cl_at);
             m->upgrade = true;
-            m->body = HTTP_BODY_NONE;
-            return 0;
+        } else {
+            /* a server ignores Upgrade in an HTTP/1.0 request (RFC 9110 7.8) */
+            m->upgrade = m->version_minor >= 1 && m->connection_upgrade && upgrade_field;
+            if (te) {
+                if (!last_chunked || chunked_count > 1)
+                    return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
+                if (other) return http__fail(p, HTTP_ERR_TE_UNSUPPORTED, te_at);
+                m->body = HTTP_BODY_CHUNKED;
+                m->chunked = true;
+            } else if (m->has_content_length && m->content_length > 0) {
+                m->body = HTTP_BODY_LENGTH;
+            }
         }
-        m->upgrade = m->connection_upgrade && upgrade_field;
-        if (te) {
-            if (!last_chunked || chunked_count > 1)
-                return http__fail(p, HTTP_ERR_TE_NOT_CHUNKED, te_at);
-            if (other) return http__fail(p, HTTP_ERR_TE_UNSUPPORTED, te_at);
-            m->body = HTTP_BODY_CHUNKED;
-            m->chunked = true;
-        } else if (m->has_content_length && m->content_length > 0) {
-            m->body = HTTP_BODY_LENGTH;
-        }
+        /* RFC 9112 section 3.2: an HTTP/1.1 request without Host gets a 400;
+         * the missing field is noticed at the blank line */
+        if (!hosts && m->version_minor >= 1 && !(p->flags & HTTP__F_NO_HOST_OK))
+            return http__fail(p, HTTP_ERR_MISSING_HOST, blank);
         return 0;
     }
 
@@ -2224,7 +2528,14 @@ HTTP_API int http_parse_head(http_msg_parser *p, const char *buf, size_t len, ht
 target:
     ls = (size_t)(m->method_name.ptr - buf);
     lim = ls + p->max_line + 1;
-    pos = http__scan_target(b, pos, end < lim ? end : lim);
+    if (lim > end) lim = end;
+    pos = http__scan_target(b, pos, lim);
+    if (HTTP__UNLIKELY(pos < lim && b[pos] != ' ')) {
+        /* '[' and ']' may enclose an IPv6 host in the authority of a
+         * target that is not origin-form; http__target_ok checks where */
+        while (pos < lim && (b[pos] == '[' || b[pos] == ']') && b[mark] != '/')
+            pos = http__scan_target(b, pos + 1, lim);
+    }
     if (pos - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
     if (pos >= end) goto more;
     c = b[pos];
@@ -2339,7 +2650,8 @@ fields:
     m->connection_keep_alive = m->connection_upgrade = m->other_codings = false;
     if (p->kind == HTTP_KIND_RESPONSE && m->status >= 200) p->flags |= HTTP__F_FINAL;
     else p->flags &= (uint8_t)~HTTP__F_FINAL;
-    e = http__facts(p, m, buf);
+    /* the blank line: CRLF, or a lone LF (lenient) */
+    e = http__facts(p, m, buf, (size_t)r - (b[r - 2] == '\r' ? 2 : 1));
     if (e < 0) return e;
     switch (m->body) {
     case HTTP_BODY_NONE: http__done(p); break;
@@ -2370,6 +2682,87 @@ more:
 }
 
 /* ---- http_parse_body -------------------------------------------------------------- */
+
+/* Where in the grammar of chunk extensions (RFC 9112 section 7.1.1) the
+ * parser is, in p->ext:
+ *     chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+ * BWS is spaces and tabs; name is a token. */
+enum {
+    HTTP__X_SIZE_WS,   /* BWS after the chunk size: then ';' */
+    HTTP__X_NAME_WS,   /* after ';': BWS, then a name */
+    HTTP__X_NAME,      /* in a name: more of it, BWS, '=', ';' or the line end */
+    HTTP__X_NAME_END,  /* BWS after a name: then '=' or ';' */
+    HTTP__X_VALUE_WS,  /* after '=': BWS, then a token or a quoted string */
+    HTTP__X_TOKEN,     /* in a token value: more of it, BWS, ';' or the line end */
+    HTTP__X_QUOTED,    /* in a quoted string */
+    HTTP__X_ESCAPE,    /* after a backslash in a quoted string */
+    HTTP__X_QUOTE_END, /* after the closing quote: BWS, ';' or the line end */
+    HTTP__X_SEP_WS     /* BWS after a value: then ';' */
+};
+
+/* Reads chunk-extension bytes from i, one at a time (any split resumes in
+ * p->ext). Returns the offset of the CR or LF that ends the size line, len
+ * when more bytes are needed, or an error. p->aux counts the bytes. */
+static ptrdiff_t http__chunk_ext(http_msg_parser *p, const unsigned char *b, size_t i, size_t len)
+{
+    unsigned st = p->ext;
+    for (; i < len; i++) {
+        unsigned c = b[i], tchar = http__cls[c] & HTTP__C_TCHAR;
+        bool ws = c == ' ' || c == '\t';
+        if (c == '\r' || c == '\n') {
+            if (st == HTTP__X_NAME || st == HTTP__X_TOKEN || st == HTTP__X_QUOTE_END) {
+                p->ext = (uint8_t)st;
+                return (ptrdiff_t)i;
+            }
+            break; /* the line cannot end here */
+        }
+        if (p->aux >= p->max_ext) return http__fail(p, HTTP_ERR_CHUNK_EXT_TOO_LONG, i);
+        p->aux++;
+        switch (st) {
+        case HTTP__X_SIZE_WS:
+        case HTTP__X_SEP_WS:
+            if (c == ';') st = HTTP__X_NAME_WS;
+            else if (!ws) goto bad;
+            break;
+        case HTTP__X_NAME_WS:
+            if (tchar) st = HTTP__X_NAME;
+            else if (!ws) goto bad;
+            break;
+        case HTTP__X_NAME:
+        case HTTP__X_NAME_END:
+            if (c == '=') st = HTTP__X_VALUE_WS;
+            else if (c == ';') st = HTTP__X_NAME_WS;
+            else if (ws) st = HTTP__X_NAME_END;
+            else if (!tchar || st != HTTP__X_NAME) goto bad;
+            break;
+        case HTTP__X_VALUE_WS:
+            if (tchar) st = HTTP__X_TOKEN;
+            else if (c == '"') st = HTTP__X_QUOTED;
+            else if (!ws) goto bad;
+            break;
+        case HTTP__X_TOKEN:
+        case HTTP__X_QUOTE_END:
+            if (c == ';') st = HTTP__X_NAME_WS;
+            else if (ws) st = HTTP__X_SEP_WS;
+            else if (!tchar || st != HTTP__X_TOKEN) goto bad;
+            break;
+        case HTTP__X_QUOTED: /* qdtext: a value byte but '"' and '\\' */
+            if (c == '"') st = HTTP__X_QUOTE_END;
+            else if (c == '\\') st = HTTP__X_ESCAPE;
+            else if (!(http__cls[c] & HTTP__C_VALUE)) goto bad;
+            break;
+        default: /* HTTP__X_ESCAPE: quoted-pair, "\\" and a value byte */
+            if (!(http__cls[c] & HTTP__C_VALUE)) goto bad;
+            st = HTTP__X_QUOTED;
+            break;
+        }
+    }
+    if (i < len) goto bad;
+    p->ext = (uint8_t)st;
+    return (ptrdiff_t)i;
+bad: /* whitespace after the size that no ';' follows is a bad size line */
+    return http__fail(p, st == HTTP__X_SIZE_WS ? HTTP_ERR_CHUNK_SIZE : HTTP_ERR_CHUNK_EXT, i);
+}
 
 HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, http_body *bd)
 {
@@ -2420,9 +2813,10 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
                     continue;
                 }
                 if (p->aux == 0) return http__fail(p, HTTP_ERR_CHUNK_SIZE, i);
-                if (c == ';') {
+                if (c == ';' || c == ' ' || c == '\t') {
                     p->state = HTTP__S_CHUNK_EXT;
-                    p->aux = 1; /* the ';' counts */
+                    p->ext = c == ';' ? HTTP__X_NAME_WS : HTTP__X_SIZE_WS;
+                    p->aux = 1; /* extension bytes so far */
                     i++;
                 } else if (c == '\r') {
                     p->state = HTTP__S_CHUNK_SIZE_LF;
@@ -2438,23 +2832,17 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
             }
             break;
         case HTTP__S_CHUNK_EXT:
-            end = len;
-            if (end - i > (size_t)(p->max_ext - p->aux) + 1) end = i + (p->max_ext - p->aux) + 1;
-            n = http__scan_value(b, i, end);
-            if (n - i > (size_t)(p->max_ext - p->aux))
-                return http__fail(p, HTTP_ERR_CHUNK_EXT_TOO_LONG, n);
-            p->aux = (uint16_t)(p->aux + (n - i));
-            i = n;
+            r = http__chunk_ext(p, b, i, len);
+            if (r < 0) return (int)r;
+            i = (size_t)r;
             if (i >= len) goto out;
-            if (b[i] == '\r') {
+            if (b[i] == '\r') { /* (or a lone LF) */
                 p->state = HTTP__S_CHUNK_SIZE_LF;
                 i++;
-            } else if (b[i] == '\n') {
+            } else {
                 if (!lenient) return http__fail(p, HTTP_ERR_BARE_LF, i);
                 i++;
                 goto size_line_done;
-            } else {
-                return http__fail(p, HTTP_ERR_CHUNK_EXT, i);
             }
             break;
         case HTTP__S_CHUNK_SIZE_LF:
@@ -2519,7 +2907,7 @@ HTTP_API int http_parse_body(http_msg_parser *p, const char *buf, size_t len, ht
             end = tl < p->max_head ? tl : p->max_head;
             r = http__fields(p, b + i, p->pos, end, tl, h, limit);
             if (r < 0) {
-                p->pos += (uint32_t)i;
+                p->remaining += i; /* the offset from b + i, made one from b */
                 return (int)r;
             }
             if (r == 0) {

@@ -7,18 +7,27 @@
  *   {"method":"GET","target":"/a?b=1","version":"1.1","headers":[["Host","x"]],
  *    "body":"","keep_alive":true,"upgrade":false}
  *
- * Options: --request (default) or --response; --head (responses answer HEAD
- * requests: no bodies); --lenient (accept a lone LF as a line ending).
+ * Options: --request (default) or --response; --head (with --response only:
+ * the responses answer HEAD requests, so they have no bodies); --lenient
+ * (accept a lone LF as a line ending); --lenient-host (accept an HTTP/1.1
+ * request without Host). At most 256 header fields per head, and 256
+ * trailer fields per chunked body.
+ *
  * Chunked bodies are printed decoded, with "trailers":[[name,value],...].
- * Bytes that are not printable ASCII are escaped as \u00XX. On an error it
+ * Bytes that are not printable ASCII, and '"' and '\', are escaped: \u00XX
+ * with upper-case hex digits ("caf\u00C3\u00A9"), \" and \\. On an error it
  * prints {"error":"NAME","status":400,"offset":N} (N: offset in the stream of
  * the offending byte, or the stream's length when it ended inside a message)
- * and nothing after it, and exits with status 1. After a message that
- * upgrades the connection (CONNECT, Upgrade, 101) the rest is not HTTP: it
- * stops there.
+ * and nothing after it, and exits with status 1 (2: a usage or read error).
+ * After a message that upgrades the connection (CONNECT, Upgrade, 101) the
+ * rest is not HTTP: it stops there.
  *
  * The stream is read in pieces as they come, as a server would: the head is
  * parsed from the unconsumed bytes each time more arrive.
+ *
+ * The program is http_dump_run() and a main() that calls it on stdin and
+ * stdout; tests/test_http_dump.c compiles this file with HTTP_DUMP_NO_MAIN
+ * and calls http_dump_run() itself.
  */
 #define HTTP_IMPLEMENTATION
 #include "../http.h"
@@ -28,6 +37,8 @@
 #include <string.h>
 #include <unistd.h>
 
+enum { MAX_FIELDS = 256 }; /* of a head, and of a trailer section */
+
 /* A growable byte buffer. */
 typedef struct buf {
     char *p;
@@ -36,6 +47,7 @@ typedef struct buf {
 
 static void buf_add(buf *b, const char *s, size_t n)
 {
+    if (n == 0) return; /* (s and b->p may be NULL then) */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 65536;
         while (cap < b->len + n) cap *= 2;
@@ -69,7 +81,7 @@ static void json_str(buf *o, const char *s, size_t n)
         } else if (c >= 0x20 && c < 0x7f) {
             buf_add(o, (const char *)&c, 1);
         } else {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
+            snprintf(esc, sizeof esc, "\\u%04X", c);
             buf_add(o, esc, 6);
         }
     }
@@ -114,95 +126,102 @@ static void head_json(buf *o, const http_message *m, http_kind kind)
 }
 
 /* Completes the object and prints the line. */
-static void print_message(buf *o, const http_message *m, const buf *body, const http_header *tr,
-                          size_t ntr)
+static void print_message(FILE *out, buf *o, const http_message *m, const buf *body,
+                          const http_header *tr, size_t ntr)
 {
     out_s(o, ",\"body\":");
-    json_str(o, body->p ? body->p : "", body->len);
+    json_str(o, body->p, body->len);
     if (m->chunked) {
         out_s(o, ",\"trailers\":");
         json_fields(o, tr, ntr);
     }
     out_s(o, m->keep_alive ? ",\"keep_alive\":true" : ",\"keep_alive\":false");
     out_s(o, m->upgrade ? ",\"upgrade\":true}\n" : ",\"upgrade\":false}\n");
-    fwrite(o->p, 1, o->len, stdout);
+    fwrite(o->p, 1, o->len, out);
 }
 
-static int fail(int err, size_t offset)
+static void print_error(FILE *out, int err, size_t offset)
 {
-    printf("{\"error\":\"%s\",\"status\":%d,\"offset\":%zu}\n", http_errname(err),
-           http_error_status(err), offset);
-    return 1;
+    fprintf(out, "{\"error\":\"%s\",\"status\":%d,\"offset\":%zu}\n", http_errname(err),
+            http_error_status(err), offset);
 }
 
-int main(int argc, char **argv)
+/* Reads the stream from fd and prints its messages to out, with the options
+ * of argv[1..argc). Returns 0, 1 after a parse error (printed to out), or 2
+ * for a usage or read error (on stderr). Frees all it allocates. */
+static int http_dump_run(int argc, char **argv, int fd, FILE *out)
 {
     http_kind kind = HTTP_KIND_REQUEST;
     http_options opts;
     http_msg_parser p;
     http_message m;
-    http_header headers[256], trailers[64];
+    http_header headers[MAX_FIELDS], trailers[MAX_FIELDS];
     http_body b;
     /* in: the unconsumed bytes (in.p[0..in.len)); base: their offset in the stream */
     buf in = {NULL, 0, 0}, body = {NULL, 0, 0}, line = {NULL, 0, 0};
-    size_t base = 0, head_len = 0;
+    size_t base = 0;
     char chunk[65536];
     bool head_only = false, in_body = false, eof = false;
-    int i, r;
+    int i, r, rc = 0;
 
     memset(&opts, 0, sizeof opts);
-    opts.max_headers = 256;
+    opts.max_headers = MAX_FIELDS;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--request") == 0) kind = HTTP_KIND_REQUEST;
         else if (strcmp(argv[i], "--response") == 0) kind = HTTP_KIND_RESPONSE;
         else if (strcmp(argv[i], "--head") == 0) head_only = true;
         else if (strcmp(argv[i], "--lenient") == 0) opts.lenient_bare_lf = true;
-        else {
-            fprintf(stderr, "usage: %s [--request | --response [--head]] [--lenient] < stream\n",
-                    argv[0]);
-            return 2;
-        }
+        else if (strcmp(argv[i], "--lenient-host") == 0) opts.lenient_missing_host = true;
+        else break;
+    }
+    if (i < argc || (head_only && kind != HTTP_KIND_RESPONSE)) {
+        fprintf(stderr,
+                "usage: %s [--request | --response [--head]] [--lenient] [--lenient-host] "
+                "< stream\n",
+                argc > 0 ? argv[0] : "http_dump");
+        return 2;
     }
     http_parse_init(&p, kind, &opts);
     if (head_only) http_parse_response_to(&p, HTTP_METHOD_HEAD);
     memset(&b, 0, sizeof b);
     b.trailers = trailers;
-    b.trailers_cap = sizeof trailers / sizeof trailers[0];
+    b.trailers_cap = MAX_FIELDS;
 
     while (!eof) {
         size_t off = 0;
-        ssize_t n = read(0, chunk, sizeof chunk);
+        ssize_t n = read(fd, chunk, sizeof chunk);
         if (n < 0) {
             perror("http_dump: read");
-            return 2;
+            rc = 2;
+            goto done;
         }
         if (n == 0) eof = true;
         else buf_add(&in, chunk, (size_t)n);
 
         /* parse what is there: heads, then body pieces, message after message */
         for (;;) {
+            if (off == in.len) break; /* nothing to parse (and in.p may be NULL) */
             if (!in_body) {
-                r = http_parse_head(&p, in.p + off, in.len - off, &m, headers, 256);
-                if (r < 0) return fail(r, base + off + http_parse_error_offset(&p));
+                r = http_parse_head(&p, in.p + off, in.len - off, &m, headers, MAX_FIELDS);
+                if (r < 0) goto parse_error;
                 if (r == 0) break;
-                head_len = (size_t)r;
                 body.len = 0;
                 head_json(&line, &m, kind);
-                off += head_len;
+                off += (size_t)r;
                 if (m.body != HTTP_BODY_NONE) {
                     in_body = true;
                     continue;
                 }
-                print_message(&line, &m, &body, NULL, 0);
+                print_message(out, &line, &m, &body, NULL, 0);
                 if (m.upgrade) goto done;
                 if (head_only && m.status >= 200) http_parse_response_to(&p, HTTP_METHOD_HEAD);
             } else {
                 r = http_parse_body(&p, in.p + off, in.len - off, &b);
-                if (r < 0) return fail(r, base + off + http_parse_error_offset(&p));
+                if (r < 0) goto parse_error;
                 buf_add(&body, b.data.ptr, b.data.len);
                 off += b.consumed;
                 if (r == 1) {
-                    print_message(&line, &m, &body, trailers, b.num_trailers);
+                    print_message(out, &line, &m, &body, trailers, b.num_trailers);
                     in_body = false;
                     if (m.upgrade) goto done;
                     if (head_only && m.status >= 200) http_parse_response_to(&p, HTTP_METHOD_HEAD);
@@ -212,17 +231,33 @@ int main(int argc, char **argv)
             }
         }
         /* drop what was consumed; keep the rest for the next read */
-        memmove(in.p, in.p + off, in.len - off);
+        if (off) memmove(in.p, in.p + off, in.len - off);
         in.len -= off;
         base += off;
+        continue;
+    parse_error:
+        print_error(out, r, base + off + http_parse_error_offset(&p));
+        rc = 1;
+        goto done;
     }
 
     r = http_parse_finish(&p);
-    if (r < 0) return fail(r, base + in.len);
-    if (r == 1) print_message(&line, &m, &body, NULL, 0);
+    if (r < 0) {
+        print_error(out, r, base + in.len);
+        rc = 1;
+    } else if (r == 1) {
+        print_message(out, &line, &m, &body, NULL, 0);
+    }
 done:
     free(in.p);
     free(body.p);
     free(line.p);
-    return 0;
+    return rc;
 }
+
+#ifndef HTTP_DUMP_NO_MAIN
+int main(int argc, char **argv)
+{
+    return http_dump_run(argc, argv, 0, stdout);
+}
+#endif
