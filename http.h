@@ -310,14 +310,17 @@
  *       unfinished chunk extension)
  *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
  *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
- *     a target with a byte outside RFC 3986's grammar     HTTP_ERR_BAD_TARGET
- *       or in the wrong form for its method. Origin-form
- *       is '/' then pchar, '/' and '?' bytes: letters,
- *       digits, -._~!$&'()*+,;=:@%/? and nothing else
- *       (no '#' fragment, space, control, non-ASCII,
- *       or any of "<>[\]^`{|}; clients must percent-
- *       encode those). Escapes are checked where they
- *       are decoded (http_percent_decode). Absolute-form
+ *     a target with a byte that is not visible ASCII,     HTTP_ERR_BAD_TARGET
+ *       or with a '#' fragment, or in the wrong form for
+ *       its method. Origin-form is '/' then visible ASCII
+ *       bytes but '#' (no space, control, DEL or non-
+ *       ASCII byte: clients percent-encode those). RFC
+ *       3986 also leaves out "<>[\]^`{|}, but browsers
+ *       send several of them unencoded (`?a[]=1`) and
+ *       none can move where a target ends, so they are
+ *       accepted, as nginx and Node accept them.
+ *       Escapes are checked where they are decoded
+ *       (http_percent_decode). Absolute-form
  *       is scheme ":" then, after "//", a host as for
  *       Host below (no userinfo: "http://u@h/" is
  *       refused, RFC 9110 section 4.2.4), then origin-
@@ -1234,7 +1237,7 @@ extern "C" {
 
 #define HTTP__C_TCHAR 1   /* token character (RFC 9110 tchar) */
 #define HTTP__C_VALUE 2   /* field-value byte: HTAB, SP, VCHAR, obs-text */
-#define HTTP__C_TARGET 4  /* request-target byte: pchar, '/', '?' (RFC 3986) */
+#define HTTP__C_TARGET 4  /* request-target byte: visible ASCII but '#' */
 #define HTTP__C_REGNAME 8 /* reg-name byte but '%': unreserved, sub-delims */
 
 #define HTTP__IS_ALNUM(c)                                                                    \
@@ -1248,10 +1251,12 @@ extern "C" {
     (HTTP__IS_ALNUM(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' || (c) == '!' || \
      (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' || (c) == '*' ||      \
      (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=')
-/* pchar (unreserved, pct-encoded's '%', sub-delims, ':', '@'), '/' and '?':
- * the bytes of origin-form, and of absolute-form outside its authority */
-#define HTTP__IS_TARGET(c)                                                                   \
-    (HTTP__IS_REGNAME(c) || (c) == '%' || (c) == ':' || (c) == '@' || (c) == '/' || (c) == '?')
+/* The bytes of a request-target: visible ASCII but '#'. RFC 3986 also
+ * leaves out "<>[\]^`{|}, but browsers (the WHATWG URL standard) send
+ * several of them unencoded, `?a[]=1` for one, and curl sends what it is
+ * given; none of them can move where a target ends, so they are accepted,
+ * as nginx and Node's parser accept them. A fragment is never sent. */
+#define HTTP__IS_TARGET(c) ((c) > 0x20 && (c) < 0x7f && (c) != '#')
 #define HTTP__CLS(c)                                                                         \
     ((HTTP__IS_TCHAR(c) ? HTTP__C_TCHAR : 0) |                                               \
      (((c) == 9 || ((c) >= 32 && (c) != 127)) ? HTTP__C_VALUE : 0) |                         \
@@ -1324,7 +1329,7 @@ static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t
     0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
         0x1c
 #define HTTP__TGT_LO /* request-target byte (HTTP__C_TARGET) */                              \
-    0x2e, 0x3f, 0x3e, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x17, 0x15, 0x17, 0x35, \
+    0x3e, 0x3f, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, \
         0x1f
 #define HTTP__HOST_LO /* reg-name byte but '%' (HTTP__C_REGNAME), or ':' */                \
     0x2a, 0x3f, 0x3e, 0x3e, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x17, 0x15, 0x17, 0x35, \
@@ -1350,13 +1355,13 @@ http__scan_value_sse42(const unsigned char *b, size_t pos, size_t end)
 __attribute__((target("sse4.2"))) static size_t
 http__scan_target_sse42(const unsigned char *b, size_t pos, size_t end)
 {
-    /* the 8 ranges of bytes that end a target: controls and SP, '"' '#',
-     * '<', '>', '[' '\\' ']' '^', '`', '{' '|' '}', DEL and non-ASCII */
-    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x22, 0x23, 0x3c, 0x3c, 0x3e, 0x3e, 0x5b,
-                                         0x5e, 0x60, 0x60, 0x7b, 0x7d, 0x7f, (char)0xff);
+    /* the 3 ranges of bytes that end a target: controls and SP, '#', DEL
+     * and non-ASCII */
+    const __m128i ranges = _mm_setr_epi8(0x00, 0x20, 0x23, 0x23, 0x7f, (char)0xff, 0, 0, 0, 0,
+                                         0, 0, 0, 0, 0, 0);
     while (end - pos >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        int i = _mm_cmpestri(ranges, 16, v, 16,
+        int i = _mm_cmpestri(ranges, 6, v, 16,
                              _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
         if (i != 16) return pos + (size_t)i;
         pos += 16;
@@ -2213,8 +2218,7 @@ static int http__version(const unsigned char *b, size_t pos, size_t end, int *mi
 }
 
 /* Checks the form of a request-target against its method. Its bytes are
- * already known to be HTTP__C_TARGET bytes, or '[' and ']' in a target that
- * does not start with '/' (they may be an IP-literal's). */
+ * already known to be HTTP__C_TARGET bytes. */
 static bool http__target_ok(http_method_id method, const unsigned char *t, size_t n,
                             http_target_form *form)
 {
@@ -2248,8 +2252,6 @@ static bool http__target_ok(http_method_id method, const unsigned char *t, size_
         for (a = i += 2; i < n && t[i] != '/' && t[i] != '?'; i++) {}
         if (!http__host_ok(t + a, i - a, HTTP__HOST_NAME)) return false;
     }
-    for (; i < n; i++) /* brackets belong in the authority only */
-        if (t[i] == '[' || t[i] == ']') return false;
     *form = HTTP_TARGET_ABSOLUTE;
     return true;
 }
@@ -2530,12 +2532,6 @@ target:
     lim = ls + p->max_line + 1;
     if (lim > end) lim = end;
     pos = http__scan_target(b, pos, lim);
-    if (HTTP__UNLIKELY(pos < lim && b[pos] != ' ')) {
-        /* '[' and ']' may enclose an IPv6 host in the authority of a
-         * target that is not origin-form; http__target_ok checks where */
-        while (pos < lim && (b[pos] == '[' || b[pos] == ']') && b[mark] != '/')
-            pos = http__scan_target(b, pos + 1, lim);
-    }
     if (pos - ls > p->max_line) return http__fail(p, HTTP_ERR_URI_TOO_LONG, pos - 1);
     if (pos >= end) goto more;
     c = b[pos];
