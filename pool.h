@@ -320,7 +320,8 @@
  *   final. pool_res_clear(rp) destroys the idle resources now and returns
  *   how many (borrowed ones stay valid; min is rebuilt unless draining).
  *   pool_res_free(rp) frees the pool; -EBUSY (nothing freed) while
- *   resources are borrowed or acquires wait.
+ *   resources are borrowed, acquires wait, or an acquirer is creating or
+ *   validating one (the keeper's own work does not count: free stops it).
  *   pool_res_get_stats(rp, &st): total, idle, in_use, waiting, creating;
  *   counts of acquired, created, destroyed, timeouts, create_failures,
  *   validation_failures.
@@ -547,8 +548,8 @@ typedef struct pool__waiter {
 
 /* 0, -EINVAL (no create, min > max), -ENOMEM, -EAGAIN (no thread). */
 POOL_API int pool_res_new(pool_res **out, const pool_res_options *opts);
-/* -EBUSY while resources are borrowed or acquires wait; else destroys
- * everything and frees the pool. */
+/* -EBUSY while resources are borrowed, acquires wait or an acquirer
+ * creates or validates one; else destroys everything and frees the pool. */
 POOL_API int pool_res_free(pool_res *rp);
 /* 0 and *out; -ETIMEDOUT, -EAGAIN, -ESHUTDOWN, or create's error. */
 POOL_API int pool_res_acquire(pool_res *rp, pool_res_item **out, int timeout_ms);
@@ -1550,7 +1551,11 @@ struct pool_res {
     pool__waiter *wq_head, *wq_tail;    /* FIFO */
     size_t nidle, nwaiting, total, in_use, creating, checking;
     uint64_t acquired, created, destroyed, timeouts, create_failures, validation_failures;
-    int draining, stopping, has_keeper, keeper_busy;
+    int draining, stopping, has_keeper;
+    /* 1 while the keeper's own create or health check is in progress: it
+     * is counted in creating or checking, but pool_res_free joins the
+     * keeper, so it does not make free fail */
+    int keeper_own;
     pthread_t keeper;
     uint64_t retry_at, backoff, next_health;
     uint64_t keeper_until; /* ms the keeper sleeps until; UINT64_MAX: no deadline */
@@ -1956,11 +1961,11 @@ static void *pool__keeper_main(void *arg)
                 int rc;
                 rp->total++;
                 rp->creating++;
-                rp->keeper_busy = 1;
+                rp->keeper_own = 1;
                 pthread_mutex_unlock(&rp->mu);
                 rc = pool__res_create(rp, &n);
                 pthread_mutex_lock(&rp->mu);
-                rp->keeper_busy = 0;
+                rp->keeper_own = 0;
                 rp->creating--;
                 if (rc < 0) {
                     rp->create_failures++;
@@ -2000,9 +2005,7 @@ static void *pool__keeper_main(void *arg)
         }
         if (victim) {
             pool__res_idle_unlink(rp, victim);
-            rp->keeper_busy = 1;
             pool__res_discard(rp, victim);
-            rp->keeper_busy = 0;
             continue;
         }
 
@@ -2018,10 +2021,11 @@ static void *pool__keeper_main(void *arg)
                     int ok;
                     pool__res_idle_unlink(rp, n);
                     rp->checking++;
-                    rp->keeper_busy = 1;
+                    rp->keeper_own = 1;
                     pthread_mutex_unlock(&rp->mu);
                     ok = rp->o.validate(rp->o.ctx, n->pub.resource) == 0;
                     pthread_mutex_lock(&rp->mu);
+                    rp->keeper_own = 0;
                     rp->checking--;
                     n->checked = pool__now_ms();
                     if (!ok) {
@@ -2030,7 +2034,6 @@ static void *pool__keeper_main(void *arg)
                     } else if (pool__res_give(rp, n)) {
                         pool__res_discard(rp, n);
                     }
-                    rp->keeper_busy = 0;
                     pool__res_notify(rp);
                     continue;
                 }
@@ -2102,7 +2105,8 @@ POOL__DEF int pool_res_free(pool_res *rp)
     pool__rnode *list;
     POOL_ASSERT(rp);
     pthread_mutex_lock(&rp->mu);
-    if (rp->in_use || rp->nwaiting || rp->creating + rp->checking > (size_t)rp->keeper_busy) {
+    /* an acquirer creating or validating comes back to rp->mu: busy */
+    if (rp->in_use || rp->nwaiting || rp->creating + rp->checking > (size_t)rp->keeper_own) {
         pthread_mutex_unlock(&rp->mu);
         return -EBUSY;
     }

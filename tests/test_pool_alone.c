@@ -1118,6 +1118,255 @@ TEST(resource_max_waiters)
     pool_res_free(rp);
 }
 
+/* A factory whose create, destroy or validate can be held at a gate. */
+typedef struct slow_factory {
+    factory f;
+    gate create_gate, destroy_gate, validate_gate;
+    int hold_create, hold_destroy, hold_validate; /* atomic */
+    int fail_first;                               /* creates that fail first */
+    double create_at[8];                          /* ms of each attempt */
+    int attempts;                                 /* atomic */
+} slow_factory;
+
+static int sf_create(void *ctx, void **out)
+{
+    slow_factory *sf = (slow_factory *)ctx;
+    int k = __atomic_fetch_add(&sf->attempts, 1, __ATOMIC_SEQ_CST);
+    if (k < 8)
+        sf->create_at[k] = test_now_ms();
+    if (counter_get(&sf->hold_create))
+        gate_pass(&sf->create_gate);
+    if (k < sf->fail_first)
+        return -ECONNREFUSED;
+    return f_create(&sf->f, out);
+}
+static void sf_destroy(void *ctx, void *p)
+{
+    slow_factory *sf = (slow_factory *)ctx;
+    if (counter_get(&sf->hold_destroy))
+        gate_pass(&sf->destroy_gate);
+    f_destroy(&sf->f, p);
+}
+static int sf_validate(void *ctx, void *p)
+{
+    slow_factory *sf = (slow_factory *)ctx;
+    if (counter_get(&sf->hold_validate))
+        gate_pass(&sf->validate_gate);
+    return f_validate(&sf->f, p);
+}
+
+static pool_res_options slow_opts(slow_factory *sf, unsigned min, unsigned max)
+{
+    pool_res_options o = res_opts(&sf->f, min, max);
+    memset(sf, 0, sizeof *sf);
+    gate_init(&sf->create_gate);
+    gate_init(&sf->destroy_gate);
+    gate_init(&sf->validate_gate);
+    o.create = sf_create;
+    o.destroy = sf_destroy;
+    o.validate = sf_validate;
+    o.ctx = sf;
+    return o;
+}
+
+static void slow_done(slow_factory *sf)
+{
+    gate_destroy(&sf->create_gate);
+    gate_destroy(&sf->destroy_gate);
+    gate_destroy(&sf->validate_gate);
+}
+
+/* Opens the gates after ms unless told to stop first: a bug that makes the
+ * test wait on a gate shows as a failed check, not a hang. */
+typedef struct rescuer {
+    slow_factory *sf;
+    int ms, stop; /* stop: atomic */
+} rescuer;
+static void *rescue_main(void *arg)
+{
+    rescuer *r = (rescuer *)arg;
+    int waited = 0;
+    while (!counter_get(&r->stop) && waited < r->ms) {
+        sleep_ms(5);
+        waited += 5;
+    }
+    gate_open(&r->sf->create_gate);
+    gate_open(&r->sf->destroy_gate);
+    gate_open(&r->sf->validate_gate);
+    return NULL;
+}
+
+typedef struct acquirer {
+    pool_res *rp;
+    pool_res_item *it;
+    int timeout_ms, rc;
+} acquirer;
+static void *acquire_main(void *arg)
+{
+    acquirer *a = (acquirer *)arg;
+    a->rc = pool_res_acquire(a->rp, &a->it, a->timeout_ms);
+    return NULL;
+}
+
+/* The keeper evicts an idle resource (its destroy is slow) while an
+ * acquirer creates one: pool_res_free must see the acquirer. */
+TEST(resource_free_is_busy_while_an_acquirer_creates)
+{
+    slow_factory sf;
+    pool_res_options o = slow_opts(&sf, 0, 2);
+    pool_res *rp;
+    pool_res_item *a;
+    pool_res_stats st;
+    acquirer acq;
+    rescuer rs;
+    pthread_t th, rth;
+    int rc;
+    o.idle_timeout_ms = 10;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
+    __atomic_store_n(&sf.hold_destroy, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&sf.hold_create, 1, __ATOMIC_SEQ_CST);
+    pool_res_release(a);
+    gate_wait_for(&sf.destroy_gate, 1); /* the keeper is destroying it */
+    memset(&acq, 0, sizeof acq);
+    acq.rp = rp;
+    acq.timeout_ms = -1;
+    pthread_create(&th, NULL, acquire_main, &acq);
+    gate_wait_for(&sf.create_gate, 1); /* the acquirer is creating */
+    memset(&rs, 0, sizeof rs);
+    rs.sf = &sf;
+    rs.ms = 1000;
+    pthread_create(&rth, NULL, rescue_main, &rs);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.creating, ==, 1);
+    rc = pool_res_free(rp);
+    CHECK_INT(rc, ==, -EBUSY);
+    counter_add(&rs.stop);
+    pthread_join(rth, NULL);
+    pthread_join(th, NULL);
+    if (rc == 0) { /* freed under the acquirer: nothing more to check */
+        slow_done(&sf);
+        return;
+    }
+    CHECK_INT(acq.rc, ==, 0);
+    pool_res_release(acq.it);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    CHECK_INT(sf.f.created, ==, sf.f.destroyed);
+    slow_done(&sf);
+}
+
+/* The only resource is in the keeper's health check and an acquire waits
+ * for it: nothing is borrowed, and free still refuses. */
+TEST(resource_free_is_busy_while_only_waiters_remain)
+{
+    slow_factory sf;
+    pool_res_options o = slow_opts(&sf, 0, 1);
+    pool_res *rp;
+    pool_res_item *a;
+    pool_res_stats st;
+    acquirer acq;
+    rescuer rs;
+    pthread_t th, rth;
+    o.health_interval_ms = 10;
+    o.idle_timeout_ms = -1;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
+    __atomic_store_n(&sf.hold_validate, 1, __ATOMIC_SEQ_CST);
+    pool_res_release(a);
+    gate_wait_for(&sf.validate_gate, 1); /* the keeper holds it */
+    memset(&acq, 0, sizeof acq);
+    acq.rp = rp;
+    acq.timeout_ms = 5000;
+    pthread_create(&th, NULL, acquire_main, &acq);
+    WAIT_UNTIL(rp, st, st.waiting == 1, 2000);
+    CHECK_UINT(st.waiting, ==, 1);
+    CHECK_UINT(st.in_use, ==, 0);
+    CHECK_UINT(st.creating, ==, 0);
+    memset(&rs, 0, sizeof rs);
+    rs.sf = &sf;
+    rs.ms = 1000;
+    pthread_create(&rth, NULL, rescue_main, &rs);
+    CHECK_INT(pool_res_free(rp), ==, -EBUSY);
+    counter_add(&rs.stop);
+    pthread_join(rth, NULL); /* opens the gate: the check ends, the waiter gets it */
+    pthread_join(th, NULL);
+    CHECK_INT(acq.rc, ==, 0);
+    pool_res_release(acq.it);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    slow_done(&sf);
+}
+
+/* The keeper keeps min: creates that fail are retried after
+ * create_retry_ms, doubling, and the first success ends the backoff. */
+TEST(resource_keeper_retries_min_with_backoff)
+{
+    slow_factory sf;
+    pool_res_options o = slow_opts(&sf, 1, 2);
+    pool_res *rp;
+    pool_res_stats st;
+    double gap[3];
+    int i, tol = TEST_SANITIZED ? 200 : 60;
+    o.create_retry_ms = 25;
+    sf.fail_first = 3;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    WAIT_UNTIL(rp, st, st.idle == 1, 3000);
+    CHECK_UINT(st.idle, ==, 1);
+    CHECK_UINT(st.total, ==, 1);
+    CHECK_UINT(st.create_failures, ==, 3);
+    CHECK_UINT(st.created, ==, 1);
+    REQUIRE_INT(counter_get(&sf.attempts), ==, 4);
+    for (i = 0; i < 3; i++)
+        gap[i] = sf.create_at[i + 1] - sf.create_at[i];
+    CHECK(gap[0] >= 24 && gap[0] < 25 + tol);  /* create_retry_ms */
+    CHECK(gap[1] >= 49 && gap[1] < 50 + tol);  /* doubled */
+    CHECK(gap[2] >= 99 && gap[2] < 100 + tol); /* and again */
+    sleep_ms(30);
+    CHECK_INT(counter_get(&sf.attempts), ==, 4); /* min is met: no more */
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    slow_done(&sf);
+}
+
+/* drain lets the acquires already waiting be served, refuses new ones,
+ * and returns once everything is back. */
+TEST(resource_drain_serves_waiting_acquires)
+{
+    factory f;
+    pool_res_options o = res_opts(&f, 0, 1);
+    pool_res *rp;
+    pool_res_item *a, *b;
+    pool_res_stats st;
+    acquirer acq[2];
+    pthread_t th[2];
+    int i;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
+    for (i = 0; i < 2; i++) {
+        memset(&acq[i], 0, sizeof acq[i]);
+        acq[i].rp = rp;
+        acq[i].timeout_ms = 5000;
+        pthread_create(&th[i], NULL, acquire_main, &acq[i]);
+        WAIT_UNTIL(rp, st, st.waiting == (size_t)i + 1, 2000);
+    }
+    CHECK_INT(pool_res_drain(rp, 20), ==, -ETIMEDOUT); /* a is out, two wait */
+    CHECK_INT(pool_res_acquire(rp, &b, 100), ==, -ESHUTDOWN);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.waiting, ==, 2);
+    pool_res_release(a); /* to the first waiter */
+    pthread_join(th[0], NULL);
+    CHECK_INT(acq[0].rc, ==, 0);
+    CHECK(acq[0].it == a);
+    pool_res_release(acq[0].it); /* to the second */
+    pthread_join(th[1], NULL);
+    CHECK_INT(acq[1].rc, ==, 0);
+    CHECK_INT(pool_res_drain(rp, 20), ==, -ETIMEDOUT);
+    pool_res_release(acq[1].it); /* nobody waits: destroyed */
+    CHECK_INT(pool_res_drain(rp, 1000), ==, 0);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.total, ==, 0);
+    CHECK_UINT(st.destroyed, ==, 1);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+}
+
 int main(void)
 {
     RUN(million_tasks_run_exactly_once);
@@ -1152,5 +1401,9 @@ int main(void)
     RUN(resource_timeout_release_race_hammer);
     RUN(resource_drain_and_free);
     RUN(resource_max_waiters);
+    RUN(resource_free_is_busy_while_an_acquirer_creates);
+    RUN(resource_free_is_busy_while_only_waiters_remain);
+    RUN(resource_keeper_retries_min_with_backoff);
+    RUN(resource_drain_serves_waiting_acquires);
     return test_done();
 }
