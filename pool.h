@@ -233,10 +233,15 @@
  *         fails with -EFBIG. Works for files whose size is unknown (/proc).
  *     pool_write_file(pl, req, path, data, len, mode, cb)
  *         replaces the file atomically: writes a temporary file in the same
- *         directory, fsyncs it, renames it over path and fsyncs the
- *         directory; after a crash path holds the old or the new content,
- *         never a mix. mode 0 means 0644. `data` is borrowed until cb.
- *         On error the temporary file is removed.
+ *         directory (path.tmp-XXXXXX, close-on-exec), fsyncs it, renames
+ *         it over path and fsyncs the directory; after a crash path holds
+ *         the old or the new content, never a mix. The file gets exactly
+ *         `mode` (the umask does not apply; 0 means 0644) and the calling
+ *         process's owner: an old file's mode and owner are not kept.
+ *         `data` is borrowed until cb. An error before the rename removes
+ *         the temporary file and leaves path as it was. An error opening or
+ *         syncing the directory comes after the rename: path already has
+ *         the new content, the status says its durability is unknown.
  *     pool_stat(pl, req, path, cb)
  *         stat(2) into req->st.
  *     pool_getaddrinfo(pl, req, node, service, hints, cb)
@@ -2528,9 +2533,13 @@ static void pool__read_work(pool_task *t)
         req->status = -errno;
         return;
     }
-    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode) ||
-        (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)max)) {
-        req->status = S_ISDIR(st.st_mode) ? -EISDIR : st.st_size > 0 ? -EFBIG : -errno;
+    if (fstat(fd, &st) < 0)
+        req->status = -errno;
+    else if (S_ISDIR(st.st_mode))
+        req->status = -EISDIR;
+    else if (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)max)
+        req->status = -EFBIG;
+    if (req->status) {
         close(fd);
         return;
     }
@@ -2609,24 +2618,81 @@ static int pool__write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Creates a temporary file beside path, close-on-exec from the start: its
+ * name, path + ".tmp-" + 6 random characters, is written into tmp (room
+ * for plen + 12 bytes). mkostemp would do it but is not POSIX (glibc
+ * declares it only with _GNU_SOURCE), so this is the same loop with
+ * open(O_EXCL | O_CLOEXEC). Returns the fd or a negative errno. */
+static int pool__open_temp(char *tmp, size_t plen)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static unsigned counter; /* atomic: two threads never try the same names */
+    uint64_t x = pool__now_ns() ^ ((uint64_t)(uintptr_t)tmp << 16) ^
+                 (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15u);
+    int attempt, i, fd;
+    memcpy(tmp + plen, ".tmp-", 5);
+    tmp[plen + 11] = '\0';
+    for (attempt = 0; attempt < 100; attempt++) {
+        uint64_t r;
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        r = x >> 11;
+        for (i = 0; i < 6; i++) {
+            tmp[plen + 5 + i] = chars[r % 62];
+            r /= 62;
+        }
+        do
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        while (fd < 0 && errno == EINTR);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* fsyncs the directory that holds path (its name built in buf, which has
+ * room for path): 0 or a negative errno. File systems that cannot sync a
+ * directory (EINVAL, EROFS) count as success. */
+static int pool__sync_dir(const char *path, char *buf)
+{
+    const char *slash = strrchr(path, '/');
+    int dfd, rc = 0;
+    if (slash == path)
+        memcpy(buf, "/", 2);
+    else if (slash) {
+        memcpy(buf, path, (size_t)(slash - path));
+        buf[slash - path] = '\0';
+    } else
+        memcpy(buf, ".", 2);
+    do
+        dfd = open(buf, O_RDONLY | O_CLOEXEC);
+    while (dfd < 0 && errno == EINTR);
+    if (dfd < 0)
+        return -errno;
+    if (fsync(dfd) < 0 && errno != EINVAL && errno != EROFS)
+        rc = -errno;
+    close(dfd);
+    return rc;
+}
+
 static void pool__write_work(pool_task *t)
 {
     pool_req *req = (pool_req *)t->data;
     size_t plen = strlen(req->path);
-    char *tmp = (char *)POOL_MALLOC(plen + 16), *slash;
-    int fd, rc, dfd;
+    char *tmp = (char *)POOL_MALLOC(plen + 12);
+    int fd, rc;
     if (!tmp) {
         req->status = -ENOMEM;
         return;
     }
     memcpy(tmp, req->path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", 12);
-    if ((fd = mkstemp(tmp)) < 0) {
-        req->status = -errno;
+    if ((fd = pool__open_temp(tmp, plen)) < 0) {
+        req->status = fd;
         POOL_FREE(tmp);
         return;
     }
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* exactly mode, whatever the umask (the temp file was made 0600) */
     rc = fchmod(fd, (mode_t)req->mode) < 0 ? -errno : 0;
     if (!rc)
         rc = pool__write_all(fd, (const char *)req->wdata, req->wlen);
@@ -2642,21 +2708,9 @@ static void pool__write_work(pool_task *t)
         POOL_FREE(tmp);
         return;
     }
-    /* make the rename durable: fsync the directory */
-    slash = strrchr(req->path, '/');
-    if (slash == req->path)
-        memcpy(tmp, "/", 2);
-    else if (slash) {
-        memcpy(tmp, req->path, (size_t)(slash - req->path));
-        tmp[slash - req->path] = '\0';
-    } else
-        memcpy(tmp, ".", 2);
-    dfd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) < 0 && errno != EINVAL && errno != EROFS)
-            req->status = -errno;
-        close(dfd);
-    }
+    /* make the rename durable; an error now comes after the rename: path
+     * has the new content, but it may not survive a crash */
+    req->status = pool__sync_dir(req->path, tmp);
     POOL_FREE(tmp);
 }
 

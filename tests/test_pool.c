@@ -12,7 +12,13 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#if defined(__linux__)
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#endif
 
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -498,6 +504,168 @@ TEST(offload_getaddrinfo)
     finish(loop, pl);
 }
 
+TEST(offload_cancel)
+{
+    evloop *loop = new_loop();
+    pool_threads_options o;
+    pool_threads *tp;
+    pool_loop *pl;
+    pool_task running;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    gate_reset();
+    loop_thread = pthread_self();
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
+    gate_wait_for(1);
+    memset(req_status, 0x7f, sizeof req_status);
+    REQUIRE_INT(pool_stat(pl, &reqs[0], "/", req_cb), ==, 0);      /* queued */
+    REQUIRE_INT(pool_read_file(pl, &reqs[1], "/", 0, req_cb), ==, 0); /* staged */
+    REQUIRE_INT(pool_stat(pl, &reqs[2], "/", req_cb), ==, 0);      /* staged */
+    CHECK_INT(pool_req_cancel(&reqs[0]), ==, 0);
+    CHECK_INT(pool_req_cancel(&reqs[1]), ==, 0);
+    CHECK_INT(pool_req_cancel(&reqs[1]), ==, -EBUSY); /* already cancelled */
+    CHECK_INT(req_status[0], ==, 0x7f7f7f7f);         /* cb runs on the loop, later */
+    gate_open();
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(req_status[0], ==, -ECANCELED);
+    CHECK_INT(req_status[1], ==, -ECANCELED);
+    CHECK(reqs[1].buf == NULL);
+    CHECK_INT(req_status[2], ==, 0);
+    CHECK(S_ISDIR(reqs[2].st.st_mode));
+    CHECK_INT(pool_req_cancel(&reqs[2]), ==, -EBUSY); /* finished */
+    finish(loop, pl);
+    CHECK_INT(pool_threads_free(tp), ==, 0);
+}
+
+/* Runs one pool_write_file on pl and returns its status. */
+static int write_now(evloop *loop, pool_loop *pl, const char *path, const void *data, size_t len)
+{
+    memset(req_status, 0x7f, sizeof req_status);
+    if (pool_write_file(pl, &reqs[0], path, data, len, 0, req_cb) != 0)
+        return 1;
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    return req_status[0];
+}
+
+/* Errors after the temporary file exists (the rename fails; a write fails)
+ * remove it and leave the target as it was. */
+TEST(write_errors_leave_no_temporary_file)
+{
+    evloop *loop = new_loop();
+    pool_loop *pl;
+    char dir[64], sub[96], inner[128], path[96];
+    size_t big = (size_t)2 << 20;
+    char *data = (char *)calloc(big, 1);
+    struct rlimit old, lim;
+    void (*old_xfsz)(int);
+    struct stat st;
+    int rc;
+    REQUIRE(data);
+    loop_thread = pthread_self();
+    snprintf(dir, sizeof dir, "/tmp/pool_werr_%d", (int)getpid());
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(inner, sizeof inner, "%s/sub/file", dir);
+    snprintf(path, sizeof path, "%s/big", dir);
+    REQUIRE_INT(mkdir(dir, 0700), ==, 0);
+    REQUIRE_INT(mkdir(sub, 0700), ==, 0);
+    close(open(inner, O_WRONLY | O_CREAT, 0600));
+    REQUIRE_INT(pool_loop_new(&pl, loop, NULL), ==, 0);
+
+    /* the rename fails: the target is a directory that is not empty */
+    rc = write_now(loop, pl, sub, "abc", 3);
+    CHECK(rc < 0 && rc != 0x7f7f7f7f);
+    CHECK_INT(count_dir_entries(dir), ==, 1); /* sub only */
+    CHECK_INT(count_dir_entries(sub), ==, 1);
+
+    /* a write fails half-way: the file size limit (2 MiB written, 1 MiB
+     * allowed; SIGXFSZ ignored so write returns EFBIG) */
+    REQUIRE_INT(getrlimit(RLIMIT_FSIZE, &old), ==, 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)1 << 20;
+    old_xfsz = signal(SIGXFSZ, SIG_IGN);
+    REQUIRE_INT(setrlimit(RLIMIT_FSIZE, &lim), ==, 0);
+    rc = write_now(loop, pl, path, data, big);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_xfsz);
+    CHECK_INT(rc, ==, -EFBIG);
+    CHECK_INT(count_dir_entries(dir), ==, 1); /* no temporary file, no big */
+    CHECK_INT(stat(path, &st), ==, -1);
+
+    /* and the same size without the limit works */
+    CHECK_INT(write_now(loop, pl, path, data, big), ==, 0);
+    CHECK_INT(stat(path, &st), ==, 0);
+    CHECK_INT((int)(st.st_size >> 20), ==, 2);
+    CHECK_INT(count_dir_entries(dir), ==, 2);
+    finish(loop, pl);
+    unlink(path);
+    unlink(inner);
+    rmdir(sub);
+    rmdir(dir);
+    free(data);
+}
+
+#if defined(__linux__)
+/* thread_init of the workers below: without the capabilities that let
+ * root read any directory, they obey its permissions like anyone. */
+static int drop_dac_capabilities(void *ctx, unsigned index)
+{
+    struct __user_cap_header_struct h;
+    struct __user_cap_data_struct d[2];
+    (void)ctx;
+    (void)index;
+    memset(&h, 0, sizeof h);
+    h.version = _LINUX_CAPABILITY_VERSION_3;
+    if (syscall(SYS_capget, &h, d) != 0)
+        return -errno;
+    d[0].effective &= ~((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH));
+    return syscall(SYS_capset, &h, d) != 0 ? -errno : 0;
+}
+#endif
+
+/* The directory cannot be opened for its fsync (write and search, no
+ * read permission): the rename has happened, and the error is reported. */
+TEST(write_reports_a_directory_it_cannot_sync)
+{
+#if defined(__linux__)
+    evloop *loop = new_loop();
+    pool_threads_options o;
+    pool_threads *tp;
+    pool_loop *pl;
+    char dir[64], path[96];
+    loop_thread = pthread_self();
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    o.thread_init = drop_dac_capabilities;
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    snprintf(dir, sizeof dir, "/tmp/pool_wdir_%d", (int)getpid());
+    snprintf(path, sizeof path, "%s/f", dir);
+    REQUIRE_INT(mkdir(dir, 0700), ==, 0);
+    REQUIRE_INT(chmod(dir, 0300), ==, 0);
+    CHECK_INT(write_now(loop, pl, path, "new", 3), ==, -EACCES);
+    chmod(dir, 0700);
+    CHECK_INT(count_dir_entries(dir), ==, 1); /* the file, no temporary one */
+    {
+        char buf[8] = {0};
+        int fd = open(path, O_RDONLY);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            CHECK_INT((int)read(fd, buf, sizeof buf), ==, 3); /* renamed in place */
+            close(fd);
+        }
+        CHECK_STR(buf, "new");
+    }
+    finish(loop, pl);
+    CHECK_INT(pool_threads_free(tp), ==, 0);
+    unlink(path);
+    rmdir(dir);
+#else
+    SKIP("drops Linux capabilities to be refused a directory as root");
+#endif
+}
+
 /* ---- resource pool on a loop ------------------------------------------------------ */
 
 typedef struct res {
@@ -765,6 +933,9 @@ int main(void)
     RUN(loop_tasks_told_of_an_immediate_shutdown);
     RUN(offloads_write_read_stat);
     RUN(offload_getaddrinfo);
+    RUN(offload_cancel);
+    RUN(write_errors_leave_no_temporary_file);
+    RUN(write_reports_a_directory_it_cannot_sync);
     RUN(async_acquire_immediate_and_create_failure);
     RUN(async_acquire_waits_times_out_and_is_served_in_order);
     RUN(async_acquire_validates_on_a_worker);
