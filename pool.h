@@ -100,11 +100,15 @@
  *     full         what a submit does when max_queue tasks wait:
  *                  POOL_FULL_BLOCK (default) waits for room, POOL_FULL_FAIL
  *                  fails with -EAGAIN. A submit from one of the pool's own
- *                  workers never waits: it fails with -EAGAIN.
+ *                  workers never waits, nor does one from a loop
+ *                  (pool_loop_submit and the other calls of section 6):
+ *                  they fail with -EAGAIN.
  *     name         thread-name prefix, default "pool": workers are named
  *                  "pool-0", "pool-1"... (the prefix is cut to 10 bytes so
  *                  names fit the OS limit of 15)
- *     stack_size   worker stack size in bytes; 0: the system default
+ *     stack_size   worker stack size in bytes, at least PTHREAD_STACK_MIN
+ *                  (a smaller one makes pool_threads_new fail with
+ *                  -EINVAL); 0: the system default
  *     thread_init  int thread_init(ctx, index): runs on each worker before
  *                  it takes any task; a non-zero (negative errno) return
  *                  makes pool_threads_new fail with it (no task runs)
@@ -115,9 +119,14 @@
  *
  *   pool_threads_new returns once every worker has run thread_init.
  *   pool_threads_size() is the number of workers; pool_threads_get_stats()
- *   fills a pool_threads_stats (workers alive, idle workers, tasks waiting
- *   to start, tasks pending - submitted and not finished -, and counts of
- *   submitted, completed and cancelled tasks).
+ *   fills a pool_threads_stats: workers alive, idle workers, submitters
+ *   blocked on a full queue, threads sleeping in pool_wait or
+ *   pool_threads_wait, tasks queued (in the queue, not yet taken by a
+ *   worker; tasks a worker has taken into its batch, section 11, are
+ *   pending but no longer queued), tasks pending (submitted and not
+ *   finished), and counts of submitted, completed and cancelled tasks.
+ *   Loop tasks still staged in a binding (section 6) are counted once
+ *   they are handed over.
  *
  * 4. TASKS AND THEIR LIFETIME ------------------------------------------------
  *
@@ -152,7 +161,9 @@
  *
  *   pool_threads_wait(tp, timeout_ms) waits until every submitted task has
  *   finished (work returned, and done, when it runs on a worker, returned).
- *   -EDEADLK when called from one of the pool's workers.
+ *   -EDEADLK when called from one of the pool's workers. Loop tasks a
+ *   binding still stages (section 6; handed over when the submitting loop
+ *   callback returns) are not yet the pool's, so it does not wait for them.
  *
  *   pool_cancel(task) removes a task that has not started: 0, and its done
  *   gets -ECANCELED (a waiter of a task without done gets -ECANCELED). For
@@ -160,7 +171,10 @@
  *   thread; a task a worker has already taken into its batch (section 11)
  *   is skipped by that worker, which calls done(task, -ECANCELED) itself,
  *   promptly. Loop tasks always complete on their loop. -EBUSY when the
- *   task is running or finished (its done runs or ran with status 0).
+ *   task is running or finished (its done runs or ran with status 0), or
+ *   already cancelled or being cancelled - by an earlier pool_cancel, a
+ *   CANCEL shutdown or a pool_loop_close - (its done gets or got
+ *   -ECANCELED, once).
  *
  *   Order: tasks start in the order of submission (FIFO); with more than
  *   one worker they may finish in any order.
@@ -171,22 +185,36 @@
  *   with -ESHUTDOWN, and submitters blocked on a full queue wake with it)
  *   and returns at once; it never waits:
  *
- *     POOL_SHUTDOWN_DRAIN   the queued tasks still run (graceful)
+ *     POOL_SHUTDOWN_DRAIN   the queued tasks still run (graceful). So does
+ *                           what a loop binding accepted before: tasks it
+ *                           still stages (section 6) and the create or
+ *                           validate work of its resource requests (section
+ *                           8). While a pool_loop is bound, the workers stay
+ *                           for that; they end once the queue is empty and
+ *                           the last binding is closed.
  *     POOL_SHUTDOWN_CANCEL  the queued tasks do not run: each one's done
  *                           gets -ECANCELED (called from pool_threads_shutdown
- *                           for queued ones, from the worker for batched
- *                           ones; loop tasks on their loop). Running tasks
- *                           finish normally. CANCEL after DRAIN upgrades it.
+ *                           for queued ones, in queue order, from the worker
+ *                           for batched ones; loop tasks on their loop).
+ *                           Running tasks finish normally. CANCEL after DRAIN
+ *                           upgrades it. A pool_cancel of a task the shutdown
+ *                           is reporting returns -EBUSY.
  *
  *   pool_threads_free(tp) starts a DRAIN shutdown unless one was started,
  *   waits for the workers to finish and end, and frees the pool. It may be
  *   called from any thread and any callback, including from a task or a
  *   done callback running on the pool's own workers: then it does not wait
  *   (a thread cannot join itself); the pool is freed by its last worker
- *   once the queue is done, and the caller must not use tp again. It fails
- *   with -EBUSY (and frees nothing) while a pool_loop is bound to the pool.
- *   It cannot interrupt a task: a task that never returns keeps free (and
- *   the process) waiting - that is the only way free blocks forever.
+ *   once the queue is done, and the caller must not use tp again. From a
+ *   done callback that pool_threads_shutdown is running (a CANCEL reporting
+ *   the queue), it returns at once too, and the pool is freed when that
+ *   shutdown has reported every task (on its thread, or by the last worker
+ *   when the shutdown runs on a worker). Callers the shutdown woke -
+ *   submitters blocked on a full queue, pool_wait and pool_threads_wait -
+ *   are let out before the memory goes. It fails with -EBUSY (and frees
+ *   nothing) while a pool_loop is bound to the pool. It cannot interrupt a
+ *   task: a task that never returns keeps free (and the process) waiting -
+ *   that is the only way free blocks forever.
  *
  * 6. LOOP GLUE (evloop.h included first) -------------------------------------
  *
@@ -198,7 +226,9 @@
  *     pool_loop_submit(pl, task, work, done)
  *         like uv_queue_work: work(task) on a worker, then done(task,
  *         status) on the loop thread (status 0 or -ECANCELED). done is
- *         required. The task is yours again when done is called.
+ *         required. The task is yours again when done is called. It
+ *         never blocks the loop: with a bounded pool whose queue is full
+ *         it fails with -EAGAIN, whatever the `full` option says.
  *     pool_loop_call(pl, fn, arg, done)
  *         fn(arg) on a worker, done(arg, status) on the loop (may be NULL).
  *     pool_cancel(task) works on loop tasks (queued, staged or batched)
@@ -213,7 +243,9 @@
  *   delays the start of all but the first until it returns (or 128 are
  *   staged). Pools with max_queue submit each task at once. Outside a
  *   callback (before evloop_run), staged tasks are handed over when the
- *   loop next runs.
+ *   loop next runs. A staged task was accepted: a DRAIN shutdown still
+ *   runs it, a CANCEL shutdown cancels it (done gets -ECANCELED, in
+ *   submission order).
  *
  *   Completions are batched: workers put finished tasks on a lock-free list
  *   and wake the loop once (evloop_async_send) for a whole batch; the loop
@@ -233,10 +265,15 @@
  *         fails with -EFBIG. Works for files whose size is unknown (/proc).
  *     pool_write_file(pl, req, path, data, len, mode, cb)
  *         replaces the file atomically: writes a temporary file in the same
- *         directory, fsyncs it, renames it over path and fsyncs the
- *         directory; after a crash path holds the old or the new content,
- *         never a mix. mode 0 means 0644. `data` is borrowed until cb.
- *         On error the temporary file is removed.
+ *         directory (path.tmp-XXXXXX, close-on-exec), fsyncs it, renames
+ *         it over path and fsyncs the directory; after a crash path holds
+ *         the old or the new content, never a mix. The file gets exactly
+ *         `mode` (the umask does not apply; 0 means 0644) and the calling
+ *         process's owner: an old file's mode and owner are not kept.
+ *         `data` is borrowed until cb. An error before the rename removes
+ *         the temporary file and leaves path as it was. An error opening or
+ *         syncing the directory comes after the rename: path already has
+ *         the new content, the status says its durability is unknown.
  *     pool_stat(pl, req, path, cb)
  *         stat(2) into req->st.
  *     pool_getaddrinfo(pl, req, node, service, hints, cb)
@@ -320,7 +357,8 @@
  *   final. pool_res_clear(rp) destroys the idle resources now and returns
  *   how many (borrowed ones stay valid; min is rebuilt unless draining).
  *   pool_res_free(rp) frees the pool; -EBUSY (nothing freed) while
- *   resources are borrowed or acquires wait.
+ *   resources are borrowed, acquires wait, or an acquirer is creating or
+ *   validating one (the keeper's own work does not count: free stops it).
  *   pool_res_get_stats(rp, &st): total, idle, in_use, waiting, creating;
  *   counts of acquired, created, destroyed, timeouts, create_failures,
  *   validation_failures.
@@ -329,11 +367,15 @@
  *
  *   pool_res_acquire_async(rp, pl, req, timeout_ms, cb), on pl's loop
  *   thread: cb(req, status, item) runs later on the loop with status 0 and
- *   the item, or -ETIMEDOUT / -ECANCELED / create's error and NULL. Never
- *   inside the call; a call that fails (-ESHUTDOWN, -EAGAIN) never runs
- *   cb. create and validate, which block, run on pl's worker threads; the
- *   timeout runs on a loop timer. Async and blocking acquirers share one
- *   FIFO. pool_res_cancel(req) withdraws a waiting request (cb gets
+ *   the item, or -ETIMEDOUT / -ECANCELED / create's error / -ESHUTDOWN
+ *   (pl's thread pool has no worker left to create or validate) and NULL.
+ *   Never inside the call; a call that fails (-ESHUTDOWN, -EAGAIN) never
+ *   runs cb. create and validate, which block, run on pl's worker threads;
+ *   the timeout runs on a loop timer. Like a loop timer (and libuv's), the
+ *   timeout counts from the loop's cached time (evloop_now, taken when
+ *   the loop iteration began): in a callback that has computed for long,
+ *   call evloop_update_time first, or the wait is that much shorter.
+ *   Async and blocking acquirers share one FIFO. pool_res_cancel(req) withdraws a waiting request (cb gets
  *   -ECANCELED); -EBUSY if it was already granted (cb brings the item).
  *   Release items from any thread, the loop included (release is quick;
  *   release_broken runs destroy on the calling thread).
@@ -345,16 +387,19 @@
  *   shut down or draining), -ECANCELED, -ETIMEDOUT, -EBUSY, -EDEADLK (a
  *   wait that would never end), -EFBIG (file larger than max_size), or a
  *   system call's error (-ENOENT...). pool_strerror(err) gives a message.
- *   Misuse (NULL pool, submitting a task that is already queued) is caught
- *   by POOL_ASSERT where it can be detected.
+ *   POOL_ASSERT catches NULL pools and tasks. Submitting a task that is
+ *   still queued or running is not detected (a task needs no
+ *   initialisation, so its fields cannot tell a live task from fresh
+ *   memory): it corrupts the queue - do not.
  *
  * 10. THREADING AND LIMITS ---------------------------------------------------------
  *
  *   Thread-safe, from any thread: pool_submit, pool_call, pool_cancel,
  *   pool_wait, pool_threads_wait/shutdown/get_stats/size, every pool_res_
  *   function except pool_res_acquire_async / pool_res_cancel (loop thread).
- *   pool_threads_free and pool_res_free: once, when nobody else uses the
- *   pool. pool_loop_* and the offloads: the binding's loop thread.
+ *   pool_threads_free and pool_res_free: once, when nobody else calls into
+ *   the pool any more (threads already asleep in pool_threads' blocking
+ *   calls are woken and let out first, section 5). pool_loop_* and the offloads: the binding's loop thread.
  *   Callbacks may call any of these functions (a done callback may submit,
  *   cancel, shut down or free its pool). Waiting from a worker for tasks of
  *   the same pool can deadlock when every worker waits (pool_threads_wait
@@ -443,7 +488,7 @@ typedef struct pool_threads_options {
     unsigned max_queue; /* 0: no limit */
     int full;           /* POOL_FULL_BLOCK or POOL_FULL_FAIL */
     const char *name;   /* thread-name prefix; default "pool" */
-    size_t stack_size;  /* 0: system default */
+    size_t stack_size;  /* 0: system default; else >= PTHREAD_STACK_MIN */
     int (*thread_init)(void *ctx, unsigned index);
     void (*thread_exit)(void *ctx, unsigned index);
     void *ctx;
@@ -452,14 +497,16 @@ typedef struct pool_threads_options {
 typedef struct pool_threads_stats {
     unsigned threads;   /* workers alive */
     unsigned idle;      /* workers waiting for work */
-    size_t queued;      /* tasks waiting to start */
+    unsigned blocked;   /* submitters waiting for room in a full queue */
+    unsigned waiters;   /* threads in pool_wait or pool_threads_wait */
+    size_t queued;      /* tasks in the queue, not yet taken by a worker */
     size_t pending;     /* tasks submitted and not finished */
     uint64_t submitted, completed, cancelled;
 } pool_threads_stats;
 
 /* Starts the workers. opts may be NULL. Returns 0, -EINVAL (threads >
- * POOL_MAX_THREADS, bad full), -ENOMEM, -EAGAIN (no thread), or
- * thread_init's error. */
+ * POOL_MAX_THREADS, bad full, stack_size too small), -ENOMEM, -EAGAIN (no
+ * thread), or thread_init's error. */
 POOL_API int pool_threads_new(pool_threads **out, const pool_threads_options *opts);
 /* Drains (unless shut down), joins the workers and frees the pool; see
  * section 5 for calls from the pool's own workers. -EBUSY while a
@@ -481,7 +528,7 @@ POOL_API int pool_submit(pool_threads *tp, pool_task *task, pool_work_fn work, p
  * pool_submit, and -ENOMEM. */
 POOL_API int pool_call(pool_threads *tp, pool_fn fn, void *arg, pool_call_done_fn done);
 /* Cancels a task that has not started: 0 (done gets -ECANCELED), -EBUSY
- * (running or finished). */
+ * (running, finished, or already cancelled or being cancelled). */
 POOL_API int pool_cancel(pool_task *task);
 /* Waits for a task submitted without done: 0 (ran), -ECANCELED,
  * -ETIMEDOUT, -EINVAL (the task has a done callback). timeout_ms -1: no
@@ -547,8 +594,8 @@ typedef struct pool__waiter {
 
 /* 0, -EINVAL (no create, min > max), -ENOMEM, -EAGAIN (no thread). */
 POOL_API int pool_res_new(pool_res **out, const pool_res_options *opts);
-/* -EBUSY while resources are borrowed or acquires wait; else destroys
- * everything and frees the pool. */
+/* -EBUSY while resources are borrowed, acquires wait or an acquirer
+ * creates or validates one; else destroys everything and frees the pool. */
 POOL_API int pool_res_free(pool_res *rp);
 /* 0 and *out; -ETIMEDOUT, -EAGAIN, -ESHUTDOWN, or create's error. */
 POOL_API int pool_res_acquire(pool_res *rp, pool_res_item **out, int timeout_ms);
@@ -628,7 +675,7 @@ POOL_API pool_threads *pool_loop_threads(const pool_loop *pl);
 /* 1 when h is one of a binding's internal handles. */
 POOL_API int pool_loop_owns_handle(const evloop_handle *h);
 /* work(task) on a worker, done(task, status) on the loop (required). 0,
- * -EINVAL, -ESHUTDOWN, -EAGAIN. */
+ * -EINVAL, -ESHUTDOWN, -EAGAIN (bounded queue full: never waits). */
 POOL_API int pool_loop_submit(pool_loop *pl, pool_task *task, pool_work_fn work, pool_done_fn done);
 /* fn(arg) on a worker, done(arg, status) on the loop (may be NULL). */
 POOL_API int pool_loop_call(pool_loop *pl, pool_fn fn, void *arg, pool_call_done_fn done);
@@ -735,8 +782,9 @@ static int pool__cond_init(pthread_cond_t *c)
     int rc;
     if ((rc = pthread_condattr_init(&a)) != 0)
         return -rc;
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    rc = pthread_cond_init(c, &a);
+    /* timed waits are computed on the monotonic clock: without it, fail */
+    if ((rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC)) == 0)
+        rc = pthread_cond_init(c, &a);
     pthread_condattr_destroy(&a);
     return -rc;
 #endif
@@ -904,9 +952,19 @@ struct pool_threads {
     pthread_cond_t space_cond;  /* submitters waiting for room */
     pthread_cond_t finish_cond; /* pool_wait, pool_threads_wait */
     pthread_cond_t start_cond;  /* pool_threads_new waits for thread_init */
+    pthread_cond_t quiet_cond;  /* a free waits for sleeping callers to leave */
     pool_task *head, *tail;     /* the queue */
-    size_t nqueued, nclaimed, pending;
-    unsigned nthreads, nalive, nstarted, nidle, nwake, nblocked, nwaiting_all;
+    size_t nqueued, pending;
+    unsigned nthreads, nalive, nstarted, nidle, nwake;
+    unsigned nlooping;          /* workers that have not left their task loop */
+    /* callers that may touch the pool after a shutdown woke them: a free
+     * waits until they are gone */
+    unsigned nblocked;          /* submitters waiting for room */
+    unsigned nwaiters;          /* pool_wait sleepers */
+    unsigned nwaiting_all;      /* pool_threads_wait sleepers */
+    unsigned nreporting;        /* shutdowns reporting cancelled tasks */
+    int freeing;                /* a free waits on quiet_cond */
+    int free_deferred;          /* freed when the shutdown report ends */
     int init_error;
     int stopping;               /* atomic: 0, 1 drain, 2 cancel */
     int self_free;              /* freed by the last worker */
@@ -922,6 +980,60 @@ struct pool_threads {
 static POOL__TLS pool__worker *pool__self;
 
 static int pool__on_worker(const pool_threads *tp) { return pool__self && pool__self->tp == tp; }
+
+/* A shutdown reporting cancelled tasks on this thread (their callbacks
+ * may free the pool: that free waits until the report is over). */
+typedef struct pool__report {
+    pool_threads *tp;
+    struct pool__report *outer;
+} pool__report;
+
+static POOL__TLS pool__report *pool__reports;
+
+static int pool__reporting(const pool_threads *tp)
+{
+    const pool__report *r;
+    for (r = pool__reports; r; r = r->outer)
+        if (r->tp == tp)
+            return 1;
+    return 0;
+}
+
+/* A caller that slept in the pool (or reported off its lock) is done with
+ * it: wakes a free waiting for that. mu held. */
+static void pool__left(pool_threads *tp)
+{
+    if (tp->freeing)
+        pthread_cond_broadcast(&tp->quiet_cond);
+}
+
+/* Whether a task handed to the pool now will run (mu held). Before a
+ * shutdown, any; during a DRAIN, only what was accepted before it (loop
+ * tasks staged by a binding, work for a binding's resource requests), and
+ * only while a worker still takes tasks; after a CANCEL, none. */
+static int pool__will_run(const pool_threads *tp, int accepted)
+{
+    if (!tp->stopping)
+        return 1;
+    return accepted && tp->stopping == 1 && tp->nlooping > 0;
+}
+
+/* Whether an idle worker may end (mu held): after a CANCEL; after a DRAIN
+ * once no binding is left that could still hand over accepted work. */
+static int pool__worker_may_end(const pool_threads *tp)
+{
+    return tp->stopping == 2 || (tp->stopping == 1 && tp->nbindings == 0);
+}
+
+/* Raises the shutdown level to `level` (1 drain, 2 cancel) and wakes
+ * everyone who sleeps on it (mu held). */
+static void pool__stop(pool_threads *tp, int level)
+{
+    if (tp->stopping < level)
+        __atomic_store_n(&tp->stopping, level, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&tp->work_cond);
+    pthread_cond_broadcast(&tp->space_cond);
+}
 
 /* Moves a task from state `from` to `to`, keeping the WAITED bit; 0 when
  * it was not in `from`. */
@@ -962,7 +1074,8 @@ static void pool__recycle_calls(pool_threads *tp, pool_task *list)
 }
 
 /* Reports the end of a task, off a worker (pool_cancel, shutdown): calls
- * its done or wakes its waiter. mu not held. */
+ * its done or wakes its waiter. mu not held. A done callback may free the
+ * pool, so nothing here touches tp after calling it. */
 static void pool__finish_now(pool_threads *tp, pool_task *t, int status)
 {
     int fin = status ? POOL__S_CANCELLED : POOL__S_FINISHED;
@@ -974,12 +1087,14 @@ static void pool__finish_now(pool_threads *tp, pool_task *t, int status)
         o->push(o, t, t);
     } else if (t->flags & POOL__T_CALL) {
         pool__call *c = (pool__call *)(void *)t;
-        if (c->done)
-            c->done(c->arg, status);
+        pool_call_done_fn done = c->done;
+        void *arg = c->arg;
         t->next = NULL;
-        pthread_mutex_lock(&tp->mu);
+        pthread_mutex_lock(&tp->mu); /* the record first: done may free tp */
         pool__recycle_calls(tp, t);
         pthread_mutex_unlock(&tp->mu);
+        if (done)
+            done(arg, status);
     } else if (t->done) {
         POOL__STORE(&t->state, fin);
         t->done(t, status);
@@ -1076,7 +1191,6 @@ static void *pool__worker_main(void *arg)
 
         /* account for the previous batch */
         if (nbatch) {
-            tp->nclaimed -= nbatch;
             tp->pending -= nbatch;
             tp->completed += nbatch - ncancelled;
             tp->cancelled += ncancelled;
@@ -1089,15 +1203,19 @@ static void *pool__worker_main(void *arg)
             w->need_bcast = 0;
             nbatch = ncancelled = 0;
         }
-        while (!tp->head && !tp->stopping) {
+        while (!tp->head && !pool__worker_may_end(tp)) {
             tp->nidle++;
             pthread_cond_wait(&tp->work_cond, &tp->mu);
             tp->nidle--;
             if (tp->nwake)
                 tp->nwake--;
         }
-        if (!tp->head)
-            break; /* stopping, and nothing left */
+        if (!tp->head) {
+            /* stopping, and nothing left; from now on pool__will_run no
+             * longer counts on this worker (same lock as the test above) */
+            tp->nlooping--;
+            break;
+        }
 
         /* take a batch: as many tiny tasks as fit in POOL__BATCH_NS, at most
          * a fair share of the queue */
@@ -1124,7 +1242,6 @@ static void *pool__worker_main(void *arg)
             tp->tail = NULL;
         t->next = NULL;
         tp->nqueued -= n;
-        tp->nclaimed += n;
         nbatch = n;
         wake = tp->head && tp->nidle > tp->nwake;
         if (wake)
@@ -1173,8 +1290,42 @@ static void *pool__worker_main(void *arg)
     return NULL;
 }
 
+/* The pool's lock and condition variables: 0, or a negative errno with
+ * nothing left initialised. */
+static int pool__sync_init(pool_threads *tp)
+{
+    pthread_cond_t *conds[5];
+    size_t i, k;
+    int rc;
+    conds[0] = &tp->work_cond;
+    conds[1] = &tp->space_cond;
+    conds[2] = &tp->finish_cond;
+    conds[3] = &tp->start_cond;
+    conds[4] = &tp->quiet_cond;
+    if ((rc = pthread_mutex_init(&tp->mu, NULL)) != 0)
+        return -rc;
+    for (i = 0; i < sizeof conds / sizeof *conds; i++) {
+        if ((rc = pool__cond_init(conds[i])) < 0) {
+            for (k = 0; k < i; k++)
+                pthread_cond_destroy(conds[k]);
+            pthread_mutex_destroy(&tp->mu);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Frees the pool once its workers are gone. Callers a shutdown woke
+ * (blocked submitters, pool_wait and pool_threads_wait sleepers) and a
+ * shutdown still reporting on another thread may not have left yet: wait
+ * for them, so none touches freed memory. */
 static void pool__destroy(pool_threads *tp)
 {
+    pthread_mutex_lock(&tp->mu);
+    tp->freeing = 1;
+    while (tp->nblocked || tp->nwaiters || tp->nwaiting_all || tp->nreporting)
+        pthread_cond_wait(&tp->quiet_cond, &tp->mu);
+    pthread_mutex_unlock(&tp->mu);
     while (tp->free_calls) {
         pool_task *c = tp->free_calls;
         tp->free_calls = c->next;
@@ -1185,6 +1336,7 @@ static void pool__destroy(pool_threads *tp)
     pthread_cond_destroy(&tp->space_cond);
     pthread_cond_destroy(&tp->finish_cond);
     pthread_cond_destroy(&tp->start_cond);
+    pthread_cond_destroy(&tp->quiet_cond);
     POOL_FREE(tp->workers);
     POOL_FREE(tp);
 }
@@ -1220,19 +1372,22 @@ POOL__DEF int pool_threads_new(pool_threads **out, const pool_threads_options *o
         return -ENOMEM;
     }
     memset(tp->workers, 0, n * sizeof *tp->workers);
-    if (pthread_mutex_init(&tp->mu, NULL) != 0) {
+    if ((rc = pthread_attr_init(&attr)) != 0) {
         POOL_FREE(tp->workers);
         POOL_FREE(tp);
-        return -ENOMEM;
+        return -rc;
     }
-    pool__cond_init(&tp->work_cond);
-    pool__cond_init(&tp->space_cond);
-    pool__cond_init(&tp->finish_cond);
-    pool__cond_init(&tp->start_cond);
-
-    pthread_attr_init(&attr);
-    if (tp->o.stack_size)
-        pthread_attr_setstacksize(&attr, tp->o.stack_size);
+    /* a stack below PTHREAD_STACK_MIN is refused here, not ignored */
+    if (tp->o.stack_size && pthread_attr_setstacksize(&attr, tp->o.stack_size) != 0)
+        rc = -EINVAL;
+    else
+        rc = pool__sync_init(tp);
+    if (rc < 0) {
+        pthread_attr_destroy(&attr);
+        POOL_FREE(tp->workers);
+        POOL_FREE(tp);
+        return rc;
+    }
     pthread_mutex_lock(&tp->mu);
     for (i = 0; i < n; i++) {
         pool__worker *w = &tp->workers[i];
@@ -1245,16 +1400,15 @@ POOL__DEF int pool_threads_new(pool_threads **out, const pool_threads_options *o
         w->joinable = 1;
         tp->nthreads++;
         tp->nalive++;
+        tp->nlooping++;
     }
     pthread_attr_destroy(&attr);
     while (tp->nstarted < tp->nthreads)
         pthread_cond_wait(&tp->start_cond, &tp->mu);
     if (!rc)
         rc = tp->init_error;
-    if (rc) {
-        __atomic_store_n(&tp->stopping, 1, __ATOMIC_RELAXED);
-        pthread_cond_broadcast(&tp->work_cond);
-    }
+    if (rc)
+        pool__stop(tp, 1);
     pthread_mutex_unlock(&tp->mu);
     if (rc) {
         for (i = 0; i < tp->nthreads; i++)
@@ -1266,7 +1420,10 @@ POOL__DEF int pool_threads_new(pool_threads **out, const pool_threads_options *o
     return 0;
 }
 
-/* Queues t (mu held by the caller; released here). */
+/* Queues t (mu held by the caller; released here). The worker is woken
+ * before the lock is let go: once it is, the task may run and its done
+ * callback free the pool, and a free may be waiting for a submitter that
+ * slept for room - nothing may touch tp after the unlock. */
 static int pool__enqueue_locked(pool_threads *tp, pool_task *t)
 {
     int wake;
@@ -1283,39 +1440,42 @@ static int pool__enqueue_locked(pool_threads *tp, pool_task *t)
     tp->pending++;
     tp->submitted++;
     wake = tp->nidle > tp->nwake;
-    if (wake)
+    if (wake) {
         tp->nwake++;
-    pthread_mutex_unlock(&tp->mu);
-    if (wake)
         pthread_cond_signal(&tp->work_cond);
+    }
+    pthread_mutex_unlock(&tp->mu);
     return 0;
 }
 
-/* Takes mu and waits for room; returns with mu held (0) or released (< 0). */
-static int pool__admit(pool_threads *tp, int internal)
+/* Takes mu and waits for room; returns with mu held (0) or released (< 0).
+ * internal: work a binding accepted earlier (no max_queue, runs during a
+ * DRAIN while a worker is left); nowait: never sleep (-EAGAIN when full). */
+static int pool__admit(pool_threads *tp, int internal, int nowait)
 {
     pthread_mutex_lock(&tp->mu);
     for (;;) {
-        if (tp->stopping && !(internal && tp->stopping == 1 && tp->nalive)) {
+        if (!pool__will_run(tp, internal)) {
             pthread_mutex_unlock(&tp->mu);
             return -ESHUTDOWN;
         }
         if (internal || !tp->o.max_queue || tp->nqueued < tp->o.max_queue)
             return 0;
-        if (tp->o.full == POOL_FULL_FAIL || pool__on_worker(tp)) {
+        if (nowait || tp->o.full == POOL_FULL_FAIL || pool__on_worker(tp)) {
             pthread_mutex_unlock(&tp->mu);
             return -EAGAIN;
         }
         tp->nblocked++;
         pthread_cond_wait(&tp->space_cond, &tp->mu);
         tp->nblocked--;
+        pool__left(tp);
     }
 }
 
 /* Submits a prepared task (work, done, owner, flags set). */
-static int pool__submit(pool_threads *tp, pool_task *t)
+static int pool__submit(pool_threads *tp, pool_task *t, int nowait)
 {
-    int rc = pool__admit(tp, (t->flags & POOL__T_INTERNAL) != 0);
+    int rc = pool__admit(tp, (t->flags & POOL__T_INTERNAL) != 0, nowait);
     if (rc < 0)
         return rc;
     return pool__enqueue_locked(tp, t);
@@ -1331,7 +1491,7 @@ POOL__DEF int pool_submit(pool_threads *tp, pool_task *task, pool_work_fn work, 
     task->owner = NULL;
     task->flags = 0;
     task->status = 0;
-    return pool__submit(tp, task);
+    return pool__submit(tp, task, 0);
 }
 
 POOL__DEF int pool_call(pool_threads *tp, pool_fn fn, void *arg, pool_call_done_fn done)
@@ -1341,7 +1501,7 @@ POOL__DEF int pool_call(pool_threads *tp, pool_fn fn, void *arg, pool_call_done_
     POOL_ASSERT(tp);
     if (!fn)
         return -EINVAL;
-    if ((rc = pool__admit(tp, 0)) < 0)
+    if ((rc = pool__admit(tp, 0, 0)) < 0)
         return rc;
     if (tp->free_calls) {
         c = (pool__call *)(void *)tp->free_calls;
@@ -1363,6 +1523,36 @@ POOL__DEF int pool_call(pool_threads *tp, pool_fn fn, void *arg, pool_call_done_
     return pool__enqueue_locked(tp, &c->task);
 }
 
+/* Takes a queued task out of the queue to report it cancelled (mu held).
+ * It becomes CANCELLING at once, under the lock: whoever reports it next
+ * (off the lock) is the only one, and a pool_cancel meanwhile refuses it. */
+static void pool__dequeue_cancelled(pool_threads *tp, pool_task *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        tp->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        tp->tail = t->prev;
+    t->next = t->prev = NULL;
+    pool__transition(&t->state, POOL__S_QUEUED, POOL__S_CANCELLING);
+    tp->nqueued--;
+    tp->pending--;
+    tp->cancelled++;
+}
+
+/* After tasks left the queue without running (mu held): wakes whoever
+ * waits for the pool to empty or for room. */
+static void pool__dequeued(pool_threads *tp)
+{
+    if (tp->pending == 0 && tp->nwaiting_all)
+        pthread_cond_broadcast(&tp->finish_cond);
+    if (tp->nblocked)
+        pthread_cond_broadcast(&tp->space_cond);
+}
+
 POOL__DEF int pool_cancel(pool_task *t)
 {
     pool_threads *tp;
@@ -1372,21 +1562,8 @@ POOL__DEF int pool_cancel(pool_task *t)
     pthread_mutex_lock(&tp->mu);
     s = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE) & POOL__S_MASK;
     if (s == POOL__S_QUEUED) {
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            tp->head = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
-        else
-            tp->tail = t->prev;
-        tp->nqueued--;
-        tp->pending--;
-        tp->cancelled++;
-        if (tp->pending == 0 && tp->nwaiting_all)
-            pthread_cond_broadcast(&tp->finish_cond);
-        if (tp->nblocked)
-            pthread_cond_broadcast(&tp->space_cond);
+        pool__dequeue_cancelled(tp, t);
+        pool__dequeued(tp);
         pthread_mutex_unlock(&tp->mu);
         pool__finish_now(tp, t, -ECANCELED);
         return 0;
@@ -1396,6 +1573,8 @@ POOL__DEF int pool_cancel(pool_task *t)
         pthread_mutex_unlock(&tp->mu); /* its worker (or its loop) reports it */
         return 0;
     }
+    /* running, finished, or already being cancelled (by a pool_cancel, a
+     * shutdown or a loop close): reported once, by whoever started that */
     pthread_mutex_unlock(&tp->mu);
     return -EBUSY;
 }
@@ -1411,7 +1590,7 @@ POOL__DEF int pool_wait(pool_task *t, int timeout_ms)
     tp = t->tp;
     pthread_mutex_lock(&tp->mu);
     for (;;) {
-        int s = __atomic_load_n(&t->state, __ATOMIC_SEQ_CST);
+        int s = __atomic_load_n(&t->state, __ATOMIC_SEQ_CST), timed_out;
         if ((s & POOL__S_MASK) == POOL__S_FINISHED || (s & POOL__S_MASK) == POOL__S_CANCELLED) {
             rc = (s & POOL__S_MASK) == POOL__S_FINISHED ? 0 : -ECANCELED;
             break;
@@ -1420,7 +1599,11 @@ POOL__DEF int pool_wait(pool_task *t, int timeout_ms)
             !__atomic_compare_exchange_n(&t->state, &s, s | POOL__S_WAITED, 0, __ATOMIC_SEQ_CST,
                                          __ATOMIC_SEQ_CST))
             continue; /* changed under us: look again */
-        if (pool__cond_wait(&tp->finish_cond, &tp->mu, deadline) < 0) {
+        tp->nwaiters++;
+        timed_out = pool__cond_wait(&tp->finish_cond, &tp->mu, deadline) < 0;
+        tp->nwaiters--;
+        pool__left(tp);
+        if (timed_out) {
             rc = -ETIMEDOUT;
             s = __atomic_load_n(&t->state, __ATOMIC_SEQ_CST) & POOL__S_MASK;
             if (s == POOL__S_FINISHED)
@@ -1446,6 +1629,7 @@ POOL__DEF int pool_threads_wait(pool_threads *tp, int timeout_ms)
         tp->nwaiting_all++;
         rc = pool__cond_wait(&tp->finish_cond, &tp->mu, deadline);
         tp->nwaiting_all--;
+        pool__left(tp);
         if (rc < 0) {
             rc = tp->pending ? -ETIMEDOUT : 0;
             break;
@@ -1455,65 +1639,100 @@ POOL__DEF int pool_threads_wait(pool_threads *tp, int timeout_ms)
     return rc;
 }
 
-POOL__DEF int pool_threads_shutdown(pool_threads *tp, int how)
+static void pool__free_now(pool_threads *tp);
+
+/* Reports the tasks a CANCEL shutdown took off the queue (counted in
+ * nreporting, mu not held). Their callbacks may free the pool: such a free
+ * only marks it, and the pool is freed here once the report is over. */
+static void pool__report_cancelled(pool_threads *tp, pool_task *list)
 {
-    pool_task *list = NULL;
-    size_t n = 0;
-    POOL_ASSERT(tp);
-    if (how != POOL_SHUTDOWN_DRAIN && how != POOL_SHUTDOWN_CANCEL)
-        return -EINVAL;
-    pthread_mutex_lock(&tp->mu);
-    if (how == POOL_SHUTDOWN_CANCEL) {
-        pool_task *t;
-        __atomic_store_n(&tp->stopping, 2, __ATOMIC_RELAXED);
-        list = tp->head;
-        for (t = list; t; t = t->next)
-            n++;
-        tp->head = tp->tail = NULL;
-        tp->nqueued = 0;
-        tp->pending -= n;
-        tp->cancelled += n;
-        if (tp->pending == 0 && tp->nwaiting_all)
-            pthread_cond_broadcast(&tp->finish_cond);
-    } else if (!tp->stopping) {
-        __atomic_store_n(&tp->stopping, 1, __ATOMIC_RELAXED);
-    }
-    pthread_cond_broadcast(&tp->work_cond);
-    pthread_cond_broadcast(&tp->space_cond);
-    pthread_mutex_unlock(&tp->mu);
+    pool__report frame;
+    int deferred;
+    frame.tp = tp;
+    frame.outer = pool__reports;
+    pool__reports = &frame;
     while (list) {
         pool_task *next = list->next;
         pool__finish_now(tp, list, -ECANCELED);
         list = next;
     }
+    pool__reports = frame.outer;
+    pthread_mutex_lock(&tp->mu);
+    tp->nreporting--;
+    pool__left(tp);
+    deferred = tp->free_deferred;
+    tp->free_deferred = 0;
+    pthread_mutex_unlock(&tp->mu);
+    if (deferred)
+        pool__free_now(tp);
+}
+
+POOL__DEF int pool_threads_shutdown(pool_threads *tp, int how)
+{
+    pool_task *list = NULL;
+    POOL_ASSERT(tp);
+    if (how != POOL_SHUTDOWN_DRAIN && how != POOL_SHUTDOWN_CANCEL)
+        return -EINVAL;
+    pthread_mutex_lock(&tp->mu);
+    pool__stop(tp, how == POOL_SHUTDOWN_CANCEL ? 2 : 1);
+    if (how == POOL_SHUTDOWN_CANCEL && tp->head) {
+        pool_task *tail = NULL;
+        while (tp->head) { /* in queue order */
+            pool_task *t = tp->head;
+            pool__dequeue_cancelled(tp, t);
+            if (tail)
+                tail->next = t;
+            else
+                list = t;
+            tail = t;
+        }
+        pool__dequeued(tp);
+        tp->nreporting++;
+    }
+    pthread_mutex_unlock(&tp->mu);
+    if (list)
+        pool__report_cancelled(tp, list);
     return 0;
+}
+
+/* The end of pool_threads_free, the shutdown started: joins the workers
+ * and frees the pool, or, on one of its own workers (which cannot join
+ * itself), leaves that to the last worker to end. */
+static void pool__free_now(pool_threads *tp)
+{
+    unsigned i;
+    pthread_mutex_lock(&tp->mu);
+    if (pool__on_worker(tp)) {
+        for (i = 0; i < tp->nthreads; i++)
+            pthread_detach(tp->workers[i].th);
+        tp->self_free = 1;
+        pthread_mutex_unlock(&tp->mu);
+        return;
+    }
+    pthread_mutex_unlock(&tp->mu);
+    for (i = 0; i < tp->nthreads; i++)
+        pthread_join(tp->workers[i].th, NULL);
+    pool__destroy(tp);
 }
 
 POOL__DEF int pool_threads_free(pool_threads *tp)
 {
-    unsigned i;
     POOL_ASSERT(tp);
     pthread_mutex_lock(&tp->mu);
     if (tp->nbindings) {
         pthread_mutex_unlock(&tp->mu);
         return -EBUSY;
     }
-    if (!tp->stopping)
-        __atomic_store_n(&tp->stopping, 1, __ATOMIC_RELAXED);
-    pthread_cond_broadcast(&tp->work_cond);
-    pthread_cond_broadcast(&tp->space_cond);
-    if (pool__on_worker(tp)) {
-        /* a worker cannot join itself: the last worker to end frees */
-        for (i = 0; i < tp->nthreads; i++)
-            pthread_detach(tp->workers[i].th);
-        tp->self_free = 1;
+    pool__stop(tp, 1);
+    if (pool__reporting(tp)) {
+        /* from a callback of a shutdown this thread is reporting: the
+         * report still walks its list; it frees the pool at the end */
+        tp->free_deferred = 1;
         pthread_mutex_unlock(&tp->mu);
         return 0;
     }
     pthread_mutex_unlock(&tp->mu);
-    for (i = 0; i < tp->nthreads; i++)
-        pthread_join(tp->workers[i].th, NULL);
-    pool__destroy(tp);
+    pool__free_now(tp);
     return 0;
 }
 
@@ -1524,7 +1743,9 @@ POOL__DEF void pool_threads_get_stats(pool_threads *tp, pool_threads_stats *out)
     pthread_mutex_lock(&tp->mu);
     out->threads = tp->nalive;
     out->idle = tp->nidle;
-    out->queued = tp->nqueued + tp->nclaimed;
+    out->blocked = tp->nblocked;
+    out->waiters = tp->nwaiters + tp->nwaiting_all;
+    out->queued = tp->nqueued;
     out->pending = tp->pending;
     out->submitted = tp->submitted;
     out->completed = tp->completed;
@@ -1550,7 +1771,11 @@ struct pool_res {
     pool__waiter *wq_head, *wq_tail;    /* FIFO */
     size_t nidle, nwaiting, total, in_use, creating, checking;
     uint64_t acquired, created, destroyed, timeouts, create_failures, validation_failures;
-    int draining, stopping, has_keeper, keeper_busy;
+    int draining, stopping, has_keeper;
+    /* 1 while the keeper's own create or health check is in progress: it
+     * is counted in creating or checking, but pool_res_free joins the
+     * keeper, so it does not make free fail */
+    int keeper_own;
     pthread_t keeper;
     uint64_t retry_at, backoff, next_health;
     uint64_t keeper_until; /* ms the keeper sleeps until; UINT64_MAX: no deadline */
@@ -1956,11 +2181,11 @@ static void *pool__keeper_main(void *arg)
                 int rc;
                 rp->total++;
                 rp->creating++;
-                rp->keeper_busy = 1;
+                rp->keeper_own = 1;
                 pthread_mutex_unlock(&rp->mu);
                 rc = pool__res_create(rp, &n);
                 pthread_mutex_lock(&rp->mu);
-                rp->keeper_busy = 0;
+                rp->keeper_own = 0;
                 rp->creating--;
                 if (rc < 0) {
                     rp->create_failures++;
@@ -2000,9 +2225,7 @@ static void *pool__keeper_main(void *arg)
         }
         if (victim) {
             pool__res_idle_unlink(rp, victim);
-            rp->keeper_busy = 1;
             pool__res_discard(rp, victim);
-            rp->keeper_busy = 0;
             continue;
         }
 
@@ -2018,10 +2241,11 @@ static void *pool__keeper_main(void *arg)
                     int ok;
                     pool__res_idle_unlink(rp, n);
                     rp->checking++;
-                    rp->keeper_busy = 1;
+                    rp->keeper_own = 1;
                     pthread_mutex_unlock(&rp->mu);
                     ok = rp->o.validate(rp->o.ctx, n->pub.resource) == 0;
                     pthread_mutex_lock(&rp->mu);
+                    rp->keeper_own = 0;
                     rp->checking--;
                     n->checked = pool__now_ms();
                     if (!ok) {
@@ -2030,7 +2254,6 @@ static void *pool__keeper_main(void *arg)
                     } else if (pool__res_give(rp, n)) {
                         pool__res_discard(rp, n);
                     }
-                    rp->keeper_busy = 0;
                     pool__res_notify(rp);
                     continue;
                 }
@@ -2075,25 +2298,34 @@ POOL__DEF int pool_res_new(pool_res **out, const pool_res_options *opts)
     rp->backoff = (uint64_t)rp->o.create_retry_ms;
     snprintf(rp->name, sizeof rp->name, "%s", rp->o.name && *rp->o.name ? rp->o.name : "pool-res");
     rp->o.name = NULL;
-    if (pthread_mutex_init(&rp->mu, NULL) != 0) {
-        POOL_FREE(rp);
-        return -ENOMEM;
+    if ((rc = pthread_mutex_init(&rp->mu, NULL)) != 0) {
+        rc = -rc;
+        goto fail_mutex;
     }
-    pool__cond_init(&rp->keeper_cond);
-    pool__cond_init(&rp->drain_cond);
+    if ((rc = pool__cond_init(&rp->keeper_cond)) < 0)
+        goto fail_keeper_cond;
+    if ((rc = pool__cond_init(&rp->drain_cond)) < 0)
+        goto fail_drain_cond;
     if (rp->o.min || rp->o.idle_timeout_ms >= 0 || rp->o.max_lifetime_ms > 0 ||
         (rp->o.health_interval_ms > 0 && rp->o.validate)) {
         rp->has_keeper = 1; /* before the thread exists: it reads it */
-        if ((rc = pthread_create(&rp->keeper, NULL, pool__keeper_main, rp)) != 0) {
-            pthread_mutex_destroy(&rp->mu);
-            pthread_cond_destroy(&rp->keeper_cond);
-            pthread_cond_destroy(&rp->drain_cond);
-            POOL_FREE(rp);
-            return -EAGAIN;
+        if (pthread_create(&rp->keeper, NULL, pool__keeper_main, rp) != 0) {
+            rc = -EAGAIN;
+            goto fail_keeper;
         }
     }
     *out = rp;
     return 0;
+
+fail_keeper:
+    pthread_cond_destroy(&rp->drain_cond);
+fail_drain_cond:
+    pthread_cond_destroy(&rp->keeper_cond);
+fail_keeper_cond:
+    pthread_mutex_destroy(&rp->mu);
+fail_mutex:
+    POOL_FREE(rp);
+    return rc;
 }
 
 POOL__DEF int pool_res_free(pool_res *rp)
@@ -2102,7 +2334,8 @@ POOL__DEF int pool_res_free(pool_res *rp)
     pool__rnode *list;
     POOL_ASSERT(rp);
     pthread_mutex_lock(&rp->mu);
-    if (rp->in_use || rp->nwaiting || rp->creating + rp->checking > (size_t)rp->keeper_busy) {
+    /* an acquirer creating or validating comes back to rp->mu: busy */
+    if (rp->in_use || rp->nwaiting || rp->creating + rp->checking > (size_t)rp->keeper_own) {
         pthread_mutex_unlock(&rp->mu);
         return -EBUSY;
     }
@@ -2224,7 +2457,9 @@ static void pool__loop_closed(evloop_handle *h)
     if (++pl->nclosed < 2)
         return;
     pthread_mutex_lock(&pl->tp->mu);
-    pl->tp->nbindings--;
+    /* workers a DRAIN kept for this binding's work may end now */
+    if (--pl->tp->nbindings == 0 && pl->tp->stopping)
+        pthread_cond_broadcast(&pl->tp->work_cond);
     pthread_mutex_unlock(&pl->tp->mu);
     if (pl->owns_tp)
         pool_threads_free(pl->tp);
@@ -2303,20 +2538,24 @@ POOL__DEF int pool_loop_owns_handle(const evloop_handle *h)
     return 0;
 }
 
-/* Hands the staged tasks to the pool: one lock for all of them. */
+/* Hands the staged tasks to the pool: one lock for all of them. They were
+ * accepted (their submit returned 0), so a DRAIN still runs them; after a
+ * CANCEL (or with no worker left) they are cancelled, in submission order. */
 static void pool__loop_flush(pool_loop *pl)
 {
     pool_threads *tp = pl->tp;
-    pool_task *t, *next, *cancelled = NULL;
+    pool_task *t, *next, *cancelled = NULL, *ctail = NULL;
     size_t n = 0, nc = 0;
     unsigned wake = 0, i;
+    int run;
     if (!pl->staged_head)
         return;
     pthread_mutex_lock(&tp->mu);
+    run = pool__will_run(tp, 1);
     for (t = pl->staged_head; t; t = next) {
         next = t->next;
-        if (!tp->stopping && pool__transition(&t->state, POOL__S_STAGED, POOL__S_QUEUED)) {
-            t->next = NULL;
+        t->next = NULL;
+        if (run && pool__transition(&t->state, POOL__S_STAGED, POOL__S_QUEUED)) {
             t->prev = tp->tail;
             if (tp->tail)
                 tp->tail->next = t;
@@ -2324,9 +2563,12 @@ static void pool__loop_flush(pool_loop *pl)
                 tp->head = t;
             tp->tail = t;
             n++;
-        } else { /* cancelled meanwhile, or the pool shut down */
-            t->next = cancelled;
-            cancelled = t;
+        } else { /* cancelled meanwhile, or the pool will not run it */
+            if (ctail)
+                ctail->next = t;
+            else
+                cancelled = t;
+            ctail = t;
             nc++;
         }
     }
@@ -2383,7 +2625,7 @@ static int pool__loop_submit(pool_loop *pl, pool_task *t)
             pool__loop_flush(pl);
         return 0;
     }
-    if ((rc = pool__submit(tp, t)) < 0)
+    if ((rc = pool__submit(tp, t, 1)) < 0) /* the loop thread never waits for room */
         return rc;
     pool__loop_hold(pl);
     if (!tp->o.max_queue && !pl->tick_scheduled &&
@@ -2524,9 +2766,13 @@ static void pool__read_work(pool_task *t)
         req->status = -errno;
         return;
     }
-    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode) ||
-        (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)max)) {
-        req->status = S_ISDIR(st.st_mode) ? -EISDIR : st.st_size > 0 ? -EFBIG : -errno;
+    if (fstat(fd, &st) < 0)
+        req->status = -errno;
+    else if (S_ISDIR(st.st_mode))
+        req->status = -EISDIR;
+    else if (st.st_size > 0 && (uint64_t)st.st_size > (uint64_t)max)
+        req->status = -EFBIG;
+    if (req->status) {
         close(fd);
         return;
     }
@@ -2605,24 +2851,81 @@ static int pool__write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Creates a temporary file beside path, close-on-exec from the start: its
+ * name, path + ".tmp-" + 6 random characters, is written into tmp (room
+ * for plen + 12 bytes). mkostemp would do it but is not POSIX (glibc
+ * declares it only with _GNU_SOURCE), so this is the same loop with
+ * open(O_EXCL | O_CLOEXEC). Returns the fd or a negative errno. */
+static int pool__open_temp(char *tmp, size_t plen)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static unsigned counter; /* atomic: two threads never try the same names */
+    uint64_t x = pool__now_ns() ^ ((uint64_t)(uintptr_t)tmp << 16) ^
+                 (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15u);
+    int attempt, i, fd;
+    memcpy(tmp + plen, ".tmp-", 5);
+    tmp[plen + 11] = '\0';
+    for (attempt = 0; attempt < 100; attempt++) {
+        uint64_t r;
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        r = x >> 11;
+        for (i = 0; i < 6; i++) {
+            tmp[plen + 5 + i] = chars[r % 62];
+            r /= 62;
+        }
+        do
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        while (fd < 0 && errno == EINTR);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* fsyncs the directory that holds path (its name built in buf, which has
+ * room for path): 0 or a negative errno. File systems that cannot sync a
+ * directory (EINVAL, EROFS) count as success. */
+static int pool__sync_dir(const char *path, char *buf)
+{
+    const char *slash = strrchr(path, '/');
+    int dfd, rc = 0;
+    if (slash == path)
+        memcpy(buf, "/", 2);
+    else if (slash) {
+        memcpy(buf, path, (size_t)(slash - path));
+        buf[slash - path] = '\0';
+    } else
+        memcpy(buf, ".", 2);
+    do
+        dfd = open(buf, O_RDONLY | O_CLOEXEC);
+    while (dfd < 0 && errno == EINTR);
+    if (dfd < 0)
+        return -errno;
+    if (fsync(dfd) < 0 && errno != EINVAL && errno != EROFS)
+        rc = -errno;
+    close(dfd);
+    return rc;
+}
+
 static void pool__write_work(pool_task *t)
 {
     pool_req *req = (pool_req *)t->data;
     size_t plen = strlen(req->path);
-    char *tmp = (char *)POOL_MALLOC(plen + 16), *slash;
-    int fd, rc, dfd;
+    char *tmp = (char *)POOL_MALLOC(plen + 12);
+    int fd, rc;
     if (!tmp) {
         req->status = -ENOMEM;
         return;
     }
     memcpy(tmp, req->path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", 12);
-    if ((fd = mkstemp(tmp)) < 0) {
-        req->status = -errno;
+    if ((fd = pool__open_temp(tmp, plen)) < 0) {
+        req->status = fd;
         POOL_FREE(tmp);
         return;
     }
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* exactly mode, whatever the umask (the temp file was made 0600) */
     rc = fchmod(fd, (mode_t)req->mode) < 0 ? -errno : 0;
     if (!rc)
         rc = pool__write_all(fd, (const char *)req->wdata, req->wlen);
@@ -2638,21 +2941,9 @@ static void pool__write_work(pool_task *t)
         POOL_FREE(tmp);
         return;
     }
-    /* make the rename durable: fsync the directory */
-    slash = strrchr(req->path, '/');
-    if (slash == req->path)
-        memcpy(tmp, "/", 2);
-    else if (slash) {
-        memcpy(tmp, req->path, (size_t)(slash - req->path));
-        tmp[slash - req->path] = '\0';
-    } else
-        memcpy(tmp, ".", 2);
-    dfd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) < 0 && errno != EINVAL && errno != EROFS)
-            req->status = -errno;
-        close(dfd);
-    }
+    /* make the rename durable; an error now comes after the rename: path
+     * has the new content, but it may not survive a crash */
+    req->status = pool__sync_dir(req->path, tmp);
     POOL_FREE(tmp);
 }
 
@@ -2861,7 +3152,7 @@ static int pool__res_wake_async(pool__waiter *w)
     r->node = w->node;
     if (pool__res_needs_prepare(rp, (pool__rnode *)r->node)) {
         r->task.status = 0;
-        if (pool__submit(r->pl->tp, &r->task) < 0) {
+        if (pool__submit(r->pl->tp, &r->task, 1) < 0) {
             /* no worker left to run it: the request fails */
             r->node = NULL;
             r->status = -ESHUTDOWN;
@@ -2932,7 +3223,7 @@ POOL__DEF int pool_res_acquire_async(pool_res *rp, pool_loop *pl, pool_res_req *
     if (grant) {
         req->node = n;
         if (pool__res_needs_prepare(rp, n)) {
-            if (pool__submit(pl->tp, &req->task) < 0) {
+            if (pool__submit(pl->tp, &req->task, 1) < 0) {
                 /* no worker to create or validate: give back, fail */
                 if (n) {
                     rp->in_use--;
@@ -2981,48 +3272,39 @@ POOL__DEF int pool_res_cancel(pool_res_req *req)
 POOL__DEF void pool_loop_close(pool_loop *pl)
 {
     pool_threads *tp = pl->tp;
-    pool_task *t, *next, *list = NULL;
+    pool_task *t, *next, *list = NULL, *tail = NULL;
     pool_res_req *r, *rnext;
-    size_t n = 0;
+    size_t nstaged = 0;
     if (pl->closing)
         return;
     pl->closing = 1;
-    /* cancel the staged tasks, then the binding's queued ones */
-    for (t = pl->staged_head; t; t = next) {
-        next = t->next;
-        pthread_mutex_lock(&tp->mu);
-        tp->submitted++;
-        tp->cancelled++;
-        pthread_mutex_unlock(&tp->mu);
-        pool__finish_now(tp, t, -ECANCELED);
+    /* take the staged tasks and the binding's queued ones, under the lock
+     * and marked CANCELLING (a pool_cancel meanwhile refuses them) */
+    pthread_mutex_lock(&tp->mu);
+    for (t = pl->staged_head; t; t = t->next) {
+        pool__transition(&t->state, POOL__S_STAGED, POOL__S_CANCELLING);
+        nstaged++;
     }
+    list = pl->staged_head;
+    tail = pl->staged_tail;
     pl->staged_head = pl->staged_tail = NULL;
     pl->nstaged = 0;
-    pthread_mutex_lock(&tp->mu);
+    tp->submitted += nstaged;
+    tp->cancelled += nstaged;
     for (t = tp->head; t; t = next) {
         next = t->next;
         if (t->owner != &pl->owner)
             continue;
-        if (t->prev)
-            t->prev->next = t->next;
+        pool__dequeue_cancelled(tp, t);
+        if (tail)
+            tail->next = t;
         else
-            tp->head = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
-        else
-            tp->tail = t->prev;
-        t->next = list;
-        list = t;
-        n++;
+            list = t;
+        tail = t;
     }
-    tp->nqueued -= n;
-    tp->pending -= n;
-    tp->cancelled += n;
-    if (n && tp->pending == 0 && tp->nwaiting_all)
-        pthread_cond_broadcast(&tp->finish_cond);
-    if (n && tp->nblocked)
-        pthread_cond_broadcast(&tp->space_cond);
+    pool__dequeued(tp);
     pthread_mutex_unlock(&tp->mu);
+    /* their done callbacks run on the loop, with -ECANCELED */
     for (t = list; t; t = next) {
         next = t->next;
         pool__finish_now(tp, t, -ECANCELED);

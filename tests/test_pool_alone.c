@@ -477,6 +477,32 @@ TEST(free_from_a_done_callback_on_a_worker)
     sleep_ms(20); /* let the last worker finish freeing */
 }
 
+/* The done callback frees the pool while pool_submit may not have
+ * returned yet on the submitting thread: the submit must not touch the
+ * pool once the task can run (TSan sees it otherwise). */
+TEST(free_from_a_done_while_the_submit_returns)
+{
+    int round, rounds = TEST_SANITIZED ? 100 : 300;
+    for (round = 0; round < rounds && !test__cur_failed; round++) {
+        pool_threads_options o;
+        pool_task t;
+        int waited = 0;
+        memset(&o, 0, sizeof o);
+        o.threads = 2;
+        o.thread_exit = exit_hook;
+        exits_seen = 0;
+        REQUIRE_INT(pool_threads_new(&self_tp, &o), ==, 0);
+        sleep_ms(1); /* both workers asleep: the submit wakes one */
+        REQUIRE_INT(pool_submit(self_tp, &t, count_work, free_from_done), ==, 0);
+        while (counter_get(&exits_seen) < 2 && waited < 5000) {
+            sleep_ms(1);
+            waited++;
+        }
+        CHECK_INT(counter_get(&exits_seen), ==, 2);
+        sleep_ms(1); /* the last worker frees the pool after its exit hook */
+    }
+}
+
 static int init_calls;
 static int init_hook(void *ctx, unsigned index)
 {
@@ -626,6 +652,392 @@ TEST(strerror_names_errors)
     CHECK_INT(pool_eai_code(-ENOENT), ==, 0);
     CHECK_INT(pool_eai_code(POOL_EAI_ERROR(EAI_NONAME)), ==, EAI_NONAME);
     CHECK(strlen(pool_strerror(POOL_EAI_ERROR(EAI_NONAME))) > 0);
+}
+
+/* ---- shutdown and cancel racing, frees from callbacks ------------------------------ */
+
+static pool_task cq[3];
+static int cq_calls[3], cq_status[3], cq_cancel_rc;
+static void cq_done(pool_task *t, int status)
+{
+    int i = (int)(t - cq);
+    cq_calls[i]++;
+    cq_status[i] = status;
+    if (i == 0)
+        cq_cancel_rc = pool_cancel(&cq[1]); /* being reported by the shutdown */
+}
+
+TEST(cancel_from_a_done_run_by_a_cancel_shutdown)
+{
+    pool_threads *tp;
+    pool_threads_options o;
+    pool_threads_stats st;
+    pool_task running;
+    gate g;
+    int i;
+    gate_init(&g);
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    running.data = &g;
+    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
+    gate_wait_for(&g, 1);
+    memset(cq_calls, 0, sizeof cq_calls);
+    for (i = 0; i < 3; i++)
+        REQUIRE_INT(pool_submit(tp, &cq[i], count_work, cq_done), ==, 0);
+    CHECK_INT(pool_threads_shutdown(tp, POOL_SHUTDOWN_CANCEL), ==, 0);
+    CHECK_INT(cq_cancel_rc, ==, -EBUSY); /* already being cancelled */
+    for (i = 0; i < 3; i++) {
+        CHECK_INT(cq_calls[i], ==, 1);
+        CHECK_INT(cq_status[i], ==, -ECANCELED);
+    }
+    pool_threads_get_stats(tp, &st);
+    CHECK_UINT(st.queued, ==, 0);
+    CHECK_UINT(st.pending, ==, 1); /* the running one */
+    CHECK_UINT(st.cancelled, ==, 3);
+    gate_open(&g);
+    CHECK_INT(pool_wait(&running, -1), ==, 0);
+    pool_threads_get_stats(tp, &st);
+    CHECK_UINT(st.pending, ==, 0);
+    CHECK_UINT(st.completed, ==, 1);
+    CHECK_INT(pool_threads_free(tp), ==, 0);
+    gate_destroy(&g);
+}
+
+enum { RACE_N = 300 };
+static pool_task race_q[RACE_N];
+static int race_calls[RACE_N];
+typedef struct canceller {
+    int ok, busy, tried; /* tried: atomic */
+} canceller;
+static void race_done(pool_task *t, int status)
+{
+    CHECK_INT(status, ==, -ECANCELED);
+    counter_add(&race_calls[t - race_q]);
+    sched_yield(); /* a slower report: a longer overlap with the canceller */
+}
+static void *cancel_all_backwards(void *arg)
+{
+    canceller *c = (canceller *)arg;
+    int i;
+    for (i = RACE_N - 1; i >= 0; i--) {
+        int rc = pool_cancel(&race_q[i]);
+        if (rc == 0)
+            c->ok++;
+        else if (rc == -EBUSY)
+            c->busy++;
+        counter_add(&c->tried);
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* pool_cancel from another thread while a CANCEL shutdown takes the queue:
+ * every task is reported once, by one of them, and the queue stays sound. */
+TEST(cancel_races_a_cancel_shutdown)
+{
+    int round, rounds = TEST_SANITIZED ? 30 : 200;
+    for (round = 0; round < rounds; round++) {
+        pool_threads *tp;
+        pool_threads_options o;
+        pool_threads_stats st;
+        pool_task running;
+        canceller c;
+        pthread_t th;
+        gate g;
+        int i, once = 0;
+        gate_init(&g);
+        memset(&o, 0, sizeof o);
+        o.threads = 1;
+        REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+        running.data = &g;
+        REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
+        gate_wait_for(&g, 1); /* nothing else starts: all of race_q stays queued */
+        memset(race_calls, 0, sizeof race_calls);
+        for (i = 0; i < RACE_N; i++)
+            REQUIRE_INT(pool_submit(tp, &race_q[i], count_work, race_done), ==, 0);
+        memset(&c, 0, sizeof c);
+        pthread_create(&th, NULL, cancel_all_backwards, &c);
+        while (counter_get(&c.tried) < 10) /* under way: they meet in the middle */
+            sched_yield();
+        CHECK_INT(pool_threads_shutdown(tp, POOL_SHUTDOWN_CANCEL), ==, 0);
+        pthread_join(th, NULL);
+        for (i = 0; i < RACE_N; i++)
+            once += counter_get(&race_calls[i]) == 1;
+        CHECK_INT(once, ==, RACE_N);
+        CHECK_INT(c.ok + c.busy, ==, RACE_N);
+        pool_threads_get_stats(tp, &st);
+        CHECK_UINT(st.queued, ==, 0);
+        CHECK_UINT(st.pending, ==, 1);
+        CHECK_UINT(st.cancelled, ==, RACE_N);
+        gate_open(&g);
+        CHECK_INT(pool_threads_free(tp), ==, 0);
+        gate_destroy(&g);
+        if (test__cur_failed)
+            break;
+    }
+}
+
+static pool_threads *cb_free_tp;
+static int cb_free_rc = 1, cb_after_calls;
+static void nothing(void *arg) { (void)arg; }
+static void free_in_call_done(void *arg, int status)
+{
+    gate *g = (gate *)arg;
+    CHECK_INT(status, ==, -ECANCELED);
+    gate_open(g); /* the running task may end: free joins its worker */
+    cb_free_rc = pool_threads_free(cb_free_tp);
+}
+static void after_free_done(void *arg, int status)
+{
+    (void)arg;
+    CHECK_INT(status, ==, -ECANCELED);
+    counter_add(&cb_after_calls);
+}
+static void after_free_task_done(pool_task *t, int status)
+{
+    (void)t;
+    CHECK_INT(status, ==, -ECANCELED);
+    counter_add(&cb_after_calls);
+}
+
+/* A done callback run by pool_threads_shutdown frees the pool: the
+ * shutdown still reports the tasks after it, then the pool is freed. */
+TEST(free_from_a_done_run_by_a_cancel_shutdown)
+{
+    pool_threads_options o;
+    pool_task running, last;
+    gate g;
+    gate_init(&g);
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    cb_free_rc = 1;
+    cb_after_calls = 0;
+    REQUIRE_INT(pool_threads_new(&cb_free_tp, &o), ==, 0);
+    running.data = &g;
+    REQUIRE_INT(pool_submit(cb_free_tp, &running, gate_work, NULL), ==, 0);
+    gate_wait_for(&g, 1);
+    REQUIRE_INT(pool_call(cb_free_tp, nothing, &g, free_in_call_done), ==, 0);
+    REQUIRE_INT(pool_call(cb_free_tp, nothing, NULL, after_free_done), ==, 0);
+    REQUIRE_INT(pool_submit(cb_free_tp, &last, count_work, after_free_task_done), ==, 0);
+    CHECK_INT(pool_threads_shutdown(cb_free_tp, POOL_SHUTDOWN_CANCEL), ==, 0);
+    /* freed now (ASan sees any use after it) */
+    CHECK_INT(cb_free_rc, ==, 0);
+    CHECK_INT(counter_get(&cb_after_calls), ==, 2);
+    gate_destroy(&g);
+}
+
+static void shutdown_inside(pool_task *t)
+{
+    gate_pass((gate *)t->data); /* until the others are queued */
+    pool_threads_shutdown(cb_free_tp, POOL_SHUTDOWN_CANCEL);
+}
+static void free_in_task_done(pool_task *t, int status)
+{
+    (void)t;
+    CHECK_INT(status, ==, -ECANCELED);
+    cb_free_rc = pool_threads_free(cb_free_tp);
+}
+
+/* The same when the shutdown runs in a task: the pool is freed by its
+ * last worker once the report is over. */
+TEST(free_from_a_done_run_by_a_cancel_shutdown_on_a_worker)
+{
+    pool_threads_options o;
+    pool_task starter, victim, last;
+    gate g;
+    int waited = 0;
+    gate_init(&g);
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    o.thread_exit = exit_hook;
+    exits_seen = 0;
+    cb_free_rc = 1;
+    cb_after_calls = 0;
+    REQUIRE_INT(pool_threads_new(&cb_free_tp, &o), ==, 0);
+    /* one worker: starter runs first, the others wait behind it */
+    starter.data = &g;
+    REQUIRE_INT(pool_submit(cb_free_tp, &starter, shutdown_inside, NULL), ==, 0);
+    REQUIRE_INT(pool_submit(cb_free_tp, &victim, count_work, free_in_task_done), ==, 0);
+    REQUIRE_INT(pool_submit(cb_free_tp, &last, count_work, after_free_task_done), ==, 0);
+    gate_open(&g);
+    while (counter_get(&exits_seen) < 1 && waited < 5000) {
+        sleep_ms(2);
+        waited += 2;
+    }
+    CHECK_INT(counter_get(&exits_seen), ==, 1);
+    CHECK_INT(cb_free_rc, ==, 0);
+    CHECK_INT(counter_get(&cb_after_calls), ==, 1);
+    sleep_ms(20); /* let the last worker finish freeing */
+    gate_destroy(&g);
+}
+
+typedef struct sleeper {
+    pool_threads *tp;
+    pool_task task, *wait_on;
+    gate *g;
+    int kind; /* 0 submit, 1 pool_wait, 2 pool_threads_wait */
+    int rc;
+} sleeper;
+
+static void *sleeper_main(void *arg)
+{
+    sleeper *s = (sleeper *)arg;
+    if (s->kind == 0) {
+        s->task.data = s->g;
+        s->rc = pool_submit(s->tp, &s->task, count_work, NULL);
+    } else if (s->kind == 1) {
+        s->rc = pool_wait(s->wait_on, -1);
+    } else {
+        s->rc = pool_threads_wait(s->tp, -1);
+    }
+    return NULL;
+}
+
+/* pool_threads_free while submitters sleep on a full queue and waiters on
+ * tasks: the shutdown wakes them, and the pool is freed only once they
+ * have left it (ASan and TSan see a use after free otherwise). */
+TEST(free_waits_for_the_callers_it_woke)
+{
+    enum { NS = 3, NW = 3, NA = 2, NT = NS + NW + NA };
+    int round, rounds = TEST_SANITIZED ? 15 : 40;
+    for (round = 0; round < rounds; round++) {
+        pool_threads *tp;
+        pool_threads_options o;
+        pool_threads_stats st;
+        pool_task running, queued;
+        sleeper sl[NT];
+        pthread_t th[NT];
+        gate g;
+        int i, waited = 0;
+        gate_init(&g);
+        memset(&o, 0, sizeof o);
+        o.threads = 1;
+        o.max_queue = 1;
+        REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+        running.data = &g;
+        REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
+        gate_wait_for(&g, 1);
+        REQUIRE_INT(pool_submit(tp, &queued, count_work, NULL), ==, 0); /* full now */
+        for (i = 0; i < NT; i++) {
+            memset(&sl[i], 0, sizeof sl[i]);
+            sl[i].tp = tp;
+            sl[i].g = &g;
+            sl[i].wait_on = &queued;
+            sl[i].kind = i < NS ? 0 : i < NS + NW ? 1 : 2;
+            pthread_create(&th[i], NULL, sleeper_main, &sl[i]);
+        }
+        for (;;) { /* until every one sleeps inside the pool */
+            pool_threads_get_stats(tp, &st);
+            if ((st.blocked == NS && st.waiters == NW + NA) || waited >= 5000)
+                break;
+            sleep_ms(1);
+            waited++;
+        }
+        CHECK_UINT(st.blocked, ==, NS);
+        CHECK_UINT(st.waiters, ==, NW + NA);
+        /* the gate first: the waiters wake as the pool ends, close to
+         * the free (a submitter may get room before the shutdown) */
+        gate_open(&g);
+        CHECK_INT(pool_threads_free(tp), ==, 0);
+        for (i = 0; i < NT; i++) {
+            pthread_join(th[i], NULL);
+            if (i < NS)
+                CHECK(sl[i].rc == 0 || sl[i].rc == -ESHUTDOWN);
+            else
+                CHECK_INT(sl[i].rc, ==, 0);
+        }
+        gate_destroy(&g);
+        if (test__cur_failed)
+            break;
+    }
+}
+
+TEST(stats_count_queued_and_pending)
+{
+    pool_threads *tp;
+    pool_threads_options o;
+    pool_threads_stats st;
+    pool_task running, q[3];
+    gate g;
+    int i;
+    gate_init(&g);
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    running.data = &g;
+    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
+    gate_wait_for(&g, 1);
+    for (i = 0; i < 3; i++)
+        REQUIRE_INT(pool_submit(tp, &q[i], count_work, NULL), ==, 0);
+    pool_threads_get_stats(tp, &st);
+    CHECK_UINT(st.threads, ==, 1);
+    CHECK_UINT(st.idle, ==, 0);
+    CHECK_UINT(st.queued, ==, 3); /* the running one is not waiting to start */
+    CHECK_UINT(st.pending, ==, 4);
+    CHECK_UINT(st.submitted, ==, 4);
+    CHECK_UINT(st.blocked, ==, 0);
+    CHECK_UINT(st.waiters, ==, 0);
+    gate_open(&g);
+    CHECK_INT(pool_threads_wait(tp, -1), ==, 0);
+    pool_threads_get_stats(tp, &st);
+    CHECK_UINT(st.queued, ==, 0);
+    CHECK_UINT(st.pending, ==, 0);
+    CHECK_UINT(st.completed, ==, 4);
+    pool_threads_free(tp);
+    gate_destroy(&g);
+}
+
+static size_t stack_seen;
+static void read_stack_size(pool_task *t)
+{
+    (void)t;
+#if defined(__GLIBC__)
+    {
+        pthread_attr_t a;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            pthread_attr_getstacksize(&a, &stack_seen);
+            pthread_attr_destroy(&a);
+        }
+    }
+#endif
+}
+
+TEST(stack_size_is_applied_or_refused)
+{
+    pool_threads *tp = (pool_threads *)1;
+    pool_threads_options o;
+    pool_task t;
+    memset(&o, 0, sizeof o);
+    o.threads = 2;
+    o.stack_size = 1; /* below PTHREAD_STACK_MIN: refused, not ignored */
+    CHECK_INT(pool_threads_new(&tp, &o), ==, -EINVAL);
+    CHECK(tp == NULL);
+    o.stack_size = (size_t)PTHREAD_STACK_MIN - 1;
+    CHECK_INT(pool_threads_new(&tp, &o), ==, -EINVAL);
+    /* twice the default: only a stack that big passes (glibc may reuse a
+     * cached stack larger than asked, so only a lower bound is checked) */
+    o.stack_size = (size_t)4 << 20;
+#if defined(__GLIBC__)
+    {
+        pthread_attr_t a;
+        size_t def = 0;
+        if (pthread_getattr_default_np(&a) == 0) {
+            pthread_attr_getstacksize(&a, &def);
+            pthread_attr_destroy(&a);
+        }
+        if (def * 2 > o.stack_size)
+            o.stack_size = def * 2;
+    }
+#endif
+    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
+    stack_seen = 0;
+    REQUIRE_INT(pool_submit(tp, &t, read_stack_size, NULL), ==, 0);
+    CHECK_INT(pool_wait(&t, -1), ==, 0);
+#if defined(__GLIBC__)
+    CHECK_UINT(stack_seen, >=, o.stack_size);
+#endif
+    CHECK_INT(pool_threads_free(tp), ==, 0);
 }
 
 /* ---- resource pool ---------------------------------------------------------------- */
@@ -1118,6 +1530,255 @@ TEST(resource_max_waiters)
     pool_res_free(rp);
 }
 
+/* A factory whose create, destroy or validate can be held at a gate. */
+typedef struct slow_factory {
+    factory f;
+    gate create_gate, destroy_gate, validate_gate;
+    int hold_create, hold_destroy, hold_validate; /* atomic */
+    int fail_first;                               /* creates that fail first */
+    double create_at[8];                          /* ms of each attempt */
+    int attempts;                                 /* atomic */
+} slow_factory;
+
+static int sf_create(void *ctx, void **out)
+{
+    slow_factory *sf = (slow_factory *)ctx;
+    int k = __atomic_fetch_add(&sf->attempts, 1, __ATOMIC_SEQ_CST);
+    if (k < 8)
+        sf->create_at[k] = test_now_ms();
+    if (counter_get(&sf->hold_create))
+        gate_pass(&sf->create_gate);
+    if (k < sf->fail_first)
+        return -ECONNREFUSED;
+    return f_create(&sf->f, out);
+}
+static void sf_destroy(void *ctx, void *p)
+{
+    slow_factory *sf = (slow_factory *)ctx;
+    if (counter_get(&sf->hold_destroy))
+        gate_pass(&sf->destroy_gate);
+    f_destroy(&sf->f, p);
+}
+static int sf_validate(void *ctx, void *p)
+{
+    slow_factory *sf = (slow_factory *)ctx;
+    if (counter_get(&sf->hold_validate))
+        gate_pass(&sf->validate_gate);
+    return f_validate(&sf->f, p);
+}
+
+static pool_res_options slow_opts(slow_factory *sf, unsigned min, unsigned max)
+{
+    pool_res_options o = res_opts(&sf->f, min, max);
+    memset(sf, 0, sizeof *sf);
+    gate_init(&sf->create_gate);
+    gate_init(&sf->destroy_gate);
+    gate_init(&sf->validate_gate);
+    o.create = sf_create;
+    o.destroy = sf_destroy;
+    o.validate = sf_validate;
+    o.ctx = sf;
+    return o;
+}
+
+static void slow_done(slow_factory *sf)
+{
+    gate_destroy(&sf->create_gate);
+    gate_destroy(&sf->destroy_gate);
+    gate_destroy(&sf->validate_gate);
+}
+
+/* Opens the gates after ms unless told to stop first: a bug that makes the
+ * test wait on a gate shows as a failed check, not a hang. */
+typedef struct rescuer {
+    slow_factory *sf;
+    int ms, stop; /* stop: atomic */
+} rescuer;
+static void *rescue_main(void *arg)
+{
+    rescuer *r = (rescuer *)arg;
+    int waited = 0;
+    while (!counter_get(&r->stop) && waited < r->ms) {
+        sleep_ms(5);
+        waited += 5;
+    }
+    gate_open(&r->sf->create_gate);
+    gate_open(&r->sf->destroy_gate);
+    gate_open(&r->sf->validate_gate);
+    return NULL;
+}
+
+typedef struct acquirer {
+    pool_res *rp;
+    pool_res_item *it;
+    int timeout_ms, rc;
+} acquirer;
+static void *acquire_main(void *arg)
+{
+    acquirer *a = (acquirer *)arg;
+    a->rc = pool_res_acquire(a->rp, &a->it, a->timeout_ms);
+    return NULL;
+}
+
+/* The keeper evicts an idle resource (its destroy is slow) while an
+ * acquirer creates one: pool_res_free must see the acquirer. */
+TEST(resource_free_is_busy_while_an_acquirer_creates)
+{
+    slow_factory sf;
+    pool_res_options o = slow_opts(&sf, 0, 2);
+    pool_res *rp;
+    pool_res_item *a;
+    pool_res_stats st;
+    acquirer acq;
+    rescuer rs;
+    pthread_t th, rth;
+    int rc;
+    o.idle_timeout_ms = 10;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
+    __atomic_store_n(&sf.hold_destroy, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&sf.hold_create, 1, __ATOMIC_SEQ_CST);
+    pool_res_release(a);
+    gate_wait_for(&sf.destroy_gate, 1); /* the keeper is destroying it */
+    memset(&acq, 0, sizeof acq);
+    acq.rp = rp;
+    acq.timeout_ms = -1;
+    pthread_create(&th, NULL, acquire_main, &acq);
+    gate_wait_for(&sf.create_gate, 1); /* the acquirer is creating */
+    memset(&rs, 0, sizeof rs);
+    rs.sf = &sf;
+    rs.ms = 1000;
+    pthread_create(&rth, NULL, rescue_main, &rs);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.creating, ==, 1);
+    rc = pool_res_free(rp);
+    CHECK_INT(rc, ==, -EBUSY);
+    counter_add(&rs.stop);
+    pthread_join(rth, NULL);
+    pthread_join(th, NULL);
+    if (rc == 0) { /* freed under the acquirer: nothing more to check */
+        slow_done(&sf);
+        return;
+    }
+    CHECK_INT(acq.rc, ==, 0);
+    pool_res_release(acq.it);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    CHECK_INT(sf.f.created, ==, sf.f.destroyed);
+    slow_done(&sf);
+}
+
+/* The only resource is in the keeper's health check and an acquire waits
+ * for it: nothing is borrowed, and free still refuses. */
+TEST(resource_free_is_busy_while_only_waiters_remain)
+{
+    slow_factory sf;
+    pool_res_options o = slow_opts(&sf, 0, 1);
+    pool_res *rp;
+    pool_res_item *a;
+    pool_res_stats st;
+    acquirer acq;
+    rescuer rs;
+    pthread_t th, rth;
+    o.health_interval_ms = 10;
+    o.idle_timeout_ms = -1;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
+    __atomic_store_n(&sf.hold_validate, 1, __ATOMIC_SEQ_CST);
+    pool_res_release(a);
+    gate_wait_for(&sf.validate_gate, 1); /* the keeper holds it */
+    memset(&acq, 0, sizeof acq);
+    acq.rp = rp;
+    acq.timeout_ms = 5000;
+    pthread_create(&th, NULL, acquire_main, &acq);
+    WAIT_UNTIL(rp, st, st.waiting == 1, 2000);
+    CHECK_UINT(st.waiting, ==, 1);
+    CHECK_UINT(st.in_use, ==, 0);
+    CHECK_UINT(st.creating, ==, 0);
+    memset(&rs, 0, sizeof rs);
+    rs.sf = &sf;
+    rs.ms = 1000;
+    pthread_create(&rth, NULL, rescue_main, &rs);
+    CHECK_INT(pool_res_free(rp), ==, -EBUSY);
+    counter_add(&rs.stop);
+    pthread_join(rth, NULL); /* opens the gate: the check ends, the waiter gets it */
+    pthread_join(th, NULL);
+    CHECK_INT(acq.rc, ==, 0);
+    pool_res_release(acq.it);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    slow_done(&sf);
+}
+
+/* The keeper keeps min: creates that fail are retried after
+ * create_retry_ms, doubling, and the first success ends the backoff. */
+TEST(resource_keeper_retries_min_with_backoff)
+{
+    slow_factory sf;
+    pool_res_options o = slow_opts(&sf, 1, 2);
+    pool_res *rp;
+    pool_res_stats st;
+    double gap[3];
+    int i, tol = TEST_SANITIZED ? 200 : 60;
+    o.create_retry_ms = 25;
+    sf.fail_first = 3;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    WAIT_UNTIL(rp, st, st.idle == 1, 3000);
+    CHECK_UINT(st.idle, ==, 1);
+    CHECK_UINT(st.total, ==, 1);
+    CHECK_UINT(st.create_failures, ==, 3);
+    CHECK_UINT(st.created, ==, 1);
+    REQUIRE_INT(counter_get(&sf.attempts), ==, 4);
+    for (i = 0; i < 3; i++)
+        gap[i] = sf.create_at[i + 1] - sf.create_at[i];
+    CHECK(gap[0] >= 24 && gap[0] < 25 + tol);  /* create_retry_ms */
+    CHECK(gap[1] >= 49 && gap[1] < 50 + tol);  /* doubled */
+    CHECK(gap[2] >= 99 && gap[2] < 100 + tol); /* and again */
+    sleep_ms(30);
+    CHECK_INT(counter_get(&sf.attempts), ==, 4); /* min is met: no more */
+    CHECK_INT(pool_res_free(rp), ==, 0);
+    slow_done(&sf);
+}
+
+/* drain lets the acquires already waiting be served, refuses new ones,
+ * and returns once everything is back. */
+TEST(resource_drain_serves_waiting_acquires)
+{
+    factory f;
+    pool_res_options o = res_opts(&f, 0, 1);
+    pool_res *rp;
+    pool_res_item *a, *b;
+    pool_res_stats st;
+    acquirer acq[2];
+    pthread_t th[2];
+    int i;
+    REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
+    REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
+    for (i = 0; i < 2; i++) {
+        memset(&acq[i], 0, sizeof acq[i]);
+        acq[i].rp = rp;
+        acq[i].timeout_ms = 5000;
+        pthread_create(&th[i], NULL, acquire_main, &acq[i]);
+        WAIT_UNTIL(rp, st, st.waiting == (size_t)i + 1, 2000);
+    }
+    CHECK_INT(pool_res_drain(rp, 20), ==, -ETIMEDOUT); /* a is out, two wait */
+    CHECK_INT(pool_res_acquire(rp, &b, 100), ==, -ESHUTDOWN);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.waiting, ==, 2);
+    pool_res_release(a); /* to the first waiter */
+    pthread_join(th[0], NULL);
+    CHECK_INT(acq[0].rc, ==, 0);
+    CHECK(acq[0].it == a);
+    pool_res_release(acq[0].it); /* to the second */
+    pthread_join(th[1], NULL);
+    CHECK_INT(acq[1].rc, ==, 0);
+    CHECK_INT(pool_res_drain(rp, 20), ==, -ETIMEDOUT);
+    pool_res_release(acq[1].it); /* nobody waits: destroyed */
+    CHECK_INT(pool_res_drain(rp, 1000), ==, 0);
+    pool_res_get_stats(rp, &st);
+    CHECK_UINT(st.total, ==, 0);
+    CHECK_UINT(st.destroyed, ==, 1);
+    CHECK_INT(pool_res_free(rp), ==, 0);
+}
+
 int main(void)
 {
     RUN(million_tasks_run_exactly_once);
@@ -1133,11 +1794,19 @@ int main(void)
     RUN(immediate_shutdown_cancels_the_queue);
     RUN(cancel_shutdown_during_a_burst_reports_each_task_once);
     RUN(free_from_a_done_callback_on_a_worker);
+    RUN(free_from_a_done_while_the_submit_returns);
     RUN(init_and_exit_hooks);
     RUN(thread_names);
     RUN(waits_and_submits_from_a_worker_do_not_deadlock);
     RUN(wait_all_times_out);
     RUN(strerror_names_errors);
+    RUN(cancel_from_a_done_run_by_a_cancel_shutdown);
+    RUN(cancel_races_a_cancel_shutdown);
+    RUN(free_from_a_done_run_by_a_cancel_shutdown);
+    RUN(free_from_a_done_run_by_a_cancel_shutdown_on_a_worker);
+    RUN(free_waits_for_the_callers_it_woke);
+    RUN(stats_count_queued_and_pending);
+    RUN(stack_size_is_applied_or_refused);
     RUN(resource_acquire_release_reuses);
     RUN(resource_bad_options);
     RUN(resource_acquire_timeout_fires_on_time);
@@ -1152,5 +1821,9 @@ int main(void)
     RUN(resource_timeout_release_race_hammer);
     RUN(resource_drain_and_free);
     RUN(resource_max_waiters);
+    RUN(resource_free_is_busy_while_an_acquirer_creates);
+    RUN(resource_free_is_busy_while_only_waiters_remain);
+    RUN(resource_keeper_retries_min_with_backoff);
+    RUN(resource_drain_serves_waiting_acquires);
     return test_done();
 }
