@@ -120,10 +120,11 @@
  *                                       NUL-terminated; may hold NULs)
  *   LOG_INT(key, long long v)           signed integer
  *   LOG_UINT(key, unsigned long long v) unsigned integer
- *   LOG_FLOAT(key, double v)            number; shortest form that reads
- *                                       back exactly, NaN/Inf print as null
- *                                       in JSON and as NaN/+Inf/-Inf in
- *                                       logfmt/pretty
+ *   LOG_FLOAT(key, double v)            number; the shortest form that
+ *                                       reads back as the same double (0.1,
+ *                                       12.5, 1e+300, 5e-324, 1e-7); NaN/Inf
+ *                                       print as null in JSON and as
+ *                                       NaN/+Inf/-Inf in logfmt/pretty
  *   LOG_BOOL(key, int v)                true / false
  *   LOG_NULL(key)                       null
  *
@@ -1143,14 +1144,53 @@ static char *log__itoa(char *p, long long v)
     return log__utoa(p, (unsigned long long)v);
 }
 
-/* Shortest fixed-point form u / 10^k that reads back as exactly v, else %.17g.
- * Returns NULL for NaN and infinities. p needs 32 bytes. */
+/* v in the exponent or long form: the shortest of %.15g, %.16g and %.17g
+ * that reads back as v. A normal double that some decimal of at most 15
+ * digits reads back as gets exactly that decimal from %.15g (its rounding
+ * error is below half a step of the 15-digit grid), so these three tries
+ * find the shortest form; subnormals have fewer digits of precision and
+ * start from one digit. Whatever decimal point the C library's locale
+ * uses, the output has '.'. p needs 32 bytes. */
+static char *log__dtoa_slow(char *p, double v)
+{
+    char tmp[48];
+    const char *t;
+    double a = v < 0 ? -v : v;
+    int prec = a < 2.2250738585072014e-308 ? 1 : 15, n = 0, dot = 0;
+    for (; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (n <= 0 || n >= (int)sizeof tmp) return p;
+        if (prec == 17 || strtod(tmp, NULL) == v) break;
+    }
+    for (t = tmp; *t; t++) {
+        char ch = *t;
+        if (ch == 'e') { /* e-07 -> e-7, as JavaScript writes it */
+            *p++ = *t++;
+            *p++ = *t++;
+            while (t[0] == '0' && t[1]) t++;
+            while (*t) *p++ = *t++;
+            break;
+        }
+        if ((ch >= '0' && ch <= '9') || ch == '-') {
+            *p++ = ch;
+            dot = 0;
+        } else if (!dot) { /* the locale's radix character, maybe several bytes */
+            *p++ = '.';
+            dot = 1;
+        }
+    }
+    return p;
+}
+
+/* Shortest fixed-point form u / 10^k that reads back as exactly v (the
+ * common case, fast), else log__dtoa_slow(). Returns NULL for NaN and
+ * infinities. p needs 32 bytes. */
 static char *log__dtoa(char *p, double v)
 {
     static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
                                  1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
     double a = v < 0 ? -v : v;
-    int k, n;
+    int k;
     if (v != v || a > 1.7976931348623157e308) return NULL;
     if (a == 0) {
         if (1.0 / v < 0) *p++ = '-';
@@ -1189,8 +1229,7 @@ static char *log__dtoa(char *p, double v)
             }
         }
     }
-    n = snprintf(p, 32, "%.17g", v);
-    return p + (n > 0 && n < 32 ? n : 0);
+    return log__dtoa_slow(p, v);
 }
 
 /* ---- timestamps (per-thread cache of the per-second part) ------------------ */

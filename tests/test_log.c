@@ -743,6 +743,16 @@ TEST(numbers)
     out = cap_take(&c);
     CHECK(strstr(out, "\"a\":0.1,\"b\":12.5,\"c\":100,\"d\":-0,\"e\":0.3,\"f\":0.00001}") != NULL);
     free(out);
+    /* outside the fixed-point range: the shortest exponent form */
+    log_info(lg, "n", LOG_FLOAT("a", 1e300), LOG_FLOAT("b", 5e-324), LOG_FLOAT("c", -1e-7),
+             LOG_FLOAT("d", 0.1 + 0.2), LOG_FLOAT("e", 1e21), LOG_FLOAT("f", 123456789012345678.0),
+             LOG_FLOAT("g", 2.5e-8), LOG_FLOAT("h", 1.5e-323));
+    out = cap_take(&c);
+    CHECK(strstr(out, "\"a\":1e+300,\"b\":5e-324,\"c\":-1e-7,\"d\":0.30000000000000004,\"e\":1e+21,"
+                      "\"f\":1.2345678901234568e+17,\"g\":2.5e-8,\"h\":1.5e-323}") != NULL);
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    free(cap_take(&cl));
     log_info(lg, "n", LOG_FLOAT("nan", NAN), LOG_FLOAT("inf", INFINITY), LOG_FLOAT("ninf", -INFINITY),
              LOG_INT("min", (long long)(-9223372036854775807LL - 1)), LOG_INT("zero", 0));
     out = cap_take(&c);
