@@ -174,7 +174,11 @@
  * and quoted logfmt values '"', '\' and control characters are escaped
  * (\n \r \t \b \f, others \u00XX) and DEL becomes \u007f. The pretty
  * message escapes control characters and DEL the same way, so a hostile
- * string cannot move the terminal cursor or forge a line. Invalid UTF-8
+ * string cannot move the terminal cursor or forge a line. logfmt and pretty
+ * output, which people read on terminals, also escape the C1 controls
+ * U+0080..U+009F (valid UTF-8 C2 80..C2 9F; U+009B is an 8-bit CSI) as
+ * \u0080..\u009f, and quote a logfmt value holding one; JSON keeps them,
+ * as the valid characters they are. Invalid UTF-8
  * (stray continuation bytes, overlong forms, surrogates, code points past
  * U+10FFFF, sequences cut short) is replaced, byte by byte, by U+FFFD
  * written as its UTF-8 bytes EF BF BD; valid UTF-8 passes through.
@@ -985,9 +989,17 @@ static void log__tail(log__out *o, const char *s, size_t n)
 
 #define LOG__TAILS(o, lit) log__tail((o), (lit), sizeof(lit) - 1)
 
-/* Byte classes: 0 copy as is, 1 escape, 2 non-ASCII (UTF-8 check). JSON
- * escapes '"' and '\'; TEXT (pretty messages) only control bytes. */
+/* Byte classes: 0 copy as is, 1 escape, 2 non-ASCII (UTF-8 check), 3 the
+ * lead byte 0xC2, which also starts the C1 controls U+0080..U+009F. JSON
+ * escapes '"' and '\' and lets C1 through (they are valid JSON); LF
+ * (logfmt and pretty values, read on terminals) also escapes C1, since
+ * U+009B is an 8-bit CSI; TEXT (pretty messages) escapes control bytes and
+ * C1 only. */
 #define LOG__C16(a) a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a
+#define LOG__C_HIGH(c2)                                                 \
+    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2), /* 0x80..0xbf */ \
+    2, 2, c2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,    /* 0xc0..0xcf */ \
+    LOG__C16(2), LOG__C16(2), LOG__C16(2)               /* 0xd0..0xff */
 static const unsigned char log__json_class[256] = {
     LOG__C16(1), LOG__C16(1),
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -995,17 +1007,32 @@ static const unsigned char log__json_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
     LOG__C16(0),
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
+    LOG__C_HIGH(2),
+};
+static const unsigned char log__lf_class[256] = {
+    LOG__C16(1), LOG__C16(1),
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    LOG__C16(0), LOG__C16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    LOG__C16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    LOG__C_HIGH(3),
 };
 static const unsigned char log__text_class[256] = {
     LOG__C16(1), LOG__C16(1),
     LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0),
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
+    LOG__C_HIGH(3),
 };
-/* logfmt/pretty values that need quotes: controls, space, '"', '=', '\', DEL */
+
+/* 1 when s[0..n) starts with a C1 control (U+0080..U+009F: C2 80..C2 9F). */
+static int log__is_c1(const unsigned char *s, size_t n)
+{
+    return n >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f;
+}
+
+/* logfmt/pretty values that need quotes: controls, space, '"', '=', '\',
+ * DEL, C1 controls */
 static int log__needs_quote(const char *s, size_t n)
 {
     size_t i;
@@ -1013,6 +1040,7 @@ static int log__needs_quote(const char *s, size_t n)
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c == '"' || c == '=' || c == '\\' || c == 0x7f) return 1;
+        if (c == 0xc2 && log__is_c1((const unsigned char *)s + i, n - i)) return 1;
     }
     return 0;
 }
@@ -1041,11 +1069,58 @@ static size_t log__utf8_len(const unsigned char *s, const unsigned char *e)
     return 0;
 }
 
+/* One byte that is not copied as is, at s < e, written at *pp (which has
+ * room for 6 bytes): a JSON escape, a valid UTF-8 sequence, a C1 control
+ * as \u00XX (class 3 tables), or U+FFFD for an invalid byte. Returns how
+ * many bytes of s it took. Out of log__esc's loop, which stays small. */
+static size_t log__esc_one(char **pp, const unsigned char *s, const unsigned char *e,
+                           const unsigned char *cls)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = *pp;
+    size_t k;
+    if (*s < 0x80) {
+        unsigned c = *s;
+        *p++ = '\\';
+        switch (c) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+        k = 1;
+    } else if (cls[*s] == 3 && log__is_c1(s, (size_t)(e - s))) {
+        memcpy(p, "\\u00", 4); /* the code point is the second byte */
+        p[4] = hex[s[1] >> 4];
+        p[5] = hex[s[1] & 15];
+        p += 6;
+        k = 2;
+    } else if ((k = log__utf8_len(s, e)) != 0) {
+        memcpy(p, s, k);
+        p += k;
+    } else {
+        *p++ = (char)0xef;
+        *p++ = (char)0xbf;
+        *p++ = (char)0xbd;
+        k = 1;
+    }
+    *pp = p;
+    return k;
+}
+
 /* Appends s escaped by the class table; stops at the limit (trunc) without
  * ever cutting an escape or a UTF-8 sequence. */
 static void log__esc(log__out *o, const char *str, size_t n, const unsigned char *cls)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str, *e = s + n;
     char *p = o->p, *lim = o->lim;
     if (o->trunc) return;
@@ -1067,46 +1142,11 @@ static void log__esc(log__out *o, const char *str, size_t n, const unsigned char
             s = r;
             if (s == e) break;
         }
-        if (*s < 0x80) {
-            unsigned c = *s;
-            if (lim - p < 6) {
-                o->trunc = 1;
-                break;
-            }
-            *p++ = '\\';
-            switch (c) {
-            case '"': *p++ = '"'; break;
-            case '\\': *p++ = '\\'; break;
-            case '\n': *p++ = 'n'; break;
-            case '\r': *p++ = 'r'; break;
-            case '\t': *p++ = 't'; break;
-            case '\b': *p++ = 'b'; break;
-            case '\f': *p++ = 'f'; break;
-            default:
-                *p++ = 'u';
-                *p++ = '0';
-                *p++ = '0';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 15];
-            }
-            s++;
-        } else {
-            size_t k = log__utf8_len(s, e);
-            if (lim - p < 4) {
-                o->trunc = 1;
-                break;
-            }
-            if (k) {
-                memcpy(p, s, k);
-                p += k;
-                s += k;
-            } else {
-                *p++ = (char)0xef;
-                *p++ = (char)0xbf;
-                *p++ = (char)0xbd;
-                s++;
-            }
+        if (lim - p < 6) {
+            o->trunc = 1;
+            break;
         }
+        s += log__esc_one(&p, s, e, cls);
     }
     o->p = p;
 }
@@ -1313,8 +1353,9 @@ static size_t log__klen(const log_field *f)
     return f->klen ? f->klen : strlen(f->key);
 }
 
-/* JSON string value with the truncation marker: "abc" or "ab..." */
-static void log__json_str(log__out *o, const char *s, size_t n)
+/* Quoted string value with the truncation marker: "abc" or "ab...";
+ * cls: log__json_class (JSON) or log__lf_class (logfmt/pretty). */
+static void log__json_str(log__out *o, const char *s, size_t n, const unsigned char *cls)
 {
     if (!s) {
         LOG__RAWS(o, "null");
@@ -1327,7 +1368,7 @@ static void log__json_str(log__out *o, const char *s, size_t n)
         return;
     }
     *o->p++ = '"';
-    log__esc(o, s, n, log__json_class);
+    log__esc(o, s, n, cls);
     if (o->trunc || o->lim - o->p < 1) {
         o->trunc = 1;
         LOG__TAILS(o, "...\"");
@@ -1372,7 +1413,7 @@ static void log__json_field(log__out *o, const log_field *f)
     }
     switch (f->type) {
     case LOG_FIELD_STR:
-        log__json_str(o, f->v.s, f->v.s ? log__slen(f) : 0);
+        log__json_str(o, f->v.s, f->v.s ? log__slen(f) : 0, log__json_class);
         if (o->trunc && !f->v.s) o->p = start;
         return;
     case LOG_FIELD_INT:
@@ -1424,10 +1465,10 @@ static void log__lf_str(log__out *o, const char *s, size_t n)
         return;
     }
     if (log__needs_quote(s, n)) {
-        log__json_str(o, s, n);
+        log__json_str(o, s, n, log__lf_class);
         return;
     }
-    log__esc(o, s, n, log__json_class);
+    log__esc(o, s, n, log__lf_class);
     if (o->trunc) LOG__TAILS(o, "...");
 }
 
@@ -1502,7 +1543,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
             LOG__RAWS(&o, "\"");
         }
         LOG__RAWS(&o, ",\"msg\":");
-        log__json_str(&o, msg, msglen);
+        log__json_str(&o, msg, msglen, log__json_class);
         for (i = 0; i < lg->nbound && !o.trunc; i++) log__json_field(&o, &lg->bound[i]);
         for (i = 0; i < nf && !o.trunc; i++) log__json_field(&o, &f[i]);
         if (o.trunc)
@@ -1525,7 +1566,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
         for (i = 0; i < nf && !o.trunc; i++) log__json_field(&o, &f[i]);
         if (!o.trunc) {
             LOG__RAWS(&o, ",\"msg\":");
-            log__json_str(&o, msg, msglen);
+            log__json_str(&o, msg, msglen, log__json_class);
         }
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
@@ -2230,9 +2271,12 @@ LOG_API int log_create(log_logger **out, const log_options *opts)
     if (o.ring_bytes < (64u << 10)) return -EINVAL;
     if (o.name) {
         const char *p;
-        if (strlen(o.name) > 64) return -EINVAL;
+        size_t n = strlen(o.name);
+        if (n > 64) return -EINVAL;
         for (p = o.name; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' || *p == 0x7f) return -EINVAL;
+            if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' || *p == 0x7f ||
+                log__is_c1((const unsigned char *)p, n - (size_t)(p - o.name)))
+                return -EINVAL;
     }
     if (o.mode == LOG_MODE_ASYNC) {
         while (nslots * 2 * LOG__SLOT <= o.ring_bytes) nslots *= 2;

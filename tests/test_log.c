@@ -1538,6 +1538,47 @@ TEST(stats_count_lines_and_bytes)
     cap_free(&c);
 }
 
+/* ---- terminals: C1 controls, colour detection ------------------------------------------ */
+
+TEST(c1_controls_escaped_for_terminals)
+{
+    capture cj, cl, cr;
+    log_sink s[3];
+    log_options o;
+    log_logger *lg;
+    char *out;
+    cap_init(&cj);
+    cap_init(&cl);
+    cap_init(&cr);
+    s[0] = cap_sink(&cj, LOG_FORMAT_JSON);
+    s[1] = cap_sink(&cl, LOG_FORMAT_LOGFMT);
+    s[2] = cap_sink(&cr, LOG_FORMAT_PRETTY);
+    o = base_opts(s, 3);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    /* U+009B (C2 9B) is an 8-bit CSI: ESC [ to a terminal; U+00A0 is not a control */
+    log_info(lg, "a\xc2\x9b" "31mred", LOG_STR("v", "\xc2\x9b" "2J"), LOG_STR("ok", "\xc2\xa0nbsp"),
+             LOG_STR("k\xc2\x85", "\xc2\x80\xc2\x9f"));
+    out = cap_take(&cj); /* JSON: valid characters, kept */
+    CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"a\xc2\x9b" "31mred\","
+                   "\"v\":\"\xc2\x9b" "2J\",\"ok\":\"\xc2\xa0nbsp\",\"k\xc2\x85\":\"\xc2\x80\xc2\x9f\"}\n");
+    CHECK_INT(json_lines_ok(out), ==, 1);
+    free(out);
+    out = cap_take(&cl);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=info msg=\"a\\u009b31mred\" v=\"\\u009b2J\" "
+                   "ok=\xc2\xa0nbsp k__=\"\\u0080\\u009f\"\n");
+    free(out);
+    out = cap_take(&cr);
+    CHECK_STR(out, "2024-05-01 12:00:00.123 INFO  a\\u009b31mred v=\"\\u009b2J\" ok=\xc2\xa0nbsp "
+                   "k__=\"\\u0080\\u009f\"\n");
+    free(out);
+    log_destroy(lg);
+    o.name = "x\xc2\x9b" "y"; /* the name is printed raw in pretty lines */
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    cap_free(&cj);
+    cap_free(&cl);
+    cap_free(&cr);
+}
+
 /* ---- pino-pretty reads our pino lines ---------------------------------------------- */
 
 TEST(pino_pretty_reads_pino_format)
@@ -1619,6 +1660,7 @@ int main(void)
     RUN(rotation_under_load_sync);
     RUN(rotation_under_load_async);
     RUN(fork_child_writes_synchronously);
+    RUN(c1_controls_escaped_for_terminals);
     RUN(pino_pretty_reads_pino_format);
     return test_done();
 }
