@@ -298,13 +298,18 @@
  *                         truncated=true closes the line ("truncated":true in
  *                         JSON, " [truncated]" in pretty). The result is still
  *                         valid JSON / logfmt and never longer than max_line.
- *                         In the pino format the fields come first, so the
- *                         message is what gets cut. Lines up to 4096 bytes
- *                         are formatted on the stack; longer ones use a
- *                         temporary heap buffer (if that allocation fails the
- *                         line is cut at 4096 bytes).
- *   log_options.name      at most 64 bytes, without control characters, '"'
- *                         or '\' (else -EINVAL).
+ *                         In every format time, level, name and the message
+ *                         survive: fields are what gets cut (the message
+ *                         itself is cut only when it alone is too long). The
+ *                         pino format, where msg comes last, keeps room for
+ *                         the message before it writes the fields. Lines are
+ *                         formatted on the stack up to 4096 bytes; a longer
+ *                         one is formatted again into a temporary heap
+ *                         buffer of max_line bytes (a malloc and a second
+ *                         pass; if the allocation fails the line is cut at
+ *                         4096 bytes).
+ *   log_options.name      at most 64 bytes, without control characters (C0,
+ *                         DEL, C1), '"' or '\' (else -EINVAL).
  *   hostname              (pino) the first 64 bytes are used.
  *   printf messages       formatted with vsnprintf; %s with NULL is the C
  *                         library's business (glibc prints "(null)").
@@ -1472,6 +1477,48 @@ static void log__lf_str(log__out *o, const char *s, size_t n)
     if (o->trunc) LOG__TAILS(o, "...");
 }
 
+/* JSON: the bound fields, then the call's, until one does not fit. */
+LOG__INLINE void log__json_fields(log__out *o, const log_logger *lg, const log_field *f, size_t nf)
+{
+    size_t i;
+    for (i = 0; i < lg->nbound && !o->trunc; i++) log__json_field(o, &lg->bound[i]);
+    for (i = 0; i < nf && !o->trunc; i++) log__json_field(o, &f[i]);
+}
+
+static void log__pino_msg(log__out *o, const char *msg, size_t msglen)
+{
+    LOG__RAWS(o, ",\"msg\":");
+    log__json_str(o, msg, msglen, log__json_class);
+}
+
+/* A pino line that did not fit. pino puts msg last, but the message must
+ * survive a cut like in the other formats, where it comes before the
+ * fields: measure it, keep room for it, let the fields have the rest, then
+ * write it. A message that does not fit even alone is cut and the fields
+ * are left out. mark: where the fields start. */
+static void log__pino_refit(log__out *o, char *mark, const log_logger *lg, const char *msg,
+                            size_t msglen, const log_field *f, size_t nf)
+{
+    char *lim = o->lim;
+    size_t need;
+    int cut;
+    o->p = mark;
+    o->trunc = 0;
+    log__pino_msg(o, msg, msglen);
+    if (o->trunc) return;
+    /* + the '..."' a cut string field writes past the limit, + the room
+     * log__esc wants free for one escape */
+    need = (size_t)(o->p - mark) + 4 + 6;
+    o->p = mark;
+    o->lim = (size_t)(lim - mark) > need ? lim - need : mark;
+    log__json_fields(o, lg, f, nf);
+    cut = o->trunc;
+    o->lim = lim;
+    o->trunc = 0;
+    log__pino_msg(o, msg, msglen);
+    o->trunc |= cut;
+}
+
 static const char *const log__pretty_lvl[] = {"TRACE", "DEBUG", "INFO ", "WARN ", "ERROR", "FATAL"};
 static const char *const log__pretty_col[] = {"\x1b[90m", "\x1b[34m", "\x1b[32m",
                                               "\x1b[33m", "\x1b[31m", "\x1b[1;41m"};
@@ -1524,7 +1571,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
 {
     log__out o;
     size_t i;
-    char tmp[40];
+    char tmp[40], *mark;
     int li = log__lvl_idx(level);
     o.p = buf;
     o.lim = buf + cap - LOG__RESERVE;
@@ -1544,8 +1591,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
         }
         LOG__RAWS(&o, ",\"msg\":");
         log__json_str(&o, msg, msglen, log__json_class);
-        for (i = 0; i < lg->nbound && !o.trunc; i++) log__json_field(&o, &lg->bound[i]);
-        for (i = 0; i < nf && !o.trunc; i++) log__json_field(&o, &f[i]);
+        log__json_fields(&o, lg, f, nf);
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
         else
@@ -1562,12 +1608,10 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
             log__raw(&o, c->name, c->name_len);
             LOG__RAWS(&o, "\"");
         }
-        for (i = 0; i < lg->nbound && !o.trunc; i++) log__json_field(&o, &lg->bound[i]);
-        for (i = 0; i < nf && !o.trunc; i++) log__json_field(&o, &f[i]);
-        if (!o.trunc) {
-            LOG__RAWS(&o, ",\"msg\":");
-            log__json_str(&o, msg, msglen, log__json_class);
-        }
+        mark = o.p;
+        log__json_fields(&o, lg, f, nf);
+        if (!o.trunc) log__pino_msg(&o, msg, msglen);
+        if (o.trunc) log__pino_refit(&o, mark, lg, msg, msglen, f, nf);
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
         else

@@ -801,10 +801,11 @@ TEST(truncation_marker)
     CHECK(strstr(out, "xxx...\",\"truncated\":true}\n") != NULL);
     CHECK(strstr(out, "after") == NULL);
     free(out);
-    out = cap_take(&cp); /* pino: fields first, the message is what is cut */
+    out = cap_take(&cp); /* pino: the message alone is too long: it is cut, no fields */
     CHECK_UINT(strlen(out), <=, 512);
     CHECK_INT(json_lines_ok(out), ==, 1);
-    CHECK(strstr(out, "\"after\":1,\"msg\":\"xxx") != NULL);
+    CHECK(strstr(out, "\"hostname\":\"box\",\"msg\":\"xxx") != NULL);
+    CHECK(strstr(out, "after") == NULL);
     CHECK(strstr(out, "xxx...\",\"truncated\":true}\n") != NULL);
     free(out);
     out = cap_take(&cl);
@@ -1538,6 +1539,187 @@ TEST(stats_count_lines_and_bytes)
     cap_free(&c);
 }
 
+/* ---- more helpers ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s, bounded by e (0 if invalid). */
+static size_t utf8_seq(const unsigned char *s, const unsigned char *e)
+{
+    unsigned char tmp[4] = {0, 0, 0, 0};
+    size_t n = (size_t)(e - s) < 4 ? (size_t)(e - s) : 4;
+    memcpy(tmp, s, n);
+    return js_utf8(tmp); /* the zeros past e fail as continuation bytes */
+}
+
+/* 1 when [p, p+n) is valid UTF-8 without C0 controls, DEL or C1 controls:
+ * nothing in it can steer a terminal. */
+static int text_clean(const char *p, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)p, *e = s + n;
+    while (s < e) {
+        if (*s < 0x20 || *s == 0x7f) return 0;
+        if (*s >= 0x80) {
+            size_t k = utf8_seq(s, e);
+            if (!k || (s[0] == 0xc2 && s[1] < 0xa0)) return 0;
+            s += k;
+        } else {
+            s++;
+        }
+    }
+    return 1;
+}
+
+/* 1 when the JSON object that starts the line has the top-level key `key`. */
+static int json_has_key(const char *line, const char *key)
+{
+    const char *p = js_ws(line + 1);
+    size_t kl = strlen(key);
+    if (*line != '{' || *p == '}') return 0;
+    for (;;) {
+        const char *k = p, *e = js_string(p);
+        if (!e) return 0;
+        if ((size_t)(e - k) == kl + 2 && strncmp(k + 1, key, kl) == 0) return 1;
+        p = js_ws(e);
+        if (*p++ != ':') return 0;
+        p = js_value(p, 1);
+        if (!p) return 0;
+        p = js_ws(p);
+        if (*p++ != ',') return 0;
+        p = js_ws(p);
+    }
+}
+
+/* ---- truncation keeps the head and the message ------------------------------------- */
+
+TEST(truncation_keeps_head_and_message)
+{
+    static const int formats[4] = {LOG_FORMAT_JSON, LOG_FORMAT_PINO, LOG_FORMAT_LOGFMT,
+                                   LOG_FORMAT_PRETTY};
+    capture c[4];
+    log_sink s[4];
+    log_options o;
+    log_logger *lg, *child;
+    log_field bf;
+    char big[3000], msg300[301], *out[4], want[512];
+    int f, k;
+    for (f = 0; f < 4; f++) {
+        cap_init(&c[f]);
+        s[f] = cap_sink(&c[f], formats[f]);
+    }
+    o = base_opts(s, 4);
+    o.max_line = 512;
+    o.name = "api";
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    memset(msg300, 'y', 300);
+    msg300[300] = 0;
+    bf = LOG_STR("bound", big);
+    REQUIRE_INT(log_child(lg, &child, &bf, 1), ==, 0);
+    for (k = 0; k < 3; k++) {
+        const char *m = k == 2 ? msg300 : "m";
+        if (k == 0) /* a call's field too long */
+            log_info(lg, "m", LOG_INT("before", 1), LOG_STR("big", big), LOG_INT("after", 2));
+        else if (k == 1) /* a bound field too long */
+            log_info(child, "m", LOG_INT("after", 2));
+        else /* a long message (that fits) and a field too long */
+            log_info(lg, msg300, LOG_STR("big", big), LOG_INT("after", 2));
+        for (f = 0; f < 4; f++) {
+            out[f] = cap_take(&c[f]);
+            CHECK_UINT(strlen(out[f]), <=, 512);
+            CHECK_INT(count_lines(out[f]), ==, 1);
+            CHECK(strstr(out[f], "after") == NULL);
+        }
+        CHECK_INT(json_lines_ok(out[0]), ==, 1);
+        snprintf(want, sizeof want, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\","
+                 "\"name\":\"api\",\"msg\":\"%s\",", m);
+        CHECK(strncmp(out[0], want, strlen(want)) == 0);
+        CHECK(strstr(out[0], "xxx...\",\"truncated\":true}\n") != NULL);
+        /* pino: the message is last, whole, after the cut fields */
+        CHECK_INT(json_lines_ok(out[1]), ==, 1);
+        CHECK(json_has_key(out[1], "msg"));
+        CHECK(strncmp(out[1], "{\"level\":30,\"time\":1714564800123,\"pid\":", 38) == 0);
+        snprintf(want, sizeof want, "xxx...\",\"msg\":\"%s\",\"truncated\":true}\n", m);
+        CHECK(strstr(out[1], want) != NULL);
+        if (k == 0) CHECK(strstr(out[1], "\"before\":1,\"big\":\"xxx") != NULL);
+        snprintf(want, sizeof want, "time=2024-05-01T12:00:00.123Z level=info name=api msg=%s ", m);
+        CHECK(strncmp(out[2], want, strlen(want)) == 0);
+        CHECK(strstr(out[2], "xxx... truncated=true\n") != NULL);
+        snprintf(want, sizeof want, "2024-05-01 12:00:00.123 INFO  [api] %s ", m);
+        CHECK(strncmp(out[3], want, strlen(want)) == 0);
+        CHECK(strstr(out[3], "xxx... [truncated]\n") != NULL);
+        for (f = 0; f < 4; f++) free(out[f]);
+    }
+    /* pino: a message that ends in escapes still fits in the room kept for it */
+    {
+        char esc[64], want_msg[400], *p = want_msg;
+        size_t fill;
+        memset(esc, '\n', sizeof esc - 1);
+        esc[sizeof esc - 1] = 0;
+        for (k = 0; k < (int)sizeof esc - 1; k++, p += 2) memcpy(p, "\\n", 2);
+        *p = 0;
+        for (fill = 250; fill < 420; fill++) { /* the field cut at every offset */
+            log_info(lg, esc, LOG_STRN("big", big, fill));
+            out[1] = cap_take(&c[1]);
+            snprintf(want, sizeof want, ",\"msg\":\"%s\"", want_msg);
+            CHECK(strstr(out[1], want) != NULL);
+            CHECK_INT(json_lines_ok(out[1]), ==, 1);
+            free(out[1]);
+            for (f = 0; f < 4; f++) free(cap_take(&c[f]));
+        }
+    }
+    log_destroy(child);
+    log_destroy(lg);
+    for (f = 0; f < 4; f++) cap_free(&c[f]);
+}
+
+/* Wherever the cut falls, no UTF-8 sequence is split, in any format. */
+TEST(truncation_keeps_utf8_whole)
+{
+    static const int formats[4] = {LOG_FORMAT_JSON, LOG_FORMAT_PINO, LOG_FORMAT_LOGFMT,
+                                   LOG_FORMAT_PRETTY};
+    capture c[4];
+    log_sink s[4];
+    log_options o;
+    log_logger *lg;
+    char text[1200], *out;
+    int f, shift, i;
+    for (f = 0; f < 4; f++) {
+        cap_init(&c[f]);
+        s[f] = cap_sink(&c[f], formats[f]);
+    }
+    o = base_opts(s, 4);
+    o.max_line = 512;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (shift = 0; shift < 8; shift++) {
+        size_t n = 0;
+        for (i = 0; i < shift; i++) text[n++] = 'a';
+        while (n + 9 < sizeof text - 1) { /* e-acute, euro, grinning face */
+            memcpy(text + n, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9);
+            n += 9;
+        }
+        text[n] = 0;
+        log_info(lg, text);
+        log_info(lg, "m", LOG_STR("v", text));
+        for (f = 0; f < 4; f++) {
+            const char *p;
+            out = cap_take(&c[f]);
+            CHECK_INT(count_lines(out), ==, 2);
+            for (p = out; *p; p = strchr(p, '\n') + 1) {
+                size_t len = (size_t)(strchr(p, '\n') - p);
+                CHECK_UINT(len + 1, <=, 512);
+                CHECK(len > 400); /* cut near the limit, not far before it */
+                if (f <= 1)
+                    CHECK(json_line_ok(p));
+                else
+                    CHECK(text_clean(p, len));
+            }
+            free(out);
+        }
+    }
+    log_destroy(lg);
+    for (f = 0; f < 4; f++) cap_free(&c[f]);
+}
+
 /* ---- terminals: C1 controls, colour detection ------------------------------------------ */
 
 TEST(c1_controls_escaped_for_terminals)
@@ -1660,6 +1842,8 @@ int main(void)
     RUN(rotation_under_load_sync);
     RUN(rotation_under_load_async);
     RUN(fork_child_writes_synchronously);
+    RUN(truncation_keeps_head_and_message);
+    RUN(truncation_keeps_utf8_whole);
     RUN(c1_controls_escaped_for_terminals);
     RUN(pino_pretty_reads_pino_format);
     return test_done();
