@@ -354,7 +354,7 @@
  *        sinks, nsinks    one JSON sink on stdout        (section 7)
  *        mode             LOG_MODE_SYNC                  (section 8)
  *        full_policy      LOG_FULL_BLOCK                 (section 8)
- *        ring_bytes       4 MiB, at least 64 KiB         (section 8)
+ *        ring_bytes       4 MiB, 64 KiB .. 1 GiB         (section 8)
  *        max_line         16384, 512 .. 1 MiB            (section 9)
  *        writer_sleep_us  10000, at least 100            (section 8)
  *        exit_timeout_ms  5000: longest wait of the exit flush
@@ -496,7 +496,7 @@ typedef struct log_options {
     int nsinks;
     int mode;                 /* LOG_MODE_SYNC / LOG_MODE_ASYNC */
     int full_policy;          /* LOG_FULL_BLOCK / LOG_FULL_DROP */
-    size_t ring_bytes;        /* async ring, default 4 MiB, min 64 KiB */
+    size_t ring_bytes;        /* async ring, default 4 MiB, 64 KiB .. 1 GiB */
     size_t max_line;          /* default 16384, 512 .. 1 MiB */
     unsigned writer_sleep_us; /* async idle sleep, default 10000 */
     unsigned exit_timeout_ms; /* atexit flush bound, default 5000 */
@@ -726,6 +726,7 @@ static inline int log__gate(const log_logger *lg)
 #define LOG__NV 5          /* output variants: the formats, pretty twice */
 #define LOG__V_PAD 0xffu   /* ring record that only fills the ring's end */
 #define LOG__BATCH 256     /* records per writer batch */
+#define LOG__RING_MAX ((size_t)1 << 30) /* largest log_options.ring_bytes */
 
 enum { LOG__V_JSON = 0, LOG__V_PINO, LOG__V_LOGFMT, LOG__V_PRETTY, LOG__V_PRETTY_COLOR };
 
@@ -2312,7 +2313,7 @@ LOG_API int log_create(log_logger **out, const log_options *opts)
     if (!o.max_line) o.max_line = 16384;
     if (o.max_line < 512 || o.max_line > (1u << 20)) return -EINVAL;
     if (!o.ring_bytes) o.ring_bytes = 4u << 20;
-    if (o.ring_bytes < (64u << 10)) return -EINVAL;
+    if (o.ring_bytes < (64u << 10) || o.ring_bytes > LOG__RING_MAX) return -EINVAL;
     if (o.name) {
         const char *p;
         size_t n = strlen(o.name);

@@ -568,6 +568,11 @@ TEST(bad_options)
     o.ring_bytes = 64 << 10;
     o.max_line = 1 << 20; /* more than half the ring */
     CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o.max_line = 0;
+    o.ring_bytes = ((size_t)1 << 30) + 1; /* past the 1 GiB cap */
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
+    o.ring_bytes = (size_t)-1;
+    CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
     s.kind = LOG_SINK_FILE;
     s.path = "no/such/dir/x.log";
     o = base_opts(&s, 1);
