@@ -215,8 +215,15 @@
  *                 larger than this; 0 = no size rotation. A single line
  *                 longer than it still goes, whole, into a fresh file.
  *   rotate_daily  LOG_SINK_FILE: non-zero rotates at local midnight (on
- *                 the first line whose timestamp is on a new day)
+ *                 the first line whose timestamp is on a new day). A file
+ *                 that is opened non-empty (at log_create, after a restart)
+ *                 and was last written (mtime) before today's midnight is
+ *                 rotated before the first line goes in, so one file never
+ *                 holds two days; an empty file is never rotated for a day.
+ *                 Both limits may be set: whichever comes first rotates.
  *   keep          rotated files kept: path.1 (newest) .. path.keep; 0 = 5
+ *   retry_ms      LOG_SINK_FILE: after a failed open or rename, the next
+ *                 try comes no sooner than this (monotonic clock); 0 = 1000
  *   callback      LOG_SINK_CALLBACK: void cb(void *userdata, int level,
  *                 const char *line, size_t len); line is the formatted line
  *                 with its '\n' (not NUL-terminated), valid during the call
@@ -226,10 +233,20 @@
  * opens a new path. It is decided line by line before each write by the one
  * party that owns the file: the writer thread in asynchronous mode, the
  * caller holding the sink's lock in synchronous mode. So no line is split
- * across files or lost at a rotation, however many threads log. Rotation
- * is per process: two processes must not rotate the same file. If the new
- * file cannot be opened, the lines count as write errors and opening is
- * retried at most once a second.
+ * across files or lost at a rotation, however many threads log. The live
+ * file is moved first, to the spare name path.(keep+1), and only then the
+ * older files: when the live file cannot be renamed the history is left
+ * as it is, lines keep going to the current file and the rotation is tried
+ * again after retry_ms (last_error has the rename error). If the new file
+ * cannot be opened, the lines count as write errors and opening is retried
+ * at most once per retry_ms.
+ *
+ * The process that created the logger owns rotation. A child made with
+ * fork() never rotates: it keeps appending to the file it inherited, which
+ * the parent's rotations rename to path.1, path.2, ...; the child's lines
+ * are lost only once that file falls off the end of the kept files, so a
+ * long-lived child should make its own logger. Two unrelated processes must
+ * not rotate the same file.
  *
  * ==========================================================================
  * 8. SYNCHRONOUS AND ASYNCHRONOUS MODES (log_options.mode)
@@ -238,14 +255,21 @@
  * stack and writes it with one write() per sink while holding that sink's
  * lock, so lines from different threads never interleave and a line is on
  * its way to the kernel when the call returns (nothing is buffered in the
- * process). Costs one system call per line per sink.
+ * process). Costs one system call per line per sink. A line of at most
+ * PIPE_BUF (4096) bytes is one write(), which the kernel keeps whole on a
+ * pipe that other processes write to as well.
  *
  * LOG_MODE_ASYNC: the calling thread formats the line and copies it into a
  * lock-free multi-producer ring (one compare-and-swap to reserve space, one
  * store to publish); no lock, no system call and no allocation on the
  * caller's path. One background writer thread owns the sinks: it takes
  * published lines in ticket order and writes them in batches with writev()
- * (up to 256 lines per call). When the logger is idle the writer sleeps,
+ * (up to 256 lines per call). To a pipe or socket (a FIFO, stdout piped to
+ * another program, ...) a batch is split into writes of at most PIPE_BUF
+ * bytes of whole lines, so that lines stay whole when other processes (a
+ * forked child, say) write to the same pipe; a single line longer than
+ * PIPE_BUF cannot be written atomically to a pipe and may be interleaved
+ * with another writer's bytes. When the logger is idle the writer sleeps,
  * at most log_options.writer_sleep_us (default 10000 = 10 ms) between looks,
  * so a line reaches its sink within about that time; callers wake it early
  * when the ring is a quarter full, and log_flush()/fatal lines wake it at
@@ -288,7 +312,12 @@
  * signals; in synchronous mode SIGPIPE is blocked around writes to pipes and
  * sockets and a resulting pending SIGPIPE is consumed). A descriptor in
  * non-blocking mode that stays full for 1 s loses the rest of the line
- * (-EAGAIN). log_get_stats() exposes the counters and the last error.
+ * (-EAGAIN). A write that fails part-way through a line (that, or ENOSPC,
+ * EFBIG after some bytes went in) leaves the start of the line in the
+ * sink; log.h ends that fragment with a '\n' before its next write there,
+ * so the lines after it are whole (the fragment itself is incomplete and
+ * counted as a write error). log_get_stats() exposes the counters and the
+ * last error.
  *
  *   log_options.max_line  longest line in bytes, '\n' included; default
  *                         16384, allowed 512 .. 1 MiB (and at most half the
@@ -486,6 +515,7 @@ typedef struct log_sink {
     int keep;              /* rotated files kept, default 5 */
     log_callback callback; /* LOG_SINK_CALLBACK */
     void *userdata;
+    unsigned retry_ms;     /* after a failed open/rename, next try; default 1000 */
 } log_sink;
 
 typedef struct log_options {
@@ -732,17 +762,20 @@ enum { LOG__V_JSON = 0, LOG__V_PINO, LOG__V_LOGFMT, LOG__V_PRETTY, LOG__V_PRETTY
 
 struct log__sink {
     int kind, variant, level;
-    int fd, own_fd, sigpipe;
+    int fd, own_fd;
+    int is_pipe;          /* FIFO or socket: SIGPIPE guard, batches of <= PIPE_BUF */
+    int partial;          /* the last write stopped inside a line */
     char *path, *scratch; /* scratch: room for "path.N" names */
     unsigned mode;
     uint64_t rotate_bytes;
     int rotate_daily, keep;
     uint64_t size;        /* current file size (FILE) */
     int64_t next_day;     /* ns time of the next local midnight */
-    int64_t reopen_after; /* ns time of the next reopen try */
+    int64_t retry_at;     /* monotonic ns; after a failed open or rename, no try before it */
+    int64_t retry_ns;     /* log_sink.retry_ms */
     log_callback cb;
     void *ud;
-    pthread_mutex_t mu;   /* sync mode: serialises writes and rotation */
+    pthread_mutex_t mu;   /* sync: serialises writes and rotation; async: rotation (vs fork) */
     uint64_t lines, bytes, errors, rotations; /* atomic, owner-written */
 };
 
@@ -1697,79 +1730,133 @@ static int64_t log__next_midnight(int64_t ns)
     return (int64_t)n * 1000000000;
 }
 
+/* Opens the sink's file. On success the new descriptor replaces s->fd and
+ * only then is the old one closed, so s->fd never names a closed
+ * descriptor; on failure s->fd is left as it was. */
 static int log__open_file(struct log__sink *s)
 {
     struct stat st;
-    int fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, (mode_t)s->mode);
+    int old = s->fd, fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, (mode_t)s->mode);
     if (fd < 0) return -errno;
-    s->fd = fd;
-    s->own_fd = 1;
     s->size = 0;
     if (fstat(fd, &st) == 0) {
         s->size = (uint64_t)st.st_size;
-        s->sigpipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+        s->is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
     }
+    s->fd = fd;
+    s->own_fd = 1;
+    s->partial = 0;
+    if (old >= 0) close(old);
     return 0;
 }
 
+/* Daily rotation: the day of the file just opened ends at the next local
+ * midnight after its last write (its mtime; now if it is empty or its
+ * mtime is in the future), so a file a restarted program finds from an
+ * earlier day is rotated before the first line of today goes in. */
+static void log__start_day(struct log__sink *s, int64_t now)
+{
+    struct stat st;
+    int64_t since = now;
+    if (s->size > 0 && fstat(s->fd, &st) == 0) {
+        int64_t m = (int64_t)st.st_mtime * 1000000000;
+        if (m < now) since = m;
+    }
+    s->next_day = log__next_midnight(since);
+}
+
+/* After a failed open or rename: no new try for retry_ms. */
+static void log__backoff(struct log__core *c, struct log__sink *s, int err)
+{
+    log__set_error(c, err);
+    s->retry_at = log__mono_ns() + s->retry_ns;
+}
+
+/* path -> path.1, path.1 -> path.2, ..., path.(keep-1) -> path.keep, and a
+ * new path. The live file is first moved to the spare name path.(keep+1):
+ * if that fails (the history is still intact) the sink keeps writing to
+ * the file it has and tries again after retry_ms, instead of shifting the
+ * history on every line. */
 static void log__rotate(struct log__core *c, struct log__sink *s, int64_t t)
 {
-    size_t pl = strlen(s->path);
-    char *from = s->scratch, *to = s->scratch + pl + 16;
-    int i, rc;
-    if (s->fd >= 0) close(s->fd);
-    s->fd = -1;
-    for (i = s->keep - 1; i >= 1; i--) {
-        snprintf(from, pl + 16, "%s.%d", s->path, i);
-        snprintf(to, pl + 16, "%s.%d", s->path, i + 1);
-        if (rename(from, to) != 0 && errno != ENOENT) log__set_error(c, -errno);
-    }
-    snprintf(to, pl + 16, "%s.1", s->path);
-    if (rename(s->path, to) != 0 && errno != ENOENT) log__set_error(c, -errno);
-    rc = log__open_file(s);
-    if (rc) {
-        log__set_error(c, rc);
-        s->reopen_after = t + 1000000000;
-    }
-    LOG__ADD(&s->rotations, 1);
-    if (s->rotate_daily) s->next_day = log__next_midnight(t);
-}
-
-/* Before writing `len` more bytes at time t (pending: bytes already queued
- * but not written): rotates or reopens as needed. Returns 1 if the caller
- * must first write out what it has pending. */
-static int log__need_rotate(const struct log__sink *s, int64_t t, uint64_t pending, size_t len)
-{
-    if (s->kind != LOG_SINK_FILE) return 0;
-    if (s->fd < 0) return t >= s->reopen_after;
-    if (s->rotate_bytes && s->size + pending > 0 && s->size + pending + len > s->rotate_bytes) return 1;
-    return s->rotate_daily && t >= s->next_day;
-}
-
-static void log__prepare(struct log__core *c, struct log__sink *s, int64_t t)
-{
-    if (s->fd < 0) {
-        int rc = log__open_file(s);
-        if (rc) {
-            log__set_error(c, rc);
-            s->reopen_after = t + 1000000000;
+    size_t cap = strlen(s->path) + 16;
+    char *from = s->scratch, *to = s->scratch + cap;
+    int i, rc, staged = 1;
+    snprintf(to, cap, "%s.%d", s->path, s->keep + 1);
+    if (rename(s->path, to) != 0) {
+        if (errno != ENOENT) {
+            log__backoff(c, s, -errno);
             return;
         }
-        if (s->rotate_daily) s->next_day = log__next_midnight(t);
+        staged = 0; /* removed by someone else: nothing to keep */
+    }
+    if (staged) {
+        for (i = s->keep - 1; i >= 1; i--) {
+            snprintf(from, cap, "%s.%d", s->path, i);
+            snprintf(to, cap, "%s.%d", s->path, i + 1);
+            if (rename(from, to) != 0 && errno != ENOENT) log__set_error(c, -errno);
+        }
+        snprintf(from, cap, "%s.%d", s->path, s->keep + 1);
+        snprintf(to, cap, "%s.1", s->path);
+        if (rename(from, to) != 0) log__set_error(c, -errno);
+    }
+    LOG__ADD(&s->rotations, 1);
+    rc = log__open_file(s);
+    if (rc) {
+        int old = s->fd;
+        s->fd = -1;
+        close(old);
+        log__backoff(c, s, rc);
         return;
     }
-    log__rotate(c, s, t);
+    s->retry_at = 0;
+    if (s->rotate_daily) log__start_day(s, t);
+}
+
+/* Before writing `len` more bytes at time t (pending: bytes queued but not
+ * yet written): 1 when the file must be rotated, reopened, or its day
+ * advanced first (log__prepare, after the caller wrote what is pending). */
+static int log__need_rotate(const struct log__sink *s, int64_t t, uint64_t pending, size_t len)
+{
+    uint64_t size = s->size + pending;
+    int due;
+    if (s->kind != LOG_SINK_FILE) return 0;
+    due = s->fd < 0 || (s->rotate_bytes && size > 0 && size + len > s->rotate_bytes) ||
+          (s->rotate_daily && t >= s->next_day);
+    return due && (!s->retry_at || log__mono_ns() >= s->retry_at);
+}
+
+/* Acts on log__need_rotate(), by the sink's owner holding its lock. */
+static void log__prepare(struct log__core *c, struct log__sink *s, int64_t t)
+{
+    int rc;
+    if (s->fd >= 0) {
+        if (s->rotate_daily && t >= s->next_day && s->size == 0) {
+            s->next_day = log__next_midnight(t); /* an empty file is today's already */
+            return;
+        }
+        log__rotate(c, s, t);
+        return;
+    }
+    rc = log__open_file(s);
+    if (rc) {
+        log__backoff(c, s, rc);
+        return;
+    }
+    s->retry_at = 0;
+    if (s->rotate_daily) log__start_day(s, t);
 }
 
 /* Writes iov[0..n) completely (iov is consumed); returns the bytes written
- * and sets *err to 0 or a negative errno. */
-static size_t log__writev_all(struct log__sink *s, struct iovec *iov, int n, int guard, int *err)
+ * and sets *err to 0 or a negative errno. sync: on the logging thread,
+ * where SIGPIPE must be held off (the writer thread blocks all signals). */
+static size_t log__writev_all(struct log__sink *s, struct iovec *iov, int n, int sync, int *err)
 {
     size_t total = 0;
     sigset_t pipeset, old;
     int blocked = 0, pending_before = 0;
     *err = 0;
-    if (guard && s->sigpipe) {
+    if (sync && s->is_pipe) {
         sigset_t pend;
         sigemptyset(&pipeset);
         sigaddset(&pipeset, SIGPIPE);
@@ -1820,18 +1907,43 @@ static size_t log__writev_all(struct log__sink *s, struct iovec *iov, int n, int
     return total;
 }
 
+/* A write that failed inside a line left a fragment without its '\n':
+ * end it, so the next line starts on a line of its own. 0 if that fails. */
+static int log__end_fragment(struct log__core *c, struct log__sink *s, int sync)
+{
+    struct iovec nl;
+    int err;
+    nl.iov_base = (void *)(uintptr_t)"\n";
+    nl.iov_len = 1;
+    if (log__writev_all(s, &nl, 1, sync, &err) != 1) {
+        log__set_error(c, err);
+        return 0;
+    }
+    s->partial = 0;
+    s->size += 1;
+    LOG__ADD(&s->bytes, 1);
+    return 1;
+}
+
 /* Writes out n queued lines of the given lengths; counts them. */
 static void log__flush_iov(struct log__core *c, struct log__sink *s, struct iovec *iov,
-                           const size_t *lens, int n, int guard)
+                           const size_t *lens, int n, int sync)
 {
     int err, i;
-    size_t w, acc = 0;
+    size_t w, acc = 0, whole = 0;
     uint64_t ok = 0;
     if (n == 0) return;
-    w = log__writev_all(s, iov, n, guard, &err);
+    if (s->fd < 0 || (s->partial && !log__end_fragment(c, s, sync))) {
+        LOG__ADD(&s->errors, (uint64_t)n); /* the open or write error is recorded */
+        return;
+    }
+    w = log__writev_all(s, iov, n, sync, &err);
     for (i = 0; i < n; i++) {
         acc += lens[i];
-        if (acc <= w) ok++;
+        if (acc <= w) {
+            ok++;
+            whole = acc;
+        }
     }
     s->size += w;
     LOG__ADD(&s->bytes, (uint64_t)w);
@@ -1839,12 +1951,23 @@ static void log__flush_iov(struct log__core *c, struct log__sink *s, struct iove
     if (err) {
         LOG__ADD(&s->errors, (uint64_t)n - ok);
         log__set_error(c, err);
+        if (w > whole) s->partial = 1;
     }
 }
 
-/* One line to one sink, by its owner (sync: lock held; async: writer). */
+/* Rotation by the sink's owner; `lock`: the owner is the writer thread,
+ * which takes the sink's lock for it so that fork() (which holds every sink
+ * lock) never copies a half-done rotation. */
+static void log__prepare_locked(struct log__core *c, struct log__sink *s, int64_t t, int lock)
+{
+    if (lock) pthread_mutex_lock(&s->mu);
+    log__prepare(c, s, t);
+    if (lock) pthread_mutex_unlock(&s->mu);
+}
+
+/* One line to one sink, by its owner (sync: lock held; else the writer). */
 static void log__sink_line(struct log__core *c, struct log__sink *s, int level, int64_t t,
-                           const char *line, size_t len, int guard)
+                           const char *line, size_t len, int sync)
 {
     struct iovec iov;
     if (s->kind == LOG_SINK_CALLBACK) {
@@ -1853,10 +1976,10 @@ static void log__sink_line(struct log__core *c, struct log__sink *s, int level, 
         LOG__ADD(&s->bytes, (uint64_t)len);
         return;
     }
-    if (log__need_rotate(s, t, 0, len)) log__prepare(c, s, t);
+    if (log__need_rotate(s, t, 0, len)) log__prepare_locked(c, s, t, !sync);
     iov.iov_base = (void *)(uintptr_t)line;
     iov.iov_len = len;
-    log__flush_iov(c, s, &iov, &len, 1, guard);
+    log__flush_iov(c, s, &iov, &len, 1, sync);
 }
 
 /* A formatted line of variant v to every sink that takes it. */
@@ -1987,7 +2110,9 @@ static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms
     pthread_mutex_unlock(&c->mu);
 }
 
-/* The writer: one batch of records to every sink, in order. */
+/* The writer: one batch of records to every sink, in order. A pipe or
+ * socket gets writes of at most PIPE_BUF bytes of whole lines, which the
+ * kernel keeps whole when other processes write to the same pipe. */
 static void log__write_batch(struct log__core *c, const struct log__item *it, int n,
                              struct iovec *iov, size_t *lens)
 {
@@ -1995,7 +2120,7 @@ static void log__write_batch(struct log__core *c, const struct log__item *it, in
     for (si = 0; si < c->nsinks; si++) {
         struct log__sink *s = &c->sinks[si];
         int q = 0;
-        uint64_t pending = 0;
+        uint64_t pending = 0, most = s->is_pipe ? PIPE_BUF : UINT64_MAX;
         for (i = 0; i < n; i++) {
             if (it[i].variant != s->variant || it[i].level < s->level) continue;
             if (s->kind == LOG_SINK_CALLBACK) {
@@ -2006,7 +2131,12 @@ static void log__write_batch(struct log__core *c, const struct log__item *it, in
                 log__flush_iov(c, s, iov, lens, q, 0);
                 q = 0;
                 pending = 0;
-                log__prepare(c, s, it[i].time);
+                log__prepare_locked(c, s, it[i].time, 1);
+            }
+            if (q && pending + it[i].len > most) {
+                log__flush_iov(c, s, iov, lens, q, 0);
+                q = 0;
+                pending = 0;
             }
             iov[q].iov_base = (void *)(uintptr_t)it[i].line;
             iov[q].iov_len = it[i].len;
@@ -2239,6 +2369,7 @@ static int log__init_sink(struct log__core *c, struct log__sink *s, const log_si
     s->keep = d->keep > 0 ? d->keep : 5;
     s->rotate_bytes = d->rotate_bytes;
     s->rotate_daily = d->rotate_daily;
+    s->retry_ns = (int64_t)(d->retry_ms ? d->retry_ms : 1000) * 1000000;
     if (d->format < LOG_FORMAT_JSON || d->format > LOG_FORMAT_PRETTY) return -EINVAL;
     if (d->color < LOG_COLOR_AUTO || d->color > LOG_COLOR_NEVER) return -EINVAL;
     switch (d->kind) {
@@ -2259,7 +2390,7 @@ static int log__init_sink(struct log__core *c, struct log__sink *s, const log_si
         memcpy(s->path, d->path, n + 1);
         rc = log__open_file(s);
         if (rc) return rc;
-        if (s->rotate_daily) s->next_day = log__next_midnight(c->now(c->now_ud));
+        if (s->rotate_daily) log__start_day(s, c->now(c->now_ud));
         break;
     }
     case LOG_SINK_CALLBACK:
@@ -2271,7 +2402,7 @@ static int log__init_sink(struct log__core *c, struct log__sink *s, const log_si
     }
     if (s->fd >= 0 && d->kind != LOG_SINK_FILE) {
         struct stat st;
-        if (fstat(s->fd, &st) == 0) s->sigpipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+        if (fstat(s->fd, &st) == 0) s->is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
     }
     if (d->format == LOG_FORMAT_PRETTY) {
         if (d->color == LOG_COLOR_ALWAYS) {

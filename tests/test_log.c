@@ -14,6 +14,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -1546,6 +1547,76 @@ TEST(stats_count_lines_and_bytes)
 
 /* ---- more helpers ---------------------------------------------------------------- */
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static void set_mtime(const char *path, time_t sec)
+{
+    struct timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = sec;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    utimensat(AT_FDCWD, path, ts, 0);
+}
+
+/* Removes path and path.1 .. path.n. */
+static void unlink_rotated(const char *path, int n)
+{
+    char name[128];
+    int k;
+    for (k = 0; k <= n; k++) {
+        snprintf(name, sizeof name, k ? "%s.%d" : "%s", path, k);
+        unlink(name);
+    }
+}
+
+static log_sink file_sink(const char *path, int format)
+{
+    log_sink s;
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FILE;
+    s.path = path;
+    s.format = format;
+    s.color = LOG_COLOR_NEVER;
+    return s;
+}
+
+static void set_clock(int64_t ns)
+{
+    __atomic_store_n(&clock_value, ns, __ATOMIC_RELAXED);
+}
+
+/* Runs fn(arg) in a child process. Returns its exit status, or -1 when it
+ * died of a signal or did not end within limit_ms (then it is killed). */
+static int run_child(int (*fn)(void *), void *arg, int limit_ms)
+{
+    pid_t pid;
+    int status = 0;
+    double end;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) _exit(fn(arg));
+    end = test_now_ms() + limit_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) return -1;
+        if (test_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fprintf(stderr, "child process still running after %d ms: killed\n", limit_ms);
+            return -1;
+        }
+        snooze_us(2000);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* Length of the valid UTF-8 sequence at s, bounded by e (0 if invalid). */
 static size_t utf8_seq(const unsigned char *s, const unsigned char *e)
 {
@@ -1591,6 +1662,33 @@ static int json_has_key(const char *line, const char *key)
         if (*p++ != ',') return 0;
         p = js_ws(p);
     }
+}
+
+/* rename() as log.h sees it (this program's definition comes first):
+ * rename_hook.path names a file whose rename fails with EACCES (fail) or
+ * first waits until the test forked (pause). */
+static struct {
+    const char *path;
+    int fail, pause, entered, forked;
+} rename_hook;
+
+int rename(const char *from, const char *to)
+{
+    const char *p = __atomic_load_n(&rename_hook.path, __ATOMIC_ACQUIRE);
+    if (p && strcmp(from, p) == 0) {
+        if (__atomic_load_n(&rename_hook.fail, __ATOMIC_ACQUIRE)) {
+            errno = EACCES;
+            return -1;
+        }
+        if (__atomic_load_n(&rename_hook.pause, __ATOMIC_ACQUIRE)) {
+            double end = test_now_ms() + 3000;
+            __atomic_store_n(&rename_hook.entered, 1, __ATOMIC_RELEASE);
+            while (!__atomic_load_n(&rename_hook.forked, __ATOMIC_ACQUIRE) && test_now_ms() < end)
+                snooze_us(1000);
+            snooze_us(100000); /* the fork() is under way now */
+        }
+    }
+    return renameat(AT_FDCWD, from, AT_FDCWD, to);
 }
 
 /* ---- truncation keeps the head and the message ------------------------------------- */
@@ -1766,6 +1864,349 @@ TEST(c1_controls_escaped_for_terminals)
     cap_free(&cr);
 }
 
+/* ---- rotation: days, zones, restarts, failures ------------------------------------------ */
+
+#define DAY1_2146 1714600000 /* 2024-05-01 21:46:40 UTC */
+#define DAY2_0853 1714640000 /* 2024-05-02 08:53:20 UTC */
+#define DAY2_2246 1714690000 /* 2024-05-02 22:46:40 UTC */
+
+/* A restarted program finds yesterday's file: it is rotated before today's
+ * first line; a file from earlier today, or an empty one, is kept. */
+TEST(daily_rotation_after_a_restart)
+{
+    log_sink s = file_sink("restart.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    char *text;
+    unlink_rotated("restart.log", 3);
+    s.rotate_daily = 1;
+    s.keep = 3;
+    o = base_opts(&s, 1);
+    /* yesterday's run left a line; its file was last written then */
+    write_text("restart.log", "{\"msg\":\"day 1\"}\n");
+    set_mtime("restart.log", DAY1_2146);
+    set_clock((int64_t)DAY2_2246 * 1000000000);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "day 2");
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.rotations, ==, 1);
+    text = read_file("restart.log.1", NULL);
+    CHECK_STR(text, "{\"msg\":\"day 1\"}\n");
+    free(text);
+    text = read_file("restart.log", NULL);
+    CHECK_STR(text, "{\"time\":\"2024-05-02T22:46:40.000Z\",\"level\":\"info\",\"msg\":\"day 2\"}\n");
+    free(text);
+
+    /* restarted later the same day: appends */
+    set_mtime("restart.log", DAY2_0853);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "day 2 again");
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.rotations, ==, 0);
+    text = read_file("restart.log", NULL);
+    CHECK(text && count_lines(text) == 2);
+    free(text);
+    CHECK(access("restart.log.2", F_OK) != 0);
+
+    /* an empty file is not rotated for its day, at a restart or at midnight */
+    unlink_rotated("restart.log", 3);
+    write_text("restart.log", "");
+    set_mtime("restart.log", DAY1_2146);
+    set_clock((int64_t)DAY1_2146 * 1000000000);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    set_clock((int64_t)DAY2_0853 * 1000000000); /* midnight passed without a line */
+    log_info(lg, "first of day 2");
+    set_clock((int64_t)DAY2_2246 * 1000000000);
+    log_info(lg, "second of day 2");
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.rotations, ==, 0);
+    CHECK(access("restart.log.1", F_OK) != 0);
+    text = read_file("restart.log", NULL);
+    CHECK(text && count_lines(text) == 2);
+    free(text);
+    unlink_rotated("restart.log", 3);
+    set_clock(T0);
+}
+
+/* Local midnight in a zone 5:30 ahead of UTC (18:30 UTC), with size
+ * rotation on as well; the UTC midnight is no day boundary there. */
+TEST(daily_and_size_rotation_in_a_non_utc_zone)
+{
+    static const int64_t midnight = 1714588200; /* 2024-05-02 00:00 +05:30 */
+    log_sink s = file_sink("zone.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    char *text, name[32];
+    int i, mode, total;
+    for (mode = LOG_MODE_SYNC; mode <= LOG_MODE_ASYNC; mode++) {
+        unlink_rotated("zone.log", 10);
+        setenv("TZ", "IST-5:30", 1);
+        tzset();
+        s.rotate_daily = 1;
+        s.rotate_bytes = 250; /* two of these lines per file */
+        s.keep = 10;
+        o = base_opts(&s, 1);
+        o.mode = mode;
+        set_clock((midnight - 60) * 1000000000);
+        REQUIRE_INT(log_create(&lg, &o), ==, 0);
+        for (i = 0; i < 5; i++) log_info(lg, "before midnight", LOG_INT("n", i), LOG_STR("pad", "...."));
+        log_flush(lg);
+        set_clock((midnight + 1) * 1000000000);
+        log_info(lg, "after midnight");
+        set_clock((int64_t)(1714608000 + 60) * 1000000000); /* 00:01 UTC = 05:31 local */
+        log_info(lg, "after UTC midnight");
+        log_flush(lg);
+        log_get_stats(lg, &st);
+        log_destroy(lg);
+        setenv("TZ", "UTC", 1);
+        tzset();
+        CHECK_UINT(st.rotations, ==, 3); /* 2 by size, 1 at local midnight */
+        text = read_file("zone.log", NULL);
+        CHECK(text && count_lines(text) == 2 && strstr(text, "after midnight") &&
+              strstr(text, "after UTC midnight"));
+        free(text);
+        text = read_file("zone.log.1", NULL); /* the old day's last file: one line */
+        CHECK(text && count_lines(text) == 1 && strstr(text, "\"n\":4"));
+        free(text);
+        for (i = 1, total = 0; i <= 3; i++) {
+            snprintf(name, sizeof name, "zone.log.%d", i);
+            text = read_file(name, NULL);
+            CHECK(text != NULL);
+            if (text) total += count_lines(text);
+            CHECK(!text || strlen(text) <= 250);
+            free(text);
+        }
+        CHECK_INT(total, ==, 5);
+        CHECK(access("zone.log.4", F_OK) != 0);
+        unlink_rotated("zone.log", 10);
+    }
+    set_clock(T0);
+}
+
+/* The live file cannot be renamed: lines keep going to it and the
+ * history stays as it was, until a try after retry_ms succeeds. */
+TEST(failed_rotation_keeps_history)
+{
+    log_sink s = file_sink("hist.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    char *text, name[32];
+    int i;
+    unlink_rotated("hist.log", 5);
+    write_text("hist.log.1", "old 1\n");
+    write_text("hist.log.2", "old 2\n");
+    write_text("hist.log.3", "old 3\n");
+    s.rotate_bytes = 100; /* every line wants a rotation */
+    s.keep = 3;
+    s.retry_ms = 60000;
+    o = base_opts(&s, 1);
+    __atomic_store_n(&rename_hook.fail, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&rename_hook.path, "hist.log", __ATOMIC_RELEASE);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    for (i = 0; i < 10; i++) log_info(lg, "cannot rotate", LOG_INT("i", i));
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.rotations, ==, 0);
+    CHECK_UINT(st.lines, ==, 10);
+    CHECK_UINT(st.write_errors, ==, 0);
+    CHECK_INT(st.last_error, ==, -EACCES);
+    for (i = 1; i <= 3; i++) {
+        char want[16];
+        snprintf(name, sizeof name, "hist.log.%d", i);
+        snprintf(want, sizeof want, "old %d\n", i);
+        text = read_file(name, NULL);
+        CHECK_STR(text, want);
+        free(text);
+    }
+    text = read_file("hist.log", NULL);
+    CHECK_INT(json_lines_ok(text ? text : ""), ==, 10);
+    free(text);
+
+    /* the next try comes after retry_ms, and works once the cause is gone */
+    s.retry_ms = 30;
+    o = base_opts(&s, 1);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "still cannot");
+    __atomic_store_n(&rename_hook.path, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&rename_hook.fail, 0, __ATOMIC_RELEASE);
+    log_info(lg, "too early to try");
+    snooze_us(60000);
+    log_info(lg, "rotated");
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.rotations, ==, 1);
+    text = read_file("hist.log.1", NULL);
+    CHECK_INT(json_lines_ok(text ? text : ""), ==, 12);
+    free(text);
+    text = read_file("hist.log.2", NULL);
+    CHECK_STR(text, "old 1\n");
+    free(text);
+    text = read_file("hist.log.3", NULL);
+    CHECK_STR(text, "old 2\n");
+    free(text);
+    CHECK(access("hist.log.4", F_OK) != 0); /* the spare name is gone again */
+    text = read_file("hist.log", NULL);
+    CHECK(text && count_lines(text) == 1 && strstr(text, "\"msg\":\"rotated\""));
+    free(text);
+    unlink_rotated("hist.log", 5);
+}
+
+/* The file's directory vanishes: lines are counted as errors, opening is
+ * retried no more often than retry_ms, and works again once it can. */
+TEST(reopen_after_a_failed_open)
+{
+    log_sink s = file_sink("reopen.d/x.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    char *text;
+    unlink("reopen.d/x.log");
+    unlink("reopen.d/x.log.1");
+    rmdir("reopen.d");
+    REQUIRE_INT(mkdir("reopen.d", 0755), ==, 0);
+    s.rotate_bytes = 100;
+    s.retry_ms = 40;
+    o = base_opts(&s, 1);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "one");
+    unlink("reopen.d/x.log");
+    rmdir("reopen.d");
+    log_info(lg, "two: rotation, the new file cannot be opened");
+    log_info(lg, "three: too early to try again");
+    log_get_stats(lg, &st);
+    CHECK_UINT(st.write_errors, ==, 2);
+    CHECK_INT(st.last_error, ==, -ENOENT);
+    CHECK_INT(mkdir("reopen.d", 0755), ==, 0);
+    log_info(lg, "four: still too early");
+    snooze_us(60000);
+    log_info(lg, "five");
+    log_get_stats(lg, &st);
+    log_destroy(lg);
+    CHECK_UINT(st.write_errors, ==, 3);
+    CHECK_UINT(st.lines, ==, 2);
+    text = read_file("reopen.d/x.log", NULL);
+    CHECK(text && count_lines(text) == 1 && strstr(text, "\"msg\":\"five\""));
+    free(text);
+    unlink("reopen.d/x.log");
+    rmdir("reopen.d");
+}
+
+/* ---- pipes: whole lines with several writers ---------------------------------------------- */
+
+#define PIPE_PROCS 4
+#define PIPE_LINES (TEST_SANITIZED ? 800 : 4000)
+
+static int pipe_writer(void *arg)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    char pad[301];
+    int i;
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FD;
+    s.fd = *(int *)arg;
+    o = base_opts(&s, 1);
+    o.now = NULL;
+    o.mode = LOG_MODE_ASYNC;
+    memset(pad, 'p', 300);
+    pad[300] = 0;
+    if (log_create(&lg, &o) != 0) return 1;
+    for (i = 0; i < PIPE_LINES; i++)
+        log_info(lg, "pipe line", LOG_INT("pid", (long long)getpid()), LOG_INT("i", i), LOG_STR("pad", pad));
+    log_destroy(lg);
+    return 0;
+}
+
+TEST(async_batches_stay_whole_on_a_shared_pipe)
+{
+    pid_t pids[PIPE_PROCS];
+    size_t len = 0, cap = 1 << 20;
+    char *buf = (char *)malloc(cap);
+    int p[2], k, status;
+    REQUIRE_INT(pipe(p), ==, 0);
+    fflush(NULL);
+    for (k = 0; k < PIPE_PROCS; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            close(p[0]);
+            _exit(pipe_writer(&p[1]));
+        }
+    }
+    close(p[1]);
+    for (;;) { /* a slow reader: the pipe is full, writers wait inside writes */
+        ssize_t r;
+        if (cap - len < 65536) buf = (char *)realloc(buf, cap *= 2);
+        r = read(p[0], buf + len, 16384);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+        snooze_us(100);
+    }
+    buf[len] = 0;
+    close(p[0]);
+    for (k = 0; k < PIPE_PROCS; k++) {
+        status = -1;
+        if (pids[k] > 0) waitpid(pids[k], &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK_INT(json_lines_ok(buf), ==, PIPE_PROCS * PIPE_LINES);
+    free(buf);
+}
+
+/* ---- a write that fails inside a line --------------------------------------------------- */
+
+static int partial_write_child(void *arg)
+{
+    log_sink s = file_sink("partial.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    struct rlimit rl, small;
+    int i;
+    signal(SIGXFSZ, SIG_IGN);
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0) return 10;
+    o = base_opts(&s, 1);
+    o.mode = *(int *)arg;
+    if (log_create(&lg, &o) != 0) return 11;
+    small = rl;
+    small.rlim_cur = 200; /* room for two lines and part of a third */
+    if (setrlimit(RLIMIT_FSIZE, &small) != 0) return 12;
+    for (i = 0; i < 5; i++) log_info(lg, "before the limit", LOG_INT("i", i));
+    log_flush(lg);
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) return 13; /* room again */
+    log_info(lg, "after");
+    log_destroy(lg);
+    return 0;
+}
+
+TEST(a_line_cut_by_a_write_error_is_ended)
+{
+    char *text;
+    const char *last;
+    int mode;
+    for (mode = LOG_MODE_SYNC; mode <= LOG_MODE_ASYNC; mode++) {
+        unlink("partial.log");
+        CHECK_INT(run_child(partial_write_child, &mode, 20000), ==, 0);
+        text = read_file("partial.log", NULL);
+        REQUIRE(text != NULL);
+        CHECK_INT(count_lines(text), ==, 4); /* 2 lines, the fragment, "after" */
+        CHECK(json_line_ok(text));
+        CHECK(json_line_ok(strchr(text, '\n') + 1));
+        last = strrchr(text, '\n');
+        while (last > text && last[-1] != '\n') last--;
+        CHECK(json_line_ok(last) && strstr(last, "\"msg\":\"after\""));
+        CHECK_UINT(strlen(text) - strlen(last), ==, 201); /* up to the limit, and its '\n' */
+        free(text);
+    }
+    unlink("partial.log");
+}
+
 /* ---- pino-pretty reads our pino lines ---------------------------------------------- */
 
 TEST(pino_pretty_reads_pino_format)
@@ -1850,6 +2291,12 @@ int main(void)
     RUN(truncation_keeps_head_and_message);
     RUN(truncation_keeps_utf8_whole);
     RUN(c1_controls_escaped_for_terminals);
+    RUN(daily_rotation_after_a_restart);
+    RUN(daily_and_size_rotation_in_a_non_utc_zone);
+    RUN(failed_rotation_keeps_history);
+    RUN(reopen_after_a_failed_open);
+    RUN(async_batches_stay_whole_on_a_shared_pipe);
+    RUN(a_line_cut_by_a_write_error_is_ended);
     RUN(pino_pretty_reads_pino_format);
     return test_done();
 }
