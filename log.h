@@ -136,8 +136,9 @@
  * check the level themselves too.
  *
  * log_fatal*() does not exit: it writes the line, waits until every line
- * logged before it has reached its sinks (asynchronous mode included), and
- * returns, so the program may abort() or exit() right after.
+ * logged before it has reached its sinks (asynchronous mode included; at
+ * most log_options.exit_timeout_ms, so a sink that accepts nothing cannot
+ * hang it), and returns, so the program may abort() or exit() right after.
  *
  * ==========================================================================
  * 5. OUTPUT FORMATS (log_sink.format)
@@ -282,20 +283,27 @@
  *                             returns the writer itself logs, at warn level,
  *                             "log: ring full, lines dropped" with the field
  *                             dropped=N. log_get_stats() has the total.
- *                             Fatal lines are never dropped: they wait.
- * The ring holds log_options.ring_bytes (default 4 MiB, rounded down to a
- * power of two) in 256-byte slots; a line takes ceil((len + 16) / 256)
- * consecutive slots (a line that would wrap past the ring's end skips the
- * slots left there). The ring is allocated and touched at log_create().
+ *                             Fatal lines are not dropped: they wait, at
+ *                             most exit_timeout_ms (then they are dropped
+ *                             and counted).
+ * Under LOG_FULL_BLOCK a sink that accepts nothing (a pipe nobody reads)
+ * blocks the callers once the ring is full; LOG_FULL_DROP never blocks.
+ * The ring holds log_options.ring_bytes (default 4 MiB; 64 KiB .. 1 GiB,
+ * rounded down to a power of two) in 256-byte slots; a line takes
+ * ceil((len + 16) / 256) consecutive slots (a line that would wrap past the
+ * ring's end skips the slots left there). The ring is allocated and touched
+ * at log_create().
  *
  * Cost, measured on a 2-core VM (bench/log): about 180 ns per async call
  * with a message and three fields (21 of them reading the clock), 4.5 to 6
  * million lines per second to a file from one thread.
  *
- * log_flush() waits until every line logged before it was written. Lines are
- * flushed at exit (atexit, bounded by log_options.exit_timeout_ms, default
- * 5000) unless log_options.no_atexit is set, before log_fatal*() returns,
- * and by log_destroy().
+ * log_flush() waits until every line logged before it was written, however
+ * long that takes. Lines are also flushed at exit (section 10) unless
+ * log_options.no_atexit is set, before log_fatal*() returns, and by
+ * log_destroy(); these three wait at most log_options.exit_timeout_ms
+ * (default 5000) for the writer, so a sink that accepts nothing cannot hang
+ * the end of the program.
  *
  * ==========================================================================
  * 9. ERRORS, LIMITS AND FAILURE HANDLING
@@ -361,13 +369,22 @@
  * pid; lines still in the ring at the fork are the parent's to write. The
  * child's exit does not wait for a writer that is not there. The child's
  * file descriptors are shared with the parent: both keep appending whole
- * lines (O_APPEND), but only one process should own rotation. Sink locks
- * are taken around fork() so the child never inherits a held lock.
+ * lines (O_APPEND), and the child never rotates (section 7). Sink locks
+ * are taken around fork(), and the writer thread holds its sink's lock
+ * while it rotates, so the child never inherits a held lock or a half-done
+ * rotation (a fork() waits for a rotation in progress).
  *
- * exit(): an atexit handler flushes every live asynchronous logger (unless
- * no_atexit). Lines logged by other threads while exit() runs may be lost;
- * _exit() and signals that kill the process skip the flush (log fatal
- * errors with log_fatal*(), which flushes, before aborting).
+ * exit(): an atexit handler, registered by the first log_create(), makes
+ * the writer of every live asynchronous logger (unless no_atexit) write
+ * what is queued and end, waiting at most exit_timeout_ms; from then on
+ * that logger writes synchronously, on the calling thread. So lines logged
+ * by atexit handlers that run after it (C runs them in reverse order: those
+ * registered before the first log_create) are written too. A writer that
+ * does not finish in time (its sink accepts nothing) is left behind and
+ * the logger stays asynchronous: later lines may be lost. Lines logged by
+ * other threads while exit() runs may be lost; _exit() and signals that
+ * kill the process skip the flush (log fatal errors with log_fatal*(),
+ * which flushes, before aborting).
  *
  * ==========================================================================
  * 11. API REFERENCE
@@ -386,14 +403,19 @@
  *        ring_bytes       4 MiB, 64 KiB .. 1 GiB         (section 8)
  *        max_line         16384, 512 .. 1 MiB            (section 9)
  *        writer_sleep_us  10000, at least 100            (section 8)
- *        exit_timeout_ms  5000: longest wait of the exit flush
+ *        exit_timeout_ms  5000: longest wait for the writer at exit,
+ *                         in log_fatal*() and in log_destroy()
  *        no_atexit        0: flush asynchronous loggers at exit
  *        hostname         gethostname(); pino's "hostname" (first 64 bytes)
  *        now, now_ud      CLOCK_REALTIME; a wall clock in ns since the
  *                         epoch, called on the logging thread (tests, replay)
  * void log_destroy(log_logger *lg)
  *      Child: frees it. Root: flushes, stops and joins the writer, closes
- *      the files it opened, frees everything. NULL is allowed.
+ *      the files it opened, frees everything. NULL is allowed. It waits at
+ *      most exit_timeout_ms for the writer: a writer blocked in a write
+ *      that does not return (a pipe nobody reads) is left running,
+ *      detached, and frees the logger (closing its files) when that write
+ *      returns and the queued lines are written.
  * int  log_child(log_logger *parent, log_logger **out, const log_field *f, size_t n)
  *      Child logger with bound fields (copied); 0, -EINVAL or -ENOMEM.
  *      Free with log_destroy() before the root.
@@ -409,8 +431,8 @@
  *      klen to strlen(key) or 0 (= measure it) and, for strings, len to the
  *      length or (size_t)-1 (= strlen).
  * int  log_flush(log_logger *lg)
- *      Async: waits until every line logged before the call was written;
- *      sync: nothing to do. Returns 0.
+ *      Async: waits until every line logged before the call was written
+ *      (without a time limit); sync: nothing to do. Returns 0.
  * void log_get_stats(const log_logger *lg, log_stats *out)
  *      Counters of the root (a child reports its root's): lines written,
  *      bytes, write_errors (lines a sink failed to write), dropped (ring
@@ -529,7 +551,7 @@ typedef struct log_options {
     size_t ring_bytes;        /* async ring, default 4 MiB, 64 KiB .. 1 GiB */
     size_t max_line;          /* default 16384, 512 .. 1 MiB */
     unsigned writer_sleep_us; /* async idle sleep, default 10000 */
-    unsigned exit_timeout_ms; /* atexit flush bound, default 5000 */
+    unsigned exit_timeout_ms; /* longest wait at exit, fatal, destroy; default 5000 */
     int no_atexit;            /* do not flush at exit */
     const char *hostname;     /* pino "hostname", NULL = gethostname() */
     int64_t (*now)(void *ud); /* wall clock in ns since the epoch, NULL = CLOCK_REALTIME */
@@ -798,7 +820,8 @@ struct log_logger {
 
 struct log__core {
     log_logger root;
-    int mode, policy, forked, nsinks;
+    int mode, policy, nsinks;
+    int direct; /* atomic; async logger now written by its callers: forked child, after exit */
     size_t max_line;
     int vmin[LOG__NV], min_level;
     struct log__sink sinks[LOG_MAX_SINKS];
@@ -809,8 +832,9 @@ struct log__core {
     char hostname[160];    /* JSON-escaped */
     int64_t (*now)(void *);
     void *now_ud;
-    unsigned sleep_us, exit_timeout_ms;
-    int registered;
+    unsigned sleep_us;
+    long timeout_ms; /* exit_timeout_ms: exit flush, fatal lines, log_destroy */
+    int no_atexit, registered;
     struct log__core *next;
     /* asynchronous mode */
     unsigned char *data;
@@ -826,6 +850,8 @@ struct log__core {
     pthread_cond_t wake_cv, done_cv;
     pthread_cond_t space_cv;
     int sleeping, stop, waiters, space_waiters;
+    int writer_done, orphan; /* under mu: the writer has ended / must free the core */
+    int writer_lost;         /* left behind at exit, still using the core: never free it */
     char pad0[64];
     uint64_t tail; /* next ticket to reserve (producers) */
     char pad1[64];
@@ -2014,11 +2040,13 @@ static void log__wake_writer(struct log__core *c)
 }
 
 /* Copies one line into the ring. Returns the ticket after it, or 0 when the
- * line was dropped (drop policy, ring full). */
+ * line was dropped (drop policy, ring full; or a fatal line that found the
+ * ring full for exit_timeout_ms). */
 static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, const char *line,
                              size_t len)
 {
     uint64_t k = (LOG__HDR + len + LOG__SLOT - 1) / LOG__SLOT, t0, pad, total, spins = 0;
+    int64_t deadline = 0;
     struct log__rec r;
     t0 = __atomic_load_n(&c->tail, __ATOMIC_RELAXED);
     for (;;) {
@@ -2050,6 +2078,15 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
             sched_yield();
         } else { /* wait for the writer to free a batch */
             uint64_t seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+            if (level >= LOG_LEVEL_FATAL) { /* the program is ending: not forever */
+                int64_t now = log__mono_ns();
+                if (!deadline) {
+                    deadline = now + (int64_t)c->timeout_ms * 1000000;
+                } else if (now >= deadline) {
+                    LOG__ADD(&c->dropped, 1);
+                    return 0;
+                }
+            }
             pthread_mutex_lock(&c->mu);
             LOG__ADD(&c->space_waiters, 1);
             if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) == seen) {
@@ -2093,7 +2130,8 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
     return t0 + k;
 }
 
-/* Waits until the writer has written every ticket below target. */
+/* Waits until the writer has written every ticket below target, at most
+ * timeout_ms (0: no limit). */
 static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms)
 {
     int64_t deadline = timeout_ms > 0 ? log__mono_ns() + (int64_t)timeout_ms * 1000000 : 0;
@@ -2103,8 +2141,9 @@ static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms
     LOG__STORE(&c->sleeping, 0);
     pthread_cond_signal(&c->wake_cv);
     while (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < target) {
-        if (deadline && log__mono_ns() >= deadline) break;
-        log__timedwait(&c->done_cv, &c->mu, 100000);
+        int64_t left = deadline ? deadline - log__mono_ns() : 100000000;
+        if (left <= 0) break;
+        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
     }
     LOG__ADD(&c->waiters, -1);
     pthread_mutex_unlock(&c->mu);
@@ -2171,6 +2210,8 @@ static void log__report_drops(struct log__core *c)
     }
 }
 
+static void log__free_core(struct log__core *c);
+
 static void *log__writer(void *arg)
 {
     struct log__core *c = (struct log__core *)arg;
@@ -2215,10 +2256,7 @@ static void *log__writer(void *arg)
             log__report_drops(c);
         }
         pthread_mutex_lock(&c->mu);
-        if (c->stop && __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) == h) {
-            pthread_mutex_unlock(&c->mu);
-            break;
-        }
+        if (c->stop && __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) == h) break; /* mu held */
         __atomic_store_n(&c->sleeping, 1, __ATOMIC_SEQ_CST);
         if (h != h0 || __atomic_load_n(&c->seq[h & c->mask], __ATOMIC_SEQ_CST) != h + 1) {
             long us = (LOG__LOAD(&c->waiters) || c->stop) ? 50 : nap;
@@ -2229,7 +2267,44 @@ static void *log__writer(void *arg)
         if (LOG__LOAD(&c->waiters)) pthread_cond_broadcast(&c->done_cv);
         pthread_mutex_unlock(&c->mu);
     }
+    { /* tell log__stop_writer; free the core if it stopped waiting for us */
+        int orphan = c->orphan;
+        c->writer_done = 1;
+        pthread_cond_broadcast(&c->done_cv);
+        pthread_mutex_unlock(&c->mu);
+        if (orphan) log__free_core(c);
+    }
     return NULL;
+}
+
+/* Asks the writer to write what is queued and end, and waits for it at most
+ * timeout_ms. Returns 1 when it ended (joined), 0 when it is still busy in
+ * a write that does not return: it is then detached and, if `orphan`,
+ * frees the core itself when it ends. */
+static int log__stop_writer(struct log__core *c, long timeout_ms, int orphan)
+{
+    int64_t deadline = log__mono_ns() + (int64_t)timeout_ms * 1000000;
+    int done;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->wake_cv);
+    while (!c->writer_done) {
+        int64_t left = deadline - log__mono_ns();
+        if (left <= 0) break;
+        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    }
+    done = c->writer_done;
+    if (!done) {
+        c->orphan = orphan;
+        c->writer_lost = !orphan;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        pthread_join(c->thread, NULL);
+    else
+        pthread_detach(c->thread);
+    c->thread_started = 0;
+    return done;
 }
 
 /* ---- process-wide registry: atexit flush, fork handling ------------------------ */
@@ -2251,13 +2326,17 @@ static void log__render_pidhost(struct log__core *c)
     c->pidhost_len = (size_t)(p - c->pidhost);
 }
 
+/* At exit: every asynchronous logger's writer writes what is queued and
+ * ends (at most exit_timeout_ms); from then on the logger writes on the
+ * calling thread, so lines logged by atexit handlers that run after this
+ * one (those registered before the first log_create) are written too. */
 static void log__atexit(void)
 {
     struct log__core *c;
     pthread_mutex_lock(&log__reg_mu);
     for (c = log__reg_head; c; c = c->next)
-        if (c->mode == LOG_MODE_ASYNC && !LOG__LOAD(&c->forked) && c->exit_timeout_ms)
-            log__wait_done(c, __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE), (long)c->exit_timeout_ms);
+        if (c->thread_started && !c->no_atexit && log__stop_writer(c, c->timeout_ms, 0))
+            __atomic_store_n(&c->direct, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&log__reg_mu);
 }
 
@@ -2279,13 +2358,24 @@ static void log__fork_parent(void)
     pthread_mutex_unlock(&log__reg_mu);
 }
 
+/* In a forked child: no writer thread came along, so asynchronous loggers
+ * write on the calling thread; and the files belong to the parent, which
+ * rotates them, so the child never does (two processes renaming the same
+ * files would lose lines). */
 static void log__fork_child(void)
 {
     struct log__core *c;
     int i;
     for (c = log__reg_head; c; c = c->next) {
-        for (i = c->nsinks - 1; i >= 0; i--) pthread_mutex_unlock(&c->sinks[i].mu);
-        if (c->mode == LOG_MODE_ASYNC) LOG__STORE(&c->forked, 1);
+        for (i = c->nsinks - 1; i >= 0; i--) {
+            c->sinks[i].rotate_bytes = 0;
+            c->sinks[i].rotate_daily = 0;
+            pthread_mutex_unlock(&c->sinks[i].mu);
+        }
+        if (c->mode == LOG_MODE_ASYNC) {
+            c->thread_started = 0;
+            LOG__STORE(&c->direct, 1);
+        }
         log__render_pidhost(c);
     }
     pthread_mutex_unlock(&log__reg_mu);
@@ -2471,7 +2561,8 @@ LOG_API int log_create(log_logger **out, const log_options *opts)
     c->now_ud = o.now_ud;
     c->sleep_us = o.writer_sleep_us ? o.writer_sleep_us : 10000;
     if (c->sleep_us < 100) c->sleep_us = 100;
-    c->exit_timeout_ms = o.no_atexit ? 0 : o.exit_timeout_ms ? o.exit_timeout_ms : 5000;
+    c->timeout_ms = o.exit_timeout_ms ? (long)o.exit_timeout_ms : 5000;
+    c->no_atexit = o.no_atexit;
     if (o.name) c->name_len = log__esc_copy(c->name, sizeof c->name, o.name);
     {
         char host[256];
@@ -2569,13 +2660,9 @@ LOG_API void log_destroy(log_logger *lg)
         return;
     }
     log__unregister(c);
-    if (c->thread_started && !LOG__LOAD(&c->forked)) {
-        pthread_mutex_lock(&c->mu);
-        c->stop = 1;
-        pthread_cond_signal(&c->wake_cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->thread, NULL);
-    }
+    /* a writer stuck in a write that never returns frees the core itself */
+    if (c->thread_started && !log__stop_writer(c, c->timeout_ms, 1)) return;
+    if (c->writer_lost) return; /* the exit flush gave up on it: the process is ending */
     log__free_core(c);
 }
 
@@ -2651,7 +2738,7 @@ static void log__emit(log_logger *lg, int level, const char *msg, size_t msglen,
     if (level < log__gate(lg) || level >= LOG_LEVEL_OFF) return;
     if (level < LOG_LEVEL_TRACE) level = LOG_LEVEL_TRACE;
     t = c->now(c->now_ud);
-    async = c->mode == LOG_MODE_ASYNC && !LOG__LOAD(&c->forked);
+    async = c->mode == LOG_MODE_ASYNC && !__atomic_load_n(&c->direct, __ATOMIC_ACQUIRE);
     for (v = 0; v < LOG__NV; v++) {
         char *buf = stackbuf, *heap = NULL;
         size_t cap = c->max_line < sizeof stackbuf ? c->max_line : sizeof stackbuf, len;
@@ -2670,7 +2757,7 @@ static void log__emit(log_logger *lg, int level, const char *msg, size_t msglen,
         }
         LOG_FREE(heap);
     }
-    if (async && level >= LOG_LEVEL_FATAL && end) log__wait_done(c, end, 0);
+    if (async && level >= LOG_LEVEL_FATAL && end) log__wait_done(c, end, c->timeout_ms);
 }
 
 LOG_API void log_write(log_logger *lg, int level, const char *msg, const log_field *fields, size_t n)
@@ -2727,7 +2814,7 @@ LOG_API void log_writef(log_logger *lg, int level, const log_field *fields, size
 LOG_API int log_flush(log_logger *lg)
 {
     struct log__core *c = lg->core;
-    if (c->mode == LOG_MODE_ASYNC && !LOG__LOAD(&c->forked))
+    if (c->mode == LOG_MODE_ASYNC && !__atomic_load_n(&c->direct, __ATOMIC_ACQUIRE))
         log__wait_done(c, __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE), 0);
     return 0;
 }

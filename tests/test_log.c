@@ -2097,6 +2097,114 @@ TEST(reopen_after_a_failed_open)
     rmdir("reopen.d");
 }
 
+/* ---- fork: the parent owns rotation; fork() and rotation do not overlap ------------------ */
+
+#define FORK_LINES 1500
+
+static void log_paced(log_logger *lg, const char *who)
+{
+    int i;
+    for (i = 0; i < FORK_LINES; i++) {
+        log_info(lg, who, LOG_INT("i", i));
+        if (i % 50 == 0) snooze_us(500);
+    }
+}
+
+TEST(fork_child_never_rotates)
+{
+    log_sink s = file_sink("forkrot.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    unsigned char *seen = (unsigned char *)calloc(2 * FORK_LINES, 1);
+    char name[64];
+    int k, got = 0, status = -1;
+    pid_t pid;
+    unlink_rotated("forkrot.log", 300);
+    s.rotate_bytes = 1000; /* the parent's rotations push the child's file to ~.110 */
+    s.keep = 300;
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        log_paced(lg, "child");
+        log_flush(lg);
+        _exit(0);
+    }
+    REQUIRE(pid > 0);
+    log_paced(lg, "parent");
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    log_destroy(lg);
+    for (k = 0; k <= 300; k++) {
+        char *text;
+        const char *p;
+        snprintf(name, sizeof name, k ? "forkrot.log.%d" : "forkrot.log", k);
+        text = read_file(name, NULL);
+        if (!text) continue;
+        for (p = text; *p; p = strchr(p, '\n') + 1) {
+            const char *ip = line_find(p, "\"i\":");
+            int who = line_find(p, "\"msg\":\"child\"") != NULL;
+            long i = ip ? strtol(ip + 4, NULL, 10) : -1;
+            CHECK(json_line_ok(p));
+            if (i >= 0 && i < FORK_LINES && !seen[who * FORK_LINES + i]++) got++;
+        }
+        free(text);
+    }
+    CHECK_INT(got, ==, 2 * FORK_LINES);
+    free(seen);
+    unlink_rotated("forkrot.log", 300);
+}
+
+/* The child's descriptor is the live file, whatever the writer thread was
+ * doing: fork() waits for a rotation under way. */
+static int child_fd_is_live(log_logger *lg, const char *path)
+{
+    struct stat a, b;
+    int fd = lg->core->sinks[0].fd;
+    return fd >= 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino;
+}
+
+TEST(fork_waits_for_a_rotation_in_progress)
+{
+    log_sink s = file_sink("forkwait.log", LOG_FORMAT_JSON);
+    log_options o;
+    log_logger *lg;
+    double end;
+    int status = -1;
+    pid_t pid;
+    unlink_rotated("forkwait.log", 4);
+    s.rotate_bytes = 100;
+    s.keep = 3;
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    log_info(lg, "first");
+    log_flush(lg);
+    __atomic_store_n(&rename_hook.entered, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&rename_hook.forked, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&rename_hook.pause, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&rename_hook.path, "forkwait.log", __ATOMIC_RELEASE);
+    log_info(lg, "second: the writer rotates, and stops in rename()");
+    for (end = test_now_ms() + 3000; !__atomic_load_n(&rename_hook.entered, __ATOMIC_ACQUIRE);)
+        if (test_now_ms() > end) break;
+    CHECK(__atomic_load_n(&rename_hook.entered, __ATOMIC_ACQUIRE));
+    fflush(NULL);
+    __atomic_store_n(&rename_hook.forked, 1, __ATOMIC_RELEASE);
+    pid = fork();
+    if (pid == 0) _exit(child_fd_is_live(lg, "forkwait.log") ? 0 : 1);
+    __atomic_store_n(&rename_hook.path, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&rename_hook.pause, 0, __ATOMIC_RELEASE);
+    REQUIRE(pid > 0);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    log_destroy(lg);
+    unlink_rotated("forkwait.log", 4);
+}
+
 /* ---- pipes: whole lines with several writers ---------------------------------------------- */
 
 #define PIPE_PROCS 4
@@ -2160,6 +2268,89 @@ TEST(async_batches_stay_whole_on_a_shared_pipe)
     free(buf);
 }
 
+/* ---- bounded waits: fatal, destroy, exit with a sink that takes nothing -------------------- */
+
+static int stuck_sink_child(void *arg)
+{
+    log_sink s;
+    log_options o;
+    log_logger *lg;
+    log_stats st;
+    double t;
+    int p[2], q[2], i;
+    (void)arg;
+    if (pipe(p) != 0 || pipe(q) != 0) return 10;
+    /* a pipe nobody reads: the writer blocks in write() for good */
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FD;
+    s.fd = p[1];
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    o.full_policy = LOG_FULL_DROP;
+    o.exit_timeout_ms = 300;
+    if (log_create(&lg, &o) != 0) return 11;
+    for (i = 0; i < 2000; i++) log_info(lg, "fill the pipe", LOG_INT("i", i));
+    t = test_now_ms();
+    log_fatal(lg, "crash");
+    t = test_now_ms() - t;
+    if (t < 250 || t > 3000) return 2;
+    t = test_now_ms();
+    log_destroy(lg);
+    if (test_now_ms() - t > 3000) return 3;
+    /* the ring is full as well: a fatal line waits for room, not forever */
+    s.fd = q[1];
+    o.ring_bytes = 64 << 10;
+    o.max_line = 1024;
+    if (log_create(&lg, &o) != 0) return 12;
+    for (i = 0; i < 5000; i++) log_info(lg, "fill the ring", LOG_INT("i", i));
+    t = test_now_ms();
+    log_fatal(lg, "no room");
+    if (test_now_ms() - t > 3000) return 4;
+    log_get_stats(lg, &st);
+    if (st.dropped < 1) return 5;
+    t = test_now_ms();
+    log_destroy(lg);
+    if (test_now_ms() - t > 3000) return 6;
+    return 0;
+}
+
+TEST(fatal_and_destroy_give_up_on_a_stuck_sink)
+{
+    CHECK_INT(run_child(stuck_sink_child, NULL, 30000), ==, 0);
+}
+
+static int stuck_exit_child(void *arg)
+{
+    log_sink s;
+    log_options o;
+    int p[2], i, no_atexit = *(int *)arg;
+    if (pipe(p) != 0) return 10;
+    memset(&s, 0, sizeof s);
+    s.kind = LOG_SINK_FD;
+    s.fd = p[1];
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    o.full_policy = LOG_FULL_DROP;
+    o.no_atexit = no_atexit;
+    o.exit_timeout_ms = no_atexit ? 60000 : 300;
+    if (log_create(&exit_logger, &o) != 0) return 11;
+    for (i = 0; i < 2000; i++) log_info(exit_logger, "fill the pipe", LOG_INT("i", i));
+    exit(0);
+}
+
+TEST(exit_timeout_and_no_atexit)
+{
+    int no = 0, yes = 1;
+    double t = test_now_ms();
+    CHECK_INT(run_child(stuck_exit_child, &no, 30000), ==, 0);
+    t = test_now_ms() - t;
+    CHECK(t >= 250); /* the exit flush waited, */
+    CHECK(t < 5000); /* but only exit_timeout_ms */
+    t = test_now_ms();
+    CHECK_INT(run_child(stuck_exit_child, &yes, 30000), ==, 0);
+    CHECK(test_now_ms() - t < 5000); /* no_atexit: no wait at all (60 s otherwise) */
+}
+
 /* ---- a write that fails inside a line --------------------------------------------------- */
 
 static int partial_write_child(void *arg)
@@ -2205,6 +2396,50 @@ TEST(a_line_cut_by_a_write_error_is_ended)
         free(text);
     }
     unlink("partial.log");
+}
+
+/* ---- atexit handlers that run after log.h's ---------------------------------------------- */
+
+static void late_lines(void)
+{
+    int i;
+    for (i = 0; i < 1000; i++) log_info(exit_logger, "from atexit", LOG_INT("i", i));
+}
+
+/* Run in a fresh process image (see main): atexit() comes before the first
+ * log_create(), so this handler runs after log.h's exit flush. */
+static int scenario_late_atexit(void)
+{
+    log_sink s = file_sink(getenv("TEST_LOG_PATH"), LOG_FORMAT_JSON);
+    log_options o;
+    atexit(late_lines);
+    o = base_opts(&s, 1);
+    o.mode = LOG_MODE_ASYNC;
+    o.writer_sleep_us = 1000000;
+    if (log_create(&exit_logger, &o) != 0) return 99;
+    log_info(exit_logger, "main");
+    return 0;
+}
+
+static int exec_scenario(void *arg)
+{
+    setenv("TEST_LOG_SCENARIO", (const char *)arg, 1);
+    setenv("TEST_LOG_PATH", "late_atexit.log", 1);
+    execl("/proc/self/exe", "test_log", (char *)NULL);
+    return 127;
+}
+
+TEST(lines_from_later_atexit_handlers_are_written)
+{
+    char *text;
+    unlink("late_atexit.log");
+    CHECK_INT(run_child(exec_scenario, (void *)"late_atexit", 60000), ==, 0);
+    text = read_file("late_atexit.log", NULL);
+    REQUIRE(text != NULL);
+    CHECK_INT(json_lines_ok(text), ==, 1001);
+    CHECK(strstr(text, "\"msg\":\"from atexit\",\"i\":999}\n") != NULL);
+    free(text);
+    unlink("late_atexit.log");
 }
 
 /* ---- pino-pretty reads our pino lines ---------------------------------------------- */
@@ -2259,9 +2494,15 @@ TEST(pino_pretty_reads_pino_format)
 
 int main(void)
 {
+    const char *scenario = getenv("TEST_LOG_SCENARIO");
     setenv("TZ", "UTC", 1);
     tzset();
     unsetenv("LOG_LEVEL");
+    if (scenario) { /* this program, run again by a test as a fresh process */
+        unsetenv("TEST_LOG_SCENARIO");
+        if (strcmp(scenario, "late_atexit") == 0) return scenario_late_atexit();
+        return 98;
+    }
     RUN(golden_formats);
     RUN(levels_and_sink_filters);
     RUN(disabled_calls_do_not_evaluate_arguments);
@@ -2295,8 +2536,13 @@ int main(void)
     RUN(daily_and_size_rotation_in_a_non_utc_zone);
     RUN(failed_rotation_keeps_history);
     RUN(reopen_after_a_failed_open);
+    RUN(fork_child_never_rotates);
+    RUN(fork_waits_for_a_rotation_in_progress);
     RUN(async_batches_stay_whole_on_a_shared_pipe);
+    RUN(fatal_and_destroy_give_up_on_a_stuck_sink);
+    RUN(exit_timeout_and_no_atexit);
     RUN(a_line_cut_by_a_write_error_is_ended);
+    RUN(lines_from_later_atexit_handlers_are_written);
     RUN(pino_pretty_reads_pino_format);
     return test_done();
 }
