@@ -262,8 +262,9 @@
  *
  * LOG_MODE_ASYNC: the calling thread formats the line and copies it into a
  * lock-free multi-producer ring (one compare-and-swap to reserve space, one
- * store to publish); no lock, no system call and no allocation on the
- * caller's path. One background writer thread owns the sinks: it takes
+ * store to publish); no lock and no system call on the caller's path, and
+ * no allocation for lines up to 4096 bytes and printf messages up to 1023
+ * bytes (section 9). One background writer thread owns the sinks: it takes
  * published lines in ticket order and writes them in batches with writev()
  * (up to 256 lines per call). To a pipe or socket (a FIFO, stdout piped to
  * another program, ...) a batch is split into writes of at most PIPE_BUF
@@ -348,8 +349,11 @@
  *   log_options.name      at most 64 bytes, without control characters (C0,
  *                         DEL, C1), '"' or '\' (else -EINVAL).
  *   hostname              (pino) the first 64 bytes are used.
- *   printf messages       formatted with vsnprintf; %s with NULL is the C
- *                         library's business (glibc prints "(null)").
+ *   printf messages       formatted with vsnprintf into a 1024-byte stack
+ *                         buffer; a longer one is formatted again into a
+ *                         heap buffer (at most max_line bytes kept). %s with
+ *                         NULL is the C library's business (glibc prints
+ *                         "(null)").
  *
  * ==========================================================================
  * 10. THREADS, FORK, EXIT
