@@ -120,10 +120,11 @@
  *                                       NUL-terminated; may hold NULs)
  *   LOG_INT(key, long long v)           signed integer
  *   LOG_UINT(key, unsigned long long v) unsigned integer
- *   LOG_FLOAT(key, double v)            number; shortest form that reads
- *                                       back exactly, NaN/Inf print as null
- *                                       in JSON and as NaN/+Inf/-Inf in
- *                                       logfmt/pretty
+ *   LOG_FLOAT(key, double v)            number; the shortest form that
+ *                                       reads back as the same double (0.1,
+ *                                       12.5, 1e+300, 5e-324, 1e-7); NaN/Inf
+ *                                       print as null in JSON and as
+ *                                       NaN/+Inf/-Inf in logfmt/pretty
  *   LOG_BOOL(key, int v)                true / false
  *   LOG_NULL(key)                       null
  *
@@ -135,8 +136,9 @@
  * check the level themselves too.
  *
  * log_fatal*() does not exit: it writes the line, waits until every line
- * logged before it has reached its sinks (asynchronous mode included), and
- * returns, so the program may abort() or exit() right after.
+ * logged before it has reached its sinks (asynchronous mode included; at
+ * most log_options.exit_timeout_ms, so a sink that accepts nothing cannot
+ * hang it), and returns, so the program may abort() or exit() right after.
  *
  * ==========================================================================
  * 5. OUTPUT FORMATS (log_sink.format)
@@ -173,7 +175,11 @@
  * and quoted logfmt values '"', '\' and control characters are escaped
  * (\n \r \t \b \f, others \u00XX) and DEL becomes \u007f. The pretty
  * message escapes control characters and DEL the same way, so a hostile
- * string cannot move the terminal cursor or forge a line. Invalid UTF-8
+ * string cannot move the terminal cursor or forge a line. logfmt and pretty
+ * output, which people read on terminals, also escape the C1 controls
+ * U+0080..U+009F (valid UTF-8 C2 80..C2 9F; U+009B is an 8-bit CSI) as
+ * \u0080..\u009f, and quote a logfmt value holding one; JSON keeps them,
+ * as the valid characters they are. Invalid UTF-8
  * (stray continuation bytes, overlong forms, surrogates, code points past
  * U+10FFFF, sequences cut short) is replaced, byte by byte, by U+FFFD
  * written as its UTF-8 bytes EF BF BD; valid UTF-8 passes through.
@@ -210,8 +216,15 @@
  *                 larger than this; 0 = no size rotation. A single line
  *                 longer than it still goes, whole, into a fresh file.
  *   rotate_daily  LOG_SINK_FILE: non-zero rotates at local midnight (on
- *                 the first line whose timestamp is on a new day)
+ *                 the first line whose timestamp is on a new day). A file
+ *                 that is opened non-empty (at log_create, after a restart)
+ *                 and was last written (mtime) before today's midnight is
+ *                 rotated before the first line goes in, so one file never
+ *                 holds two days; an empty file is never rotated for a day.
+ *                 Both limits may be set: whichever comes first rotates.
  *   keep          rotated files kept: path.1 (newest) .. path.keep; 0 = 5
+ *   retry_ms      LOG_SINK_FILE: after a failed open or rename, the next
+ *                 try comes no sooner than this (monotonic clock); 0 = 1000
  *   callback      LOG_SINK_CALLBACK: void cb(void *userdata, int level,
  *                 const char *line, size_t len); line is the formatted line
  *                 with its '\n' (not NUL-terminated), valid during the call
@@ -221,10 +234,20 @@
  * opens a new path. It is decided line by line before each write by the one
  * party that owns the file: the writer thread in asynchronous mode, the
  * caller holding the sink's lock in synchronous mode. So no line is split
- * across files or lost at a rotation, however many threads log. Rotation
- * is per process: two processes must not rotate the same file. If the new
- * file cannot be opened, the lines count as write errors and opening is
- * retried at most once a second.
+ * across files or lost at a rotation, however many threads log. The live
+ * file is moved first, to the spare name path.(keep+1), and only then the
+ * older files: when the live file cannot be renamed the history is left
+ * as it is, lines keep going to the current file and the rotation is tried
+ * again after retry_ms (last_error has the rename error). If the new file
+ * cannot be opened, the lines count as write errors and opening is retried
+ * at most once per retry_ms.
+ *
+ * The process that created the logger owns rotation. A child made with
+ * fork() never rotates: it keeps appending to the file it inherited, which
+ * the parent's rotations rename to path.1, path.2, ...; the child's lines
+ * are lost only once that file falls off the end of the kept files, so a
+ * long-lived child should make its own logger. Two unrelated processes must
+ * not rotate the same file.
  *
  * ==========================================================================
  * 8. SYNCHRONOUS AND ASYNCHRONOUS MODES (log_options.mode)
@@ -233,14 +256,22 @@
  * stack and writes it with one write() per sink while holding that sink's
  * lock, so lines from different threads never interleave and a line is on
  * its way to the kernel when the call returns (nothing is buffered in the
- * process). Costs one system call per line per sink.
+ * process). Costs one system call per line per sink. A line of at most
+ * PIPE_BUF (4096) bytes is one write(), which the kernel keeps whole on a
+ * pipe that other processes write to as well.
  *
  * LOG_MODE_ASYNC: the calling thread formats the line and copies it into a
  * lock-free multi-producer ring (one compare-and-swap to reserve space, one
- * store to publish); no lock, no system call and no allocation on the
- * caller's path. One background writer thread owns the sinks: it takes
+ * store to publish); no lock and no system call on the caller's path, and
+ * no allocation for lines up to 4096 bytes and printf messages up to 1023
+ * bytes (section 9). One background writer thread owns the sinks: it takes
  * published lines in ticket order and writes them in batches with writev()
- * (up to 256 lines per call). When the logger is idle the writer sleeps,
+ * (up to 256 lines per call). To a pipe or socket (a FIFO, stdout piped to
+ * another program, ...) a batch is split into writes of at most PIPE_BUF
+ * bytes of whole lines, so that lines stay whole when other processes (a
+ * forked child, say) write to the same pipe; a single line longer than
+ * PIPE_BUF cannot be written atomically to a pipe and may be interleaved
+ * with another writer's bytes. When the logger is idle the writer sleeps,
  * at most log_options.writer_sleep_us (default 10000 = 10 ms) between looks,
  * so a line reaches its sink within about that time; callers wake it early
  * when the ring is a quarter full, and log_flush()/fatal lines wake it at
@@ -253,20 +284,27 @@
  *                             returns the writer itself logs, at warn level,
  *                             "log: ring full, lines dropped" with the field
  *                             dropped=N. log_get_stats() has the total.
- *                             Fatal lines are never dropped: they wait.
- * The ring holds log_options.ring_bytes (default 4 MiB, rounded down to a
- * power of two) in 256-byte slots; a line takes ceil((len + 16) / 256)
- * consecutive slots (a line that would wrap past the ring's end skips the
- * slots left there). The ring is allocated and touched at log_create().
+ *                             Fatal lines are not dropped: they wait, at
+ *                             most exit_timeout_ms (then they are dropped
+ *                             and counted).
+ * Under LOG_FULL_BLOCK a sink that accepts nothing (a pipe nobody reads)
+ * blocks the callers once the ring is full; LOG_FULL_DROP never blocks.
+ * The ring holds log_options.ring_bytes (default 4 MiB; 64 KiB .. 1 GiB,
+ * rounded down to a power of two) in 256-byte slots; a line takes
+ * ceil((len + 16) / 256) consecutive slots (a line that would wrap past the
+ * ring's end skips the slots left there). The ring is allocated and touched
+ * at log_create().
  *
  * Cost, measured on a 2-core VM (bench/log): about 180 ns per async call
  * with a message and three fields (21 of them reading the clock), 4.5 to 6
  * million lines per second to a file from one thread.
  *
- * log_flush() waits until every line logged before it was written. Lines are
- * flushed at exit (atexit, bounded by log_options.exit_timeout_ms, default
- * 5000) unless log_options.no_atexit is set, before log_fatal*() returns,
- * and by log_destroy().
+ * log_flush() waits until every line logged before it was written, however
+ * long that takes. Lines are also flushed at exit (section 10) unless
+ * log_options.no_atexit is set, before log_fatal*() returns, and by
+ * log_destroy(); these three wait at most log_options.exit_timeout_ms
+ * (default 5000) for the writer, so a sink that accepts nothing cannot hang
+ * the end of the program.
  *
  * ==========================================================================
  * 9. ERRORS, LIMITS AND FAILURE HANDLING
@@ -283,7 +321,12 @@
  * signals; in synchronous mode SIGPIPE is blocked around writes to pipes and
  * sockets and a resulting pending SIGPIPE is consumed). A descriptor in
  * non-blocking mode that stays full for 1 s loses the rest of the line
- * (-EAGAIN). log_get_stats() exposes the counters and the last error.
+ * (-EAGAIN). A write that fails part-way through a line (that, or ENOSPC,
+ * EFBIG after some bytes went in) leaves the start of the line in the
+ * sink; log.h ends that fragment with a '\n' before its next write there,
+ * so the lines after it are whole (the fragment itself is incomplete and
+ * counted as a write error). log_get_stats() exposes the counters and the
+ * last error.
  *
  *   log_options.max_line  longest line in bytes, '\n' included; default
  *                         16384, allowed 512 .. 1 MiB (and at most half the
@@ -293,16 +336,24 @@
  *                         truncated=true closes the line ("truncated":true in
  *                         JSON, " [truncated]" in pretty). The result is still
  *                         valid JSON / logfmt and never longer than max_line.
- *                         In the pino format the fields come first, so the
- *                         message is what gets cut. Lines up to 4096 bytes
- *                         are formatted on the stack; longer ones use a
- *                         temporary heap buffer (if that allocation fails the
- *                         line is cut at 4096 bytes).
- *   log_options.name      at most 64 bytes, without control characters, '"'
- *                         or '\' (else -EINVAL).
+ *                         In every format time, level, name and the message
+ *                         survive: fields are what gets cut (the message
+ *                         itself is cut only when it alone is too long). The
+ *                         pino format, where msg comes last, keeps room for
+ *                         the message before it writes the fields. Lines are
+ *                         formatted on the stack up to 4096 bytes; a longer
+ *                         one is formatted again into a temporary heap
+ *                         buffer of max_line bytes (a malloc and a second
+ *                         pass; if the allocation fails the line is cut at
+ *                         4096 bytes).
+ *   log_options.name      at most 64 bytes, without control characters (C0,
+ *                         DEL, C1), '"' or '\' (else -EINVAL).
  *   hostname              (pino) the first 64 bytes are used.
- *   printf messages       formatted with vsnprintf; %s with NULL is the C
- *                         library's business (glibc prints "(null)").
+ *   printf messages       formatted with vsnprintf into a 1024-byte stack
+ *                         buffer; a longer one is formatted again into a
+ *                         heap buffer (at most max_line bytes kept). %s with
+ *                         NULL is the C library's business (glibc prints
+ *                         "(null)").
  *
  * ==========================================================================
  * 10. THREADS, FORK, EXIT
@@ -322,13 +373,22 @@
  * pid; lines still in the ring at the fork are the parent's to write. The
  * child's exit does not wait for a writer that is not there. The child's
  * file descriptors are shared with the parent: both keep appending whole
- * lines (O_APPEND), but only one process should own rotation. Sink locks
- * are taken around fork() so the child never inherits a held lock.
+ * lines (O_APPEND), and the child never rotates (section 7). Sink locks
+ * are taken around fork(), and the writer thread holds its sink's lock
+ * while it rotates, so the child never inherits a held lock or a half-done
+ * rotation (a fork() waits for a rotation in progress).
  *
- * exit(): an atexit handler flushes every live asynchronous logger (unless
- * no_atexit). Lines logged by other threads while exit() runs may be lost;
- * _exit() and signals that kill the process skip the flush (log fatal
- * errors with log_fatal*(), which flushes, before aborting).
+ * exit(): an atexit handler, registered by the first log_create(), makes
+ * the writer of every live asynchronous logger (unless no_atexit) write
+ * what is queued and end, waiting at most exit_timeout_ms; from then on
+ * that logger writes synchronously, on the calling thread. So lines logged
+ * by atexit handlers that run after it (C runs them in reverse order: those
+ * registered before the first log_create) are written too. A writer that
+ * does not finish in time (its sink accepts nothing) is left behind and
+ * the logger stays asynchronous: later lines may be lost. Lines logged by
+ * other threads while exit() runs may be lost; _exit() and signals that
+ * kill the process skip the flush (log fatal errors with log_fatal*(),
+ * which flushes, before aborting).
  *
  * ==========================================================================
  * 11. API REFERENCE
@@ -344,17 +404,22 @@
  *        sinks, nsinks    one JSON sink on stdout        (section 7)
  *        mode             LOG_MODE_SYNC                  (section 8)
  *        full_policy      LOG_FULL_BLOCK                 (section 8)
- *        ring_bytes       4 MiB, at least 64 KiB         (section 8)
+ *        ring_bytes       4 MiB, 64 KiB .. 1 GiB         (section 8)
  *        max_line         16384, 512 .. 1 MiB            (section 9)
  *        writer_sleep_us  10000, at least 100            (section 8)
- *        exit_timeout_ms  5000: longest wait of the exit flush
+ *        exit_timeout_ms  5000: longest wait for the writer at exit,
+ *                         in log_fatal*() and in log_destroy()
  *        no_atexit        0: flush asynchronous loggers at exit
  *        hostname         gethostname(); pino's "hostname" (first 64 bytes)
  *        now, now_ud      CLOCK_REALTIME; a wall clock in ns since the
  *                         epoch, called on the logging thread (tests, replay)
  * void log_destroy(log_logger *lg)
  *      Child: frees it. Root: flushes, stops and joins the writer, closes
- *      the files it opened, frees everything. NULL is allowed.
+ *      the files it opened, frees everything. NULL is allowed. It waits at
+ *      most exit_timeout_ms for the writer: a writer blocked in a write
+ *      that does not return (a pipe nobody reads) is left running,
+ *      detached, and frees the logger (closing its files) when that write
+ *      returns and the queued lines are written.
  * int  log_child(log_logger *parent, log_logger **out, const log_field *f, size_t n)
  *      Child logger with bound fields (copied); 0, -EINVAL or -ENOMEM.
  *      Free with log_destroy() before the root.
@@ -370,8 +435,8 @@
  *      klen to strlen(key) or 0 (= measure it) and, for strings, len to the
  *      length or (size_t)-1 (= strlen).
  * int  log_flush(log_logger *lg)
- *      Async: waits until every line logged before the call was written;
- *      sync: nothing to do. Returns 0.
+ *      Async: waits until every line logged before the call was written
+ *      (without a time limit); sync: nothing to do. Returns 0.
  * void log_get_stats(const log_logger *lg, log_stats *out)
  *      Counters of the root (a child reports its root's): lines written,
  *      bytes, write_errors (lines a sink failed to write), dropped (ring
@@ -476,6 +541,7 @@ typedef struct log_sink {
     int keep;              /* rotated files kept, default 5 */
     log_callback callback; /* LOG_SINK_CALLBACK */
     void *userdata;
+    unsigned retry_ms;     /* after a failed open/rename, next try; default 1000 */
 } log_sink;
 
 typedef struct log_options {
@@ -486,10 +552,10 @@ typedef struct log_options {
     int nsinks;
     int mode;                 /* LOG_MODE_SYNC / LOG_MODE_ASYNC */
     int full_policy;          /* LOG_FULL_BLOCK / LOG_FULL_DROP */
-    size_t ring_bytes;        /* async ring, default 4 MiB, min 64 KiB */
+    size_t ring_bytes;        /* async ring, default 4 MiB, 64 KiB .. 1 GiB */
     size_t max_line;          /* default 16384, 512 .. 1 MiB */
     unsigned writer_sleep_us; /* async idle sleep, default 10000 */
-    unsigned exit_timeout_ms; /* atexit flush bound, default 5000 */
+    unsigned exit_timeout_ms; /* longest wait at exit, fatal, destroy; default 5000 */
     int no_atexit;            /* do not flush at exit */
     const char *hostname;     /* pino "hostname", NULL = gethostname() */
     int64_t (*now)(void *ud); /* wall clock in ns since the epoch, NULL = CLOCK_REALTIME */
@@ -716,22 +782,26 @@ static inline int log__gate(const log_logger *lg)
 #define LOG__NV 5          /* output variants: the formats, pretty twice */
 #define LOG__V_PAD 0xffu   /* ring record that only fills the ring's end */
 #define LOG__BATCH 256     /* records per writer batch */
+#define LOG__RING_MAX ((size_t)1 << 30) /* largest log_options.ring_bytes */
 
 enum { LOG__V_JSON = 0, LOG__V_PINO, LOG__V_LOGFMT, LOG__V_PRETTY, LOG__V_PRETTY_COLOR };
 
 struct log__sink {
     int kind, variant, level;
-    int fd, own_fd, sigpipe;
+    int fd, own_fd;
+    int is_pipe;          /* FIFO or socket: SIGPIPE guard, batches of <= PIPE_BUF */
+    int partial;          /* the last write stopped inside a line */
     char *path, *scratch; /* scratch: room for "path.N" names */
     unsigned mode;
     uint64_t rotate_bytes;
     int rotate_daily, keep;
     uint64_t size;        /* current file size (FILE) */
     int64_t next_day;     /* ns time of the next local midnight */
-    int64_t reopen_after; /* ns time of the next reopen try */
+    int64_t retry_at;     /* monotonic ns; after a failed open or rename, no try before it */
+    int64_t retry_ns;     /* log_sink.retry_ms */
     log_callback cb;
     void *ud;
-    pthread_mutex_t mu;   /* sync mode: serialises writes and rotation */
+    pthread_mutex_t mu;   /* sync: serialises writes and rotation; async: rotation (vs fork) */
     uint64_t lines, bytes, errors, rotations; /* atomic, owner-written */
 };
 
@@ -754,7 +824,8 @@ struct log_logger {
 
 struct log__core {
     log_logger root;
-    int mode, policy, forked, nsinks;
+    int mode, policy, nsinks;
+    int direct; /* atomic; async logger now written by its callers: forked child, after exit */
     size_t max_line;
     int vmin[LOG__NV], min_level;
     struct log__sink sinks[LOG_MAX_SINKS];
@@ -765,8 +836,9 @@ struct log__core {
     char hostname[160];    /* JSON-escaped */
     int64_t (*now)(void *);
     void *now_ud;
-    unsigned sleep_us, exit_timeout_ms;
-    int registered;
+    unsigned sleep_us;
+    long timeout_ms; /* exit_timeout_ms: exit flush, fatal lines, log_destroy */
+    int no_atexit, registered;
     struct log__core *next;
     /* asynchronous mode */
     unsigned char *data;
@@ -782,6 +854,8 @@ struct log__core {
     pthread_cond_t wake_cv, done_cv;
     pthread_cond_t space_cv;
     int sleeping, stop, waiters, space_waiters;
+    int writer_done, orphan; /* under mu: the writer has ended / must free the core */
+    int writer_lost;         /* left behind at exit, still using the core: never free it */
     char pad0[64];
     uint64_t tail; /* next ticket to reserve (producers) */
     char pad1[64];
@@ -984,9 +1058,17 @@ static void log__tail(log__out *o, const char *s, size_t n)
 
 #define LOG__TAILS(o, lit) log__tail((o), (lit), sizeof(lit) - 1)
 
-/* Byte classes: 0 copy as is, 1 escape, 2 non-ASCII (UTF-8 check). JSON
- * escapes '"' and '\'; TEXT (pretty messages) only control bytes. */
+/* Byte classes: 0 copy as is, 1 escape, 2 non-ASCII (UTF-8 check), 3 the
+ * lead byte 0xC2, which also starts the C1 controls U+0080..U+009F. JSON
+ * escapes '"' and '\' and lets C1 through (they are valid JSON); LF
+ * (logfmt and pretty values, read on terminals) also escapes C1, since
+ * U+009B is an 8-bit CSI; TEXT (pretty messages) escapes control bytes and
+ * C1 only. */
 #define LOG__C16(a) a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a
+#define LOG__C_HIGH(c2)                                                 \
+    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2), /* 0x80..0xbf */ \
+    2, 2, c2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,    /* 0xc0..0xcf */ \
+    LOG__C16(2), LOG__C16(2), LOG__C16(2)               /* 0xd0..0xff */
 static const unsigned char log__json_class[256] = {
     LOG__C16(1), LOG__C16(1),
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -994,17 +1076,32 @@ static const unsigned char log__json_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
     LOG__C16(0),
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
+    LOG__C_HIGH(2),
+};
+static const unsigned char log__lf_class[256] = {
+    LOG__C16(1), LOG__C16(1),
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    LOG__C16(0), LOG__C16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    LOG__C16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    LOG__C_HIGH(3),
 };
 static const unsigned char log__text_class[256] = {
     LOG__C16(1), LOG__C16(1),
     LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0),
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2),
+    LOG__C_HIGH(3),
 };
-/* logfmt/pretty values that need quotes: controls, space, '"', '=', '\', DEL */
+
+/* 1 when s[0..n) starts with a C1 control (U+0080..U+009F: C2 80..C2 9F). */
+static int log__is_c1(const unsigned char *s, size_t n)
+{
+    return n >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f;
+}
+
+/* logfmt/pretty values that need quotes: controls, space, '"', '=', '\',
+ * DEL, C1 controls */
 static int log__needs_quote(const char *s, size_t n)
 {
     size_t i;
@@ -1012,6 +1109,7 @@ static int log__needs_quote(const char *s, size_t n)
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c == '"' || c == '=' || c == '\\' || c == 0x7f) return 1;
+        if (c == 0xc2 && log__is_c1((const unsigned char *)s + i, n - i)) return 1;
     }
     return 0;
 }
@@ -1040,11 +1138,58 @@ static size_t log__utf8_len(const unsigned char *s, const unsigned char *e)
     return 0;
 }
 
+/* One byte that is not copied as is, at s < e, written at *pp (which has
+ * room for 6 bytes): a JSON escape, a valid UTF-8 sequence, a C1 control
+ * as \u00XX (class 3 tables), or U+FFFD for an invalid byte. Returns how
+ * many bytes of s it took. Out of log__esc's loop, which stays small. */
+static size_t log__esc_one(char **pp, const unsigned char *s, const unsigned char *e,
+                           const unsigned char *cls)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = *pp;
+    size_t k;
+    if (*s < 0x80) {
+        unsigned c = *s;
+        *p++ = '\\';
+        switch (c) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+        k = 1;
+    } else if (cls[*s] == 3 && log__is_c1(s, (size_t)(e - s))) {
+        memcpy(p, "\\u00", 4); /* the code point is the second byte */
+        p[4] = hex[s[1] >> 4];
+        p[5] = hex[s[1] & 15];
+        p += 6;
+        k = 2;
+    } else if ((k = log__utf8_len(s, e)) != 0) {
+        memcpy(p, s, k);
+        p += k;
+    } else {
+        *p++ = (char)0xef;
+        *p++ = (char)0xbf;
+        *p++ = (char)0xbd;
+        k = 1;
+    }
+    *pp = p;
+    return k;
+}
+
 /* Appends s escaped by the class table; stops at the limit (trunc) without
  * ever cutting an escape or a UTF-8 sequence. */
 static void log__esc(log__out *o, const char *str, size_t n, const unsigned char *cls)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str, *e = s + n;
     char *p = o->p, *lim = o->lim;
     if (o->trunc) return;
@@ -1066,46 +1211,11 @@ static void log__esc(log__out *o, const char *str, size_t n, const unsigned char
             s = r;
             if (s == e) break;
         }
-        if (*s < 0x80) {
-            unsigned c = *s;
-            if (lim - p < 6) {
-                o->trunc = 1;
-                break;
-            }
-            *p++ = '\\';
-            switch (c) {
-            case '"': *p++ = '"'; break;
-            case '\\': *p++ = '\\'; break;
-            case '\n': *p++ = 'n'; break;
-            case '\r': *p++ = 'r'; break;
-            case '\t': *p++ = 't'; break;
-            case '\b': *p++ = 'b'; break;
-            case '\f': *p++ = 'f'; break;
-            default:
-                *p++ = 'u';
-                *p++ = '0';
-                *p++ = '0';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 15];
-            }
-            s++;
-        } else {
-            size_t k = log__utf8_len(s, e);
-            if (lim - p < 4) {
-                o->trunc = 1;
-                break;
-            }
-            if (k) {
-                memcpy(p, s, k);
-                p += k;
-                s += k;
-            } else {
-                *p++ = (char)0xef;
-                *p++ = (char)0xbf;
-                *p++ = (char)0xbd;
-                s++;
-            }
+        if (lim - p < 6) {
+            o->trunc = 1;
+            break;
         }
+        s += log__esc_one(&p, s, e, cls);
     }
     o->p = p;
 }
@@ -1143,14 +1253,53 @@ static char *log__itoa(char *p, long long v)
     return log__utoa(p, (unsigned long long)v);
 }
 
-/* Shortest fixed-point form u / 10^k that reads back as exactly v, else %.17g.
- * Returns NULL for NaN and infinities. p needs 32 bytes. */
+/* v in the exponent or long form: the shortest of %.15g, %.16g and %.17g
+ * that reads back as v. A normal double that some decimal of at most 15
+ * digits reads back as gets exactly that decimal from %.15g (its rounding
+ * error is below half a step of the 15-digit grid), so these three tries
+ * find the shortest form; subnormals have fewer digits of precision and
+ * start from one digit. Whatever decimal point the C library's locale
+ * uses, the output has '.'. p needs 32 bytes. */
+static char *log__dtoa_slow(char *p, double v)
+{
+    char tmp[48];
+    const char *t;
+    double a = v < 0 ? -v : v;
+    int prec = a < 2.2250738585072014e-308 ? 1 : 15, n = 0, dot = 0;
+    for (; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (n <= 0 || n >= (int)sizeof tmp) return p;
+        if (prec == 17 || strtod(tmp, NULL) == v) break;
+    }
+    for (t = tmp; *t; t++) {
+        char ch = *t;
+        if (ch == 'e') { /* e-07 -> e-7, as JavaScript writes it */
+            *p++ = *t++;
+            *p++ = *t++;
+            while (t[0] == '0' && t[1]) t++;
+            while (*t) *p++ = *t++;
+            break;
+        }
+        if ((ch >= '0' && ch <= '9') || ch == '-') {
+            *p++ = ch;
+            dot = 0;
+        } else if (!dot) { /* the locale's radix character, maybe several bytes */
+            *p++ = '.';
+            dot = 1;
+        }
+    }
+    return p;
+}
+
+/* Shortest fixed-point form u / 10^k that reads back as exactly v (the
+ * common case, fast), else log__dtoa_slow(). Returns NULL for NaN and
+ * infinities. p needs 32 bytes. */
 static char *log__dtoa(char *p, double v)
 {
     static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
                                  1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
     double a = v < 0 ? -v : v;
-    int k, n;
+    int k;
     if (v != v || a > 1.7976931348623157e308) return NULL;
     if (a == 0) {
         if (1.0 / v < 0) *p++ = '-';
@@ -1189,8 +1338,7 @@ static char *log__dtoa(char *p, double v)
             }
         }
     }
-    n = snprintf(p, 32, "%.17g", v);
-    return p + (n > 0 && n < 32 ? n : 0);
+    return log__dtoa_slow(p, v);
 }
 
 /* ---- timestamps (per-thread cache of the per-second part) ------------------ */
@@ -1274,8 +1422,9 @@ static size_t log__klen(const log_field *f)
     return f->klen ? f->klen : strlen(f->key);
 }
 
-/* JSON string value with the truncation marker: "abc" or "ab..." */
-static void log__json_str(log__out *o, const char *s, size_t n)
+/* Quoted string value with the truncation marker: "abc" or "ab...";
+ * cls: log__json_class (JSON) or log__lf_class (logfmt/pretty). */
+static void log__json_str(log__out *o, const char *s, size_t n, const unsigned char *cls)
 {
     if (!s) {
         LOG__RAWS(o, "null");
@@ -1288,7 +1437,7 @@ static void log__json_str(log__out *o, const char *s, size_t n)
         return;
     }
     *o->p++ = '"';
-    log__esc(o, s, n, log__json_class);
+    log__esc(o, s, n, cls);
     if (o->trunc || o->lim - o->p < 1) {
         o->trunc = 1;
         LOG__TAILS(o, "...\"");
@@ -1333,7 +1482,7 @@ static void log__json_field(log__out *o, const log_field *f)
     }
     switch (f->type) {
     case LOG_FIELD_STR:
-        log__json_str(o, f->v.s, f->v.s ? log__slen(f) : 0);
+        log__json_str(o, f->v.s, f->v.s ? log__slen(f) : 0, log__json_class);
         if (o->trunc && !f->v.s) o->p = start;
         return;
     case LOG_FIELD_INT:
@@ -1385,11 +1534,53 @@ static void log__lf_str(log__out *o, const char *s, size_t n)
         return;
     }
     if (log__needs_quote(s, n)) {
-        log__json_str(o, s, n);
+        log__json_str(o, s, n, log__lf_class);
         return;
     }
-    log__esc(o, s, n, log__json_class);
+    log__esc(o, s, n, log__lf_class);
     if (o->trunc) LOG__TAILS(o, "...");
+}
+
+/* JSON: the bound fields, then the call's, until one does not fit. */
+LOG__INLINE void log__json_fields(log__out *o, const log_logger *lg, const log_field *f, size_t nf)
+{
+    size_t i;
+    for (i = 0; i < lg->nbound && !o->trunc; i++) log__json_field(o, &lg->bound[i]);
+    for (i = 0; i < nf && !o->trunc; i++) log__json_field(o, &f[i]);
+}
+
+static void log__pino_msg(log__out *o, const char *msg, size_t msglen)
+{
+    LOG__RAWS(o, ",\"msg\":");
+    log__json_str(o, msg, msglen, log__json_class);
+}
+
+/* A pino line that did not fit. pino puts msg last, but the message must
+ * survive a cut like in the other formats, where it comes before the
+ * fields: measure it, keep room for it, let the fields have the rest, then
+ * write it. A message that does not fit even alone is cut and the fields
+ * are left out. mark: where the fields start. */
+static void log__pino_refit(log__out *o, char *mark, const log_logger *lg, const char *msg,
+                            size_t msglen, const log_field *f, size_t nf)
+{
+    char *lim = o->lim;
+    size_t need;
+    int cut;
+    o->p = mark;
+    o->trunc = 0;
+    log__pino_msg(o, msg, msglen);
+    if (o->trunc) return;
+    /* + the '..."' a cut string field writes past the limit, + the room
+     * log__esc wants free for one escape */
+    need = (size_t)(o->p - mark) + 4 + 6;
+    o->p = mark;
+    o->lim = (size_t)(lim - mark) > need ? lim - need : mark;
+    log__json_fields(o, lg, f, nf);
+    cut = o->trunc;
+    o->lim = lim;
+    o->trunc = 0;
+    log__pino_msg(o, msg, msglen);
+    o->trunc |= cut;
 }
 
 static const char *const log__pretty_lvl[] = {"TRACE", "DEBUG", "INFO ", "WARN ", "ERROR", "FATAL"};
@@ -1444,7 +1635,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
 {
     log__out o;
     size_t i;
-    char tmp[40];
+    char tmp[40], *mark;
     int li = log__lvl_idx(level);
     o.p = buf;
     o.lim = buf + cap - LOG__RESERVE;
@@ -1463,9 +1654,8 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
             LOG__RAWS(&o, "\"");
         }
         LOG__RAWS(&o, ",\"msg\":");
-        log__json_str(&o, msg, msglen);
-        for (i = 0; i < lg->nbound && !o.trunc; i++) log__json_field(&o, &lg->bound[i]);
-        for (i = 0; i < nf && !o.trunc; i++) log__json_field(&o, &f[i]);
+        log__json_str(&o, msg, msglen, log__json_class);
+        log__json_fields(&o, lg, f, nf);
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
         else
@@ -1482,12 +1672,10 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
             log__raw(&o, c->name, c->name_len);
             LOG__RAWS(&o, "\"");
         }
-        for (i = 0; i < lg->nbound && !o.trunc; i++) log__json_field(&o, &lg->bound[i]);
-        for (i = 0; i < nf && !o.trunc; i++) log__json_field(&o, &f[i]);
-        if (!o.trunc) {
-            LOG__RAWS(&o, ",\"msg\":");
-            log__json_str(&o, msg, msglen);
-        }
+        mark = o.p;
+        log__json_fields(&o, lg, f, nf);
+        if (!o.trunc) log__pino_msg(&o, msg, msglen);
+        if (o.trunc) log__pino_refit(&o, mark, lg, msg, msglen, f, nf);
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
         else
@@ -1572,79 +1760,133 @@ static int64_t log__next_midnight(int64_t ns)
     return (int64_t)n * 1000000000;
 }
 
+/* Opens the sink's file. On success the new descriptor replaces s->fd and
+ * only then is the old one closed, so s->fd never names a closed
+ * descriptor; on failure s->fd is left as it was. */
 static int log__open_file(struct log__sink *s)
 {
     struct stat st;
-    int fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, (mode_t)s->mode);
+    int old = s->fd, fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, (mode_t)s->mode);
     if (fd < 0) return -errno;
-    s->fd = fd;
-    s->own_fd = 1;
     s->size = 0;
     if (fstat(fd, &st) == 0) {
         s->size = (uint64_t)st.st_size;
-        s->sigpipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+        s->is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
     }
+    s->fd = fd;
+    s->own_fd = 1;
+    s->partial = 0;
+    if (old >= 0) close(old);
     return 0;
 }
 
+/* Daily rotation: the day of the file just opened ends at the next local
+ * midnight after its last write (its mtime; now if it is empty or its
+ * mtime is in the future), so a file a restarted program finds from an
+ * earlier day is rotated before the first line of today goes in. */
+static void log__start_day(struct log__sink *s, int64_t now)
+{
+    struct stat st;
+    int64_t since = now;
+    if (s->size > 0 && fstat(s->fd, &st) == 0) {
+        int64_t m = (int64_t)st.st_mtime * 1000000000;
+        if (m < now) since = m;
+    }
+    s->next_day = log__next_midnight(since);
+}
+
+/* After a failed open or rename: no new try for retry_ms. */
+static void log__backoff(struct log__core *c, struct log__sink *s, int err)
+{
+    log__set_error(c, err);
+    s->retry_at = log__mono_ns() + s->retry_ns;
+}
+
+/* path -> path.1, path.1 -> path.2, ..., path.(keep-1) -> path.keep, and a
+ * new path. The live file is first moved to the spare name path.(keep+1):
+ * if that fails (the history is still intact) the sink keeps writing to
+ * the file it has and tries again after retry_ms, instead of shifting the
+ * history on every line. */
 static void log__rotate(struct log__core *c, struct log__sink *s, int64_t t)
 {
-    size_t pl = strlen(s->path);
-    char *from = s->scratch, *to = s->scratch + pl + 16;
-    int i, rc;
-    if (s->fd >= 0) close(s->fd);
-    s->fd = -1;
-    for (i = s->keep - 1; i >= 1; i--) {
-        snprintf(from, pl + 16, "%s.%d", s->path, i);
-        snprintf(to, pl + 16, "%s.%d", s->path, i + 1);
-        if (rename(from, to) != 0 && errno != ENOENT) log__set_error(c, -errno);
-    }
-    snprintf(to, pl + 16, "%s.1", s->path);
-    if (rename(s->path, to) != 0 && errno != ENOENT) log__set_error(c, -errno);
-    rc = log__open_file(s);
-    if (rc) {
-        log__set_error(c, rc);
-        s->reopen_after = t + 1000000000;
-    }
-    LOG__ADD(&s->rotations, 1);
-    if (s->rotate_daily) s->next_day = log__next_midnight(t);
-}
-
-/* Before writing `len` more bytes at time t (pending: bytes already queued
- * but not written): rotates or reopens as needed. Returns 1 if the caller
- * must first write out what it has pending. */
-static int log__need_rotate(const struct log__sink *s, int64_t t, uint64_t pending, size_t len)
-{
-    if (s->kind != LOG_SINK_FILE) return 0;
-    if (s->fd < 0) return t >= s->reopen_after;
-    if (s->rotate_bytes && s->size + pending > 0 && s->size + pending + len > s->rotate_bytes) return 1;
-    return s->rotate_daily && t >= s->next_day;
-}
-
-static void log__prepare(struct log__core *c, struct log__sink *s, int64_t t)
-{
-    if (s->fd < 0) {
-        int rc = log__open_file(s);
-        if (rc) {
-            log__set_error(c, rc);
-            s->reopen_after = t + 1000000000;
+    size_t cap = strlen(s->path) + 16;
+    char *from = s->scratch, *to = s->scratch + cap;
+    int i, rc, staged = 1;
+    snprintf(to, cap, "%s.%d", s->path, s->keep + 1);
+    if (rename(s->path, to) != 0) {
+        if (errno != ENOENT) {
+            log__backoff(c, s, -errno);
             return;
         }
-        if (s->rotate_daily) s->next_day = log__next_midnight(t);
+        staged = 0; /* removed by someone else: nothing to keep */
+    }
+    if (staged) {
+        for (i = s->keep - 1; i >= 1; i--) {
+            snprintf(from, cap, "%s.%d", s->path, i);
+            snprintf(to, cap, "%s.%d", s->path, i + 1);
+            if (rename(from, to) != 0 && errno != ENOENT) log__set_error(c, -errno);
+        }
+        snprintf(from, cap, "%s.%d", s->path, s->keep + 1);
+        snprintf(to, cap, "%s.1", s->path);
+        if (rename(from, to) != 0) log__set_error(c, -errno);
+    }
+    LOG__ADD(&s->rotations, 1);
+    rc = log__open_file(s);
+    if (rc) {
+        int old = s->fd;
+        s->fd = -1;
+        close(old);
+        log__backoff(c, s, rc);
         return;
     }
-    log__rotate(c, s, t);
+    s->retry_at = 0;
+    if (s->rotate_daily) log__start_day(s, t);
+}
+
+/* Before writing `len` more bytes at time t (pending: bytes queued but not
+ * yet written): 1 when the file must be rotated, reopened, or its day
+ * advanced first (log__prepare, after the caller wrote what is pending). */
+static int log__need_rotate(const struct log__sink *s, int64_t t, uint64_t pending, size_t len)
+{
+    uint64_t size = s->size + pending;
+    int due;
+    if (s->kind != LOG_SINK_FILE) return 0;
+    due = s->fd < 0 || (s->rotate_bytes && size > 0 && size + len > s->rotate_bytes) ||
+          (s->rotate_daily && t >= s->next_day);
+    return due && (!s->retry_at || log__mono_ns() >= s->retry_at);
+}
+
+/* Acts on log__need_rotate(), by the sink's owner holding its lock. */
+static void log__prepare(struct log__core *c, struct log__sink *s, int64_t t)
+{
+    int rc;
+    if (s->fd >= 0) {
+        if (s->rotate_daily && t >= s->next_day && s->size == 0) {
+            s->next_day = log__next_midnight(t); /* an empty file is today's already */
+            return;
+        }
+        log__rotate(c, s, t);
+        return;
+    }
+    rc = log__open_file(s);
+    if (rc) {
+        log__backoff(c, s, rc);
+        return;
+    }
+    s->retry_at = 0;
+    if (s->rotate_daily) log__start_day(s, t);
 }
 
 /* Writes iov[0..n) completely (iov is consumed); returns the bytes written
- * and sets *err to 0 or a negative errno. */
-static size_t log__writev_all(struct log__sink *s, struct iovec *iov, int n, int guard, int *err)
+ * and sets *err to 0 or a negative errno. sync: on the logging thread,
+ * where SIGPIPE must be held off (the writer thread blocks all signals). */
+static size_t log__writev_all(struct log__sink *s, struct iovec *iov, int n, int sync, int *err)
 {
     size_t total = 0;
     sigset_t pipeset, old;
     int blocked = 0, pending_before = 0;
     *err = 0;
-    if (guard && s->sigpipe) {
+    if (sync && s->is_pipe) {
         sigset_t pend;
         sigemptyset(&pipeset);
         sigaddset(&pipeset, SIGPIPE);
@@ -1695,18 +1937,43 @@ static size_t log__writev_all(struct log__sink *s, struct iovec *iov, int n, int
     return total;
 }
 
+/* A write that failed inside a line left a fragment without its '\n':
+ * end it, so the next line starts on a line of its own. 0 if that fails. */
+static int log__end_fragment(struct log__core *c, struct log__sink *s, int sync)
+{
+    struct iovec nl;
+    int err;
+    nl.iov_base = (void *)(uintptr_t)"\n";
+    nl.iov_len = 1;
+    if (log__writev_all(s, &nl, 1, sync, &err) != 1) {
+        log__set_error(c, err);
+        return 0;
+    }
+    s->partial = 0;
+    s->size += 1;
+    LOG__ADD(&s->bytes, 1);
+    return 1;
+}
+
 /* Writes out n queued lines of the given lengths; counts them. */
 static void log__flush_iov(struct log__core *c, struct log__sink *s, struct iovec *iov,
-                           const size_t *lens, int n, int guard)
+                           const size_t *lens, int n, int sync)
 {
     int err, i;
-    size_t w, acc = 0;
+    size_t w, acc = 0, whole = 0;
     uint64_t ok = 0;
     if (n == 0) return;
-    w = log__writev_all(s, iov, n, guard, &err);
+    if (s->fd < 0 || (s->partial && !log__end_fragment(c, s, sync))) {
+        LOG__ADD(&s->errors, (uint64_t)n); /* the open or write error is recorded */
+        return;
+    }
+    w = log__writev_all(s, iov, n, sync, &err);
     for (i = 0; i < n; i++) {
         acc += lens[i];
-        if (acc <= w) ok++;
+        if (acc <= w) {
+            ok++;
+            whole = acc;
+        }
     }
     s->size += w;
     LOG__ADD(&s->bytes, (uint64_t)w);
@@ -1714,12 +1981,23 @@ static void log__flush_iov(struct log__core *c, struct log__sink *s, struct iove
     if (err) {
         LOG__ADD(&s->errors, (uint64_t)n - ok);
         log__set_error(c, err);
+        if (w > whole) s->partial = 1;
     }
 }
 
-/* One line to one sink, by its owner (sync: lock held; async: writer). */
+/* Rotation by the sink's owner; `lock`: the owner is the writer thread,
+ * which takes the sink's lock for it so that fork() (which holds every sink
+ * lock) never copies a half-done rotation. */
+static void log__prepare_locked(struct log__core *c, struct log__sink *s, int64_t t, int lock)
+{
+    if (lock) pthread_mutex_lock(&s->mu);
+    log__prepare(c, s, t);
+    if (lock) pthread_mutex_unlock(&s->mu);
+}
+
+/* One line to one sink, by its owner (sync: lock held; else the writer). */
 static void log__sink_line(struct log__core *c, struct log__sink *s, int level, int64_t t,
-                           const char *line, size_t len, int guard)
+                           const char *line, size_t len, int sync)
 {
     struct iovec iov;
     if (s->kind == LOG_SINK_CALLBACK) {
@@ -1728,10 +2006,10 @@ static void log__sink_line(struct log__core *c, struct log__sink *s, int level, 
         LOG__ADD(&s->bytes, (uint64_t)len);
         return;
     }
-    if (log__need_rotate(s, t, 0, len)) log__prepare(c, s, t);
+    if (log__need_rotate(s, t, 0, len)) log__prepare_locked(c, s, t, !sync);
     iov.iov_base = (void *)(uintptr_t)line;
     iov.iov_len = len;
-    log__flush_iov(c, s, &iov, &len, 1, guard);
+    log__flush_iov(c, s, &iov, &len, 1, sync);
 }
 
 /* A formatted line of variant v to every sink that takes it. */
@@ -1766,11 +2044,13 @@ static void log__wake_writer(struct log__core *c)
 }
 
 /* Copies one line into the ring. Returns the ticket after it, or 0 when the
- * line was dropped (drop policy, ring full). */
+ * line was dropped (drop policy, ring full; or a fatal line that found the
+ * ring full for exit_timeout_ms). */
 static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, const char *line,
                              size_t len)
 {
     uint64_t k = (LOG__HDR + len + LOG__SLOT - 1) / LOG__SLOT, t0, pad, total, spins = 0;
+    int64_t deadline = 0;
     struct log__rec r;
     t0 = __atomic_load_n(&c->tail, __ATOMIC_RELAXED);
     for (;;) {
@@ -1802,6 +2082,15 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
             sched_yield();
         } else { /* wait for the writer to free a batch */
             uint64_t seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+            if (level >= LOG_LEVEL_FATAL) { /* the program is ending: not forever */
+                int64_t now = log__mono_ns();
+                if (!deadline) {
+                    deadline = now + (int64_t)c->timeout_ms * 1000000;
+                } else if (now >= deadline) {
+                    LOG__ADD(&c->dropped, 1);
+                    return 0;
+                }
+            }
             pthread_mutex_lock(&c->mu);
             LOG__ADD(&c->space_waiters, 1);
             if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) == seen) {
@@ -1845,7 +2134,8 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
     return t0 + k;
 }
 
-/* Waits until the writer has written every ticket below target. */
+/* Waits until the writer has written every ticket below target, at most
+ * timeout_ms (0: no limit). */
 static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms)
 {
     int64_t deadline = timeout_ms > 0 ? log__mono_ns() + (int64_t)timeout_ms * 1000000 : 0;
@@ -1855,14 +2145,17 @@ static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms
     LOG__STORE(&c->sleeping, 0);
     pthread_cond_signal(&c->wake_cv);
     while (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < target) {
-        if (deadline && log__mono_ns() >= deadline) break;
-        log__timedwait(&c->done_cv, &c->mu, 100000);
+        int64_t left = deadline ? deadline - log__mono_ns() : 100000000;
+        if (left <= 0) break;
+        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
     }
     LOG__ADD(&c->waiters, -1);
     pthread_mutex_unlock(&c->mu);
 }
 
-/* The writer: one batch of records to every sink, in order. */
+/* The writer: one batch of records to every sink, in order. A pipe or
+ * socket gets writes of at most PIPE_BUF bytes of whole lines, which the
+ * kernel keeps whole when other processes write to the same pipe. */
 static void log__write_batch(struct log__core *c, const struct log__item *it, int n,
                              struct iovec *iov, size_t *lens)
 {
@@ -1870,7 +2163,7 @@ static void log__write_batch(struct log__core *c, const struct log__item *it, in
     for (si = 0; si < c->nsinks; si++) {
         struct log__sink *s = &c->sinks[si];
         int q = 0;
-        uint64_t pending = 0;
+        uint64_t pending = 0, most = s->is_pipe ? PIPE_BUF : UINT64_MAX;
         for (i = 0; i < n; i++) {
             if (it[i].variant != s->variant || it[i].level < s->level) continue;
             if (s->kind == LOG_SINK_CALLBACK) {
@@ -1881,7 +2174,12 @@ static void log__write_batch(struct log__core *c, const struct log__item *it, in
                 log__flush_iov(c, s, iov, lens, q, 0);
                 q = 0;
                 pending = 0;
-                log__prepare(c, s, it[i].time);
+                log__prepare_locked(c, s, it[i].time, 1);
+            }
+            if (q && pending + it[i].len > most) {
+                log__flush_iov(c, s, iov, lens, q, 0);
+                q = 0;
+                pending = 0;
             }
             iov[q].iov_base = (void *)(uintptr_t)it[i].line;
             iov[q].iov_len = it[i].len;
@@ -1915,6 +2213,8 @@ static void log__report_drops(struct log__core *c)
         log__dispatch(c, v, LOG_LEVEL_WARN, t, c->wbuf, len, 0);
     }
 }
+
+static void log__free_core(struct log__core *c);
 
 static void *log__writer(void *arg)
 {
@@ -1960,10 +2260,7 @@ static void *log__writer(void *arg)
             log__report_drops(c);
         }
         pthread_mutex_lock(&c->mu);
-        if (c->stop && __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) == h) {
-            pthread_mutex_unlock(&c->mu);
-            break;
-        }
+        if (c->stop && __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) == h) break; /* mu held */
         __atomic_store_n(&c->sleeping, 1, __ATOMIC_SEQ_CST);
         if (h != h0 || __atomic_load_n(&c->seq[h & c->mask], __ATOMIC_SEQ_CST) != h + 1) {
             long us = (LOG__LOAD(&c->waiters) || c->stop) ? 50 : nap;
@@ -1974,7 +2271,44 @@ static void *log__writer(void *arg)
         if (LOG__LOAD(&c->waiters)) pthread_cond_broadcast(&c->done_cv);
         pthread_mutex_unlock(&c->mu);
     }
+    { /* tell log__stop_writer; free the core if it stopped waiting for us */
+        int orphan = c->orphan;
+        c->writer_done = 1;
+        pthread_cond_broadcast(&c->done_cv);
+        pthread_mutex_unlock(&c->mu);
+        if (orphan) log__free_core(c);
+    }
     return NULL;
+}
+
+/* Asks the writer to write what is queued and end, and waits for it at most
+ * timeout_ms. Returns 1 when it ended (joined), 0 when it is still busy in
+ * a write that does not return: it is then detached and, if `orphan`,
+ * frees the core itself when it ends. */
+static int log__stop_writer(struct log__core *c, long timeout_ms, int orphan)
+{
+    int64_t deadline = log__mono_ns() + (int64_t)timeout_ms * 1000000;
+    int done;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->wake_cv);
+    while (!c->writer_done) {
+        int64_t left = deadline - log__mono_ns();
+        if (left <= 0) break;
+        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    }
+    done = c->writer_done;
+    if (!done) {
+        c->orphan = orphan;
+        c->writer_lost = !orphan;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        pthread_join(c->thread, NULL);
+    else
+        pthread_detach(c->thread);
+    c->thread_started = 0;
+    return done;
 }
 
 /* ---- process-wide registry: atexit flush, fork handling ------------------------ */
@@ -1996,13 +2330,17 @@ static void log__render_pidhost(struct log__core *c)
     c->pidhost_len = (size_t)(p - c->pidhost);
 }
 
+/* At exit: every asynchronous logger's writer writes what is queued and
+ * ends (at most exit_timeout_ms); from then on the logger writes on the
+ * calling thread, so lines logged by atexit handlers that run after this
+ * one (those registered before the first log_create) are written too. */
 static void log__atexit(void)
 {
     struct log__core *c;
     pthread_mutex_lock(&log__reg_mu);
     for (c = log__reg_head; c; c = c->next)
-        if (c->mode == LOG_MODE_ASYNC && !LOG__LOAD(&c->forked) && c->exit_timeout_ms)
-            log__wait_done(c, __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE), (long)c->exit_timeout_ms);
+        if (c->thread_started && !c->no_atexit && log__stop_writer(c, c->timeout_ms, 0))
+            __atomic_store_n(&c->direct, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&log__reg_mu);
 }
 
@@ -2024,13 +2362,24 @@ static void log__fork_parent(void)
     pthread_mutex_unlock(&log__reg_mu);
 }
 
+/* In a forked child: no writer thread came along, so asynchronous loggers
+ * write on the calling thread; and the files belong to the parent, which
+ * rotates them, so the child never does (two processes renaming the same
+ * files would lose lines). */
 static void log__fork_child(void)
 {
     struct log__core *c;
     int i;
     for (c = log__reg_head; c; c = c->next) {
-        for (i = c->nsinks - 1; i >= 0; i--) pthread_mutex_unlock(&c->sinks[i].mu);
-        if (c->mode == LOG_MODE_ASYNC) LOG__STORE(&c->forked, 1);
+        for (i = c->nsinks - 1; i >= 0; i--) {
+            c->sinks[i].rotate_bytes = 0;
+            c->sinks[i].rotate_daily = 0;
+            pthread_mutex_unlock(&c->sinks[i].mu);
+        }
+        if (c->mode == LOG_MODE_ASYNC) {
+            c->thread_started = 0;
+            LOG__STORE(&c->direct, 1);
+        }
         log__render_pidhost(c);
     }
     pthread_mutex_unlock(&log__reg_mu);
@@ -2114,6 +2463,7 @@ static int log__init_sink(struct log__core *c, struct log__sink *s, const log_si
     s->keep = d->keep > 0 ? d->keep : 5;
     s->rotate_bytes = d->rotate_bytes;
     s->rotate_daily = d->rotate_daily;
+    s->retry_ns = (int64_t)(d->retry_ms ? d->retry_ms : 1000) * 1000000;
     if (d->format < LOG_FORMAT_JSON || d->format > LOG_FORMAT_PRETTY) return -EINVAL;
     if (d->color < LOG_COLOR_AUTO || d->color > LOG_COLOR_NEVER) return -EINVAL;
     switch (d->kind) {
@@ -2134,7 +2484,7 @@ static int log__init_sink(struct log__core *c, struct log__sink *s, const log_si
         memcpy(s->path, d->path, n + 1);
         rc = log__open_file(s);
         if (rc) return rc;
-        if (s->rotate_daily) s->next_day = log__next_midnight(c->now(c->now_ud));
+        if (s->rotate_daily) log__start_day(s, c->now(c->now_ud));
         break;
     }
     case LOG_SINK_CALLBACK:
@@ -2146,7 +2496,7 @@ static int log__init_sink(struct log__core *c, struct log__sink *s, const log_si
     }
     if (s->fd >= 0 && d->kind != LOG_SINK_FILE) {
         struct stat st;
-        if (fstat(s->fd, &st) == 0) s->sigpipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+        if (fstat(s->fd, &st) == 0) s->is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
     }
     if (d->format == LOG_FORMAT_PRETTY) {
         if (d->color == LOG_COLOR_ALWAYS) {
@@ -2188,12 +2538,15 @@ LOG_API int log_create(log_logger **out, const log_options *opts)
     if (!o.max_line) o.max_line = 16384;
     if (o.max_line < 512 || o.max_line > (1u << 20)) return -EINVAL;
     if (!o.ring_bytes) o.ring_bytes = 4u << 20;
-    if (o.ring_bytes < (64u << 10)) return -EINVAL;
+    if (o.ring_bytes < (64u << 10) || o.ring_bytes > LOG__RING_MAX) return -EINVAL;
     if (o.name) {
         const char *p;
-        if (strlen(o.name) > 64) return -EINVAL;
+        size_t n = strlen(o.name);
+        if (n > 64) return -EINVAL;
         for (p = o.name; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' || *p == 0x7f) return -EINVAL;
+            if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' || *p == 0x7f ||
+                log__is_c1((const unsigned char *)p, n - (size_t)(p - o.name)))
+                return -EINVAL;
     }
     if (o.mode == LOG_MODE_ASYNC) {
         while (nslots * 2 * LOG__SLOT <= o.ring_bytes) nslots *= 2;
@@ -2212,7 +2565,8 @@ LOG_API int log_create(log_logger **out, const log_options *opts)
     c->now_ud = o.now_ud;
     c->sleep_us = o.writer_sleep_us ? o.writer_sleep_us : 10000;
     if (c->sleep_us < 100) c->sleep_us = 100;
-    c->exit_timeout_ms = o.no_atexit ? 0 : o.exit_timeout_ms ? o.exit_timeout_ms : 5000;
+    c->timeout_ms = o.exit_timeout_ms ? (long)o.exit_timeout_ms : 5000;
+    c->no_atexit = o.no_atexit;
     if (o.name) c->name_len = log__esc_copy(c->name, sizeof c->name, o.name);
     {
         char host[256];
@@ -2310,13 +2664,9 @@ LOG_API void log_destroy(log_logger *lg)
         return;
     }
     log__unregister(c);
-    if (c->thread_started && !LOG__LOAD(&c->forked)) {
-        pthread_mutex_lock(&c->mu);
-        c->stop = 1;
-        pthread_cond_signal(&c->wake_cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->thread, NULL);
-    }
+    /* a writer stuck in a write that never returns frees the core itself */
+    if (c->thread_started && !log__stop_writer(c, c->timeout_ms, 1)) return;
+    if (c->writer_lost) return; /* the exit flush gave up on it: the process is ending */
     log__free_core(c);
 }
 
@@ -2392,7 +2742,7 @@ static void log__emit(log_logger *lg, int level, const char *msg, size_t msglen,
     if (level < log__gate(lg) || level >= LOG_LEVEL_OFF) return;
     if (level < LOG_LEVEL_TRACE) level = LOG_LEVEL_TRACE;
     t = c->now(c->now_ud);
-    async = c->mode == LOG_MODE_ASYNC && !LOG__LOAD(&c->forked);
+    async = c->mode == LOG_MODE_ASYNC && !__atomic_load_n(&c->direct, __ATOMIC_ACQUIRE);
     for (v = 0; v < LOG__NV; v++) {
         char *buf = stackbuf, *heap = NULL;
         size_t cap = c->max_line < sizeof stackbuf ? c->max_line : sizeof stackbuf, len;
@@ -2411,7 +2761,7 @@ static void log__emit(log_logger *lg, int level, const char *msg, size_t msglen,
         }
         LOG_FREE(heap);
     }
-    if (async && level >= LOG_LEVEL_FATAL && end) log__wait_done(c, end, 0);
+    if (async && level >= LOG_LEVEL_FATAL && end) log__wait_done(c, end, c->timeout_ms);
 }
 
 LOG_API void log_write(log_logger *lg, int level, const char *msg, const log_field *fields, size_t n)
@@ -2468,7 +2818,7 @@ LOG_API void log_writef(log_logger *lg, int level, const log_field *fields, size
 LOG_API int log_flush(log_logger *lg)
 {
     struct log__core *c = lg->core;
-    if (c->mode == LOG_MODE_ASYNC && !LOG__LOAD(&c->forked))
+    if (c->mode == LOG_MODE_ASYNC && !__atomic_load_n(&c->direct, __ATOMIC_ACQUIRE))
         log__wait_done(c, __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE), 0);
     return 0;
 }
