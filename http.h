@@ -587,8 +587,9 @@
  *
  *   A server and its requests belong to its loop's thread. Memory: a
  *   connection costs its evloop stream and about 200 bytes; an idle one
- *   holds no buffer. A request is one allocation (4 KiB blocks reused) with
- *   a copy of its head.
+ *   holds no buffer. A request is one allocation (4 KiB blocks, up to 256
+ *   kept for reuse; none under AddressSanitizer, so that it reports a use
+ *   of a released request) with a copy of its head.
  */
 #ifndef HTTP_H
 #define HTTP_H
@@ -3088,7 +3089,21 @@ extern "C" {
 /* ---- defaults and flags ---------------------------------------------------- */
 
 #define HTTP__BLOCK 4096        /* request allocation size class */
-#define HTTP__MAX_FREE 256      /* request blocks kept for reuse per server */
+
+/* Request blocks kept for reuse per server. Under AddressSanitizer none
+ * are: a block handed out again would hide a use after release. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HTTP__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HTTP__ASAN 1
+#endif
+#endif
+#ifdef HTTP__ASAN
+#define HTTP__MAX_FREE 0
+#else
+#define HTTP__MAX_FREE 256
+#endif
 #define HTTP__INLINE_OUT 16384  /* bodies up to this are copied into the output */
 #define HTTP__DISCARD_MAX 65536 /* unread body a keep-alive connection may skip */
 #define HTTP__MAX_LISTENERS 8
@@ -3192,7 +3207,7 @@ struct http_server {
     uint64_t date_ms;
     char *server_line;
     size_t server_line_len;
-    void *freelist[HTTP__MAX_FREE];
+    void *freelist[HTTP__MAX_FREE + 1]; /* (+1: never a zero-sized array) */
     unsigned nfree;
     http_server_stats st;
 };
@@ -3401,8 +3416,12 @@ static void *http__block_get(http_server *srv, size_t size, uint32_t *got)
     void *p;
     if (size <= HTTP__BLOCK) {
         *got = HTTP__BLOCK;
+#if HTTP__MAX_FREE
         if (srv->nfree)
             return srv->freelist[--srv->nfree];
+#else
+        (void)srv;
+#endif
         return HTTP_MALLOC(HTTP__BLOCK);
     }
     p = HTTP_MALLOC(size);
@@ -3412,10 +3431,16 @@ static void *http__block_get(http_server *srv, size_t size, uint32_t *got)
 
 static void http__block_put(http_server *srv, void *p, uint32_t size)
 {
-    if (size == HTTP__BLOCK && srv->nfree < HTTP__MAX_FREE)
+#if HTTP__MAX_FREE
+    if (size == HTTP__BLOCK && srv->nfree < HTTP__MAX_FREE) {
         srv->freelist[srv->nfree++] = p;
-    else
-        HTTP_FREE(p);
+        return;
+    }
+#else
+    (void)srv;
+    (void)size;
+#endif
+    HTTP_FREE(p);
 }
 
 /* Rebases a view of the connection's bytes onto the request's copy. */

@@ -365,9 +365,10 @@ static void streamer_pump(http_req *req)
 }
 static void streamer_closed(http_req *req)
 {
+    streamer *s = (streamer *)req->data;
     __atomic_add_fetch(&streams_aborted, 1, __ATOMIC_SEQ_CST);
-    http_res_end(req, NULL, 0); /* releases it */
-    free(req->data);
+    http_res_end(req, NULL, 0); /* releases it: req is gone after this */
+    free(s);
 }
 
 /* streamed request bodies: count bytes and check the pattern */
@@ -498,8 +499,12 @@ static void handler(http_req *req)
         CHECK_INT(http_res_header(req, "Transfer-Encoding", "chunked"), ==, -EINVAL);
         CHECK_INT(http_res_header(req, "X-Good", "yes"), ==, 0);
         CHECK_INT(http_res_status(req, 99), ==, -EINVAL);
-        http_res_send(req, 201, "text/plain", "made", 4);
-        CHECK_INT(http_res_end(req, NULL, 0), ==, -EALREADY);
+        CHECK_INT(http_res_status(req, 201), ==, 0);
+        CHECK_INT(http_res_header(req, "Content-Type", "text/plain"), ==, 0);
+        CHECK_INT(http_res_write(req, "ma", 2), ==, 0); /* the head goes */
+        CHECK_INT(http_res_status(req, 500), ==, -EALREADY);
+        CHECK_INT(http_res_header(req, "X-Late", "no"), ==, -EALREADY);
+        CHECK_INT(http_res_end(req, "de", 2), ==, 0); /* releases req */
     } else if (path_is(req, "/short")) { /* promises 10 bytes, sends 5 */
         http_res_header(req, "Content-Length", "10");
         CHECK_INT(http_res_end(req, "12345", 5), ==, -EINVAL);
@@ -538,6 +543,8 @@ static void client_keepalive(fixture *f)
     CHECK_INT(r.status, ==, 201);
     CHECK_STR(resp_header(&r, "X-Good"), "yes");
     CHECK(resp_header(&r, "Injected") == NULL);
+    CHECK(resp_header(&r, "X-Late") == NULL);
+    CHECK_STR(r.body, "made");
     resp_free(&r);
     client_sends(&c, "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n");
     REQUIRE_INT(client_response(&c, &r), ==, 0);
