@@ -475,7 +475,8 @@
  *     header_timeout_ms  a request head must be complete this long after
  *                        its first byte (a new connection: after accept),
  *                        however slowly it trickles in (10000)
- *     body_timeout_ms    longest silence while a body arrives (30000)
+ *     body_timeout_ms    longest silence while the server waits for body
+ *                        bytes; every byte that arrives restarts it (30000)
  *     keepalive_timeout_ms  idle connection between requests (5000)
  *     write_timeout_ms   queued output that makes no progress (30000)
  *     linger_ms          reading and dropping input after a closing
@@ -485,7 +486,9 @@
  *                        server stops reading until one ends (16)
  *     max_requests_per_connection   then Connection: close (0: no limit)
  *     write_high_water   response bytes queued before http_res_writable
- *                        says to wait for on_drain (65536)
+ *                        says to wait for on_drain; also the output of a
+ *                        connection past which it takes no new request
+ *                        until that output has gone (65536)
  *     server_name        value of a Server field on every response (none)
  *     backlog            listen backlog (511)
  *     reuseport          SO_REUSEPORT: several loops, one port (0)
@@ -512,14 +515,22 @@
  *   A handler may answer later: from a timer, a pool completion, another
  *   connection's callback (always on the loop's thread). Responses leave in
  *   the order of the requests even when a later handler finishes first:
- *   the later response waits in memory.
+ *   the later response waits in memory. A client that sends requests and
+ *   does not read the answers cannot make the server hold more: once
+ *   write_high_water bytes of a connection's output wait (queued on the
+ *   socket or held for their turn), the server parses no new request of
+ *   that connection and stops reading it until the output has gone; the
+ *   write timeout closes a client that never reads.
  *
  *   Release: a request is released (its memory freed) when its response has
  *   ended: after http_res_end, http_res_send, http_res_sendfile (once the
  *   file has gone) or the upgrade callback. Every request must be ended,
  *   also one whose connection is gone: http_req_on_close(req, cb) tells you
  *   the client left before the end; http_res_* then return -ECONNRESET and
- *   http_res_end still releases. Do not touch req after releasing it.
+ *   http_res_end still releases. Do not touch req after releasing it. An
+ *   on_close callback may end its request and any other of the same
+ *   connection (all of them are told before any is released); a request
+ *   ended that way before its own turn gets no on_close.
  *
  *   Backpressure: when http_res_writable(req) is 0, wait for the callback set
  *   with http_res_on_drain before writing more. Memory per response then
@@ -537,18 +548,25 @@
  *   (views valid during the call), on_end(req, 0) its end (or an error, and
  *   the connection closes after the response). http_req_pause/resume stop
  *   and restart the delivery; the server stops reading the socket, so a
- *   fast client is slowed down by TCP rather than buffered. A handler that
- *   ends its response without reading the body: up to 64 KiB of it are
- *   read and dropped to keep the connection; more closes it.
+ *   fast client is slowed down by TCP rather than buffered. The response
+ *   may start before the body has arrived (even one that closes the
+ *   connection: Connection: close, HTTP/1.0, the last request a connection
+ *   takes, a shutdown): the body is still read to its end. Once the
+ *   response has ended, on_data and on_end are not called any more; up to
+ *   64 KiB of the body not read yet are read and dropped to keep the
+ *   connection; more closes it.
  *
  *   7.5 Timeouts and limits -------------------------------------------------------
  *
  *   Each connection is under one timeout at a time: the header timeout
  *   while a head arrives (a client that sends one byte per second is cut
- *   when it runs out), the body timeout while a body arrives, the idle
- *   timeout between requests, the write timeout while output is queued
- *   (progress re-arms it; a client that never reads is closed and the
- *   request told through on_close). No timeout runs while a handler works.
+ *   when it runs out), the body timeout while the server waits for body
+ *   bytes (every byte restarts it: a slow but steady upload goes on, a
+ *   stalled one is cut; not while a streamed body waits for http_req_read
+ *   or is paused: the application holds it then), the idle timeout between
+ *   requests, the write timeout while output is queued (progress re-arms
+ *   it; a client that never reads is closed and the request told through
+ *   on_close). No timeout runs while a handler works.
  *   The timers cost O(1) per request: one list per timeout, in deadline
  *   order, and one loop timer for the earliest.
  *
@@ -559,7 +577,8 @@
  *   7.6 Shutdown, several cores, upgrades -------------------------------------------
  *
  *   http_server_shutdown(srv, timeout_ms, done): stops listening, closes
- *   idle connections, lets requests in flight finish (their responses say
+ *   idle connections, lets requests in flight finish (the requests already
+ *   received, including bodies still arriving; their responses say
  *   Connection: close), closes what is left after timeout_ms, and calls
  *   done when every connection is closed and every request released. Then
  *   http_server_free(srv). With handle_signals the server does this itself
@@ -575,7 +594,10 @@
  *   as Upgrade), then moves the socket into `target`, a stream you made
  *   with evloop_tcp_init (or evloop_unix_init), and calls cb with the bytes
  *   the client already sent after the request. From then on the stream is
- *   yours. Answering an upgrade request normally declines it.
+ *   yours. Answering an upgrade request normally declines it. A request
+ *   with a body (curl --http2 -d sends one): the new protocol starts after
+ *   the body, so a buffered body is read before the handler runs as usual,
+ *   and with streamed bodies http_res_upgrade returns -EBUSY until on_end.
  *
  *   7.7 Errors and threading ------------------------------------------------------------
  *
@@ -952,7 +974,7 @@ typedef struct http_server_options {
     int stream_bodies;             /* 1: the handler runs after the head and
                                       reads the body with http_req_read */
     unsigned header_timeout_ms;    /* a head must be complete within: 10000 */
-    unsigned body_timeout_ms;      /* silence while a body arrives: 30000 */
+    unsigned body_timeout_ms;      /* silence while body bytes are awaited: 30000 */
     unsigned keepalive_timeout_ms; /* idle between requests: 5000 */
     unsigned write_timeout_ms;     /* output that makes no progress: 30000 */
     unsigned linger_ms;            /* reading after a closing response: 2000 */
@@ -960,7 +982,9 @@ typedef struct http_server_options {
     unsigned max_pipelined;        /* requests in flight per connection: 16 */
     unsigned max_requests_per_connection; /* 0: no limit */
     size_t write_high_water;       /* queued response bytes before
-                                      http_res_writable() says wait: 65536 */
+                                      http_res_writable() says wait, and
+                                      before a connection takes no new
+                                      request: 65536 */
     const char *server_name;       /* value of a Server field; NULL: none */
     int backlog;                   /* listen backlog: 511 */
     int reuseport;                 /* 1: SO_REUSEPORT, one port for N loops */
@@ -1060,7 +1084,8 @@ HTTP_API int http_req_read(http_req *req, http_data_cb on_data, http_end_cb on_e
 HTTP_API void http_req_pause(http_req *req);
 HTTP_API void http_req_resume(http_req *req);
 /* cb runs if the connection is lost before the response has ended; the
- * request must still be ended (http_res_end returns -ECONNRESET then). */
+ * request must still be ended (http_res_end returns -ECONNRESET then), in
+ * cb or later. cb may also end other requests of the connection. */
 HTTP_API void http_req_on_close(http_req *req, http_req_cb cb);
 HTTP_API bool http_req_aborted(const http_req *req);
 
@@ -1100,7 +1125,8 @@ HTTP_API int http_res_sendfile(http_req *req, int fd, int64_t offset, uint64_t l
  * the status set; fields added before, plus "Connection: Upgrade" for a
  * 101), then moves the connection into target (made with evloop_tcp_init
  * or evloop_unix_init, not yet opened) and calls cb. The request is
- * released after cb. -EINVAL for a request that is not an upgrade. */
+ * released after cb. -EINVAL for a request that is not an upgrade; -EBUSY
+ * while its (streamed) body has not been read to its end. */
 HTTP_API int http_res_upgrade(http_req *req, evloop_stream *target, http_upgrade_cb cb);
 
 #ifdef __cplusplus
@@ -3136,6 +3162,7 @@ enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, 
 #define HTTP__R_WANT_DRAIN 0x100000u
 #define HTTP__R_SYNTHETIC  0x200000u /* an error response the server made */
 #define HTTP__R_END_DUE    0x400000u /* streamed body: on_end owed */
+#define HTTP__R_ABORTING   0x800000u /* on_close callbacks run: an end only marks */
 
 /* connection flags */
 #define HTTP__C_IN_READ    0x0001u /* inside the read callback: flush after */
@@ -3150,6 +3177,8 @@ enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, 
 #define HTTP__C_DETACHED   0x0200u /* upgraded: the fd belongs to someone else */
 #define HTTP__C_RESUME_DUE 0x0400u /* a resume is queued on next-tick */
 #define HTTP__C_PIPE_FULL  0x0800u /* parsing waits for a request to end */
+#define HTTP__C_BODY_MOVED 0x1000u /* body bytes arrived: the body timeout restarts */
+#define HTTP__C_OUT_FULL   0x2000u /* parsing waits for the output to drain */
 
 /* ---- structures --------------------------------------------------------------- */
 
@@ -3170,6 +3199,7 @@ typedef struct http__conn {
     size_t in_len, in_cap;
     char *out;                        /* responses being assembled */
     size_t out_len, out_cap;
+    size_t held;                      /* output in requests' pend buffers */
     http__partial *partial;
     http_req *head, *tail;            /* requests in flight, in order */
     http_req *body_req;               /* its body is arriving */
@@ -3386,20 +3416,37 @@ static void http__timer_fire(evloop_timer *t)
     http__timer_arm(srv);
 }
 
-/* Which timeout applies now (7.5). */
+/* Whether the request whose body arrives does not take bytes now: a
+ * streamed body not asked for yet or paused, or a response that ended
+ * first (http__conn_advance decides whether the rest is skipped). */
+static bool http__body_held(const http__conn *c)
+{
+    const http_req *r = c->body_req;
+    if (!r)
+        return false;
+    if (r->flags & HTTP__R_ENDED)
+        return true;
+    return c->srv->o.stream_bodies &&
+           (!(r->flags & HTTP__R_READING) || (r->flags & HTTP__R_PAUSED));
+}
+
+/* Which timeout applies now (7.5). The body timeout limits silence: body
+ * bytes since the last call restart it. */
 static void http__conn_timers(http__conn *c)
 {
+    bool moved = (c->flags & HTTP__C_BODY_MOVED) != 0;
     if (c->flags & HTTP__C_CLOSING)
         return;
+    c->flags &= ~HTTP__C_BODY_MOVED;
     if (evloop_stream_queued(&c->s) > 0) {
         http__tq_set(c, HTTP__T_WRITE, false);
     } else if (c->flags & HTTP__C_LINGER) {
         http__tq_set(c, HTTP__T_LINGER, false);
     } else if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
-        if (c->body_req && (c->body_req->flags & HTTP__R_PAUSED))
+        if (http__body_held(c))
             http__tq_set(c, HTTP__T_NONE, false); /* the application holds it */
         else
-            http__tq_set(c, HTTP__T_BODY, false);
+            http__tq_set(c, HTTP__T_BODY, moved);
     } else if (c->in_len && !c->inflight && !(c->flags & HTTP__C_UPGRADING)) {
         http__tq_set(c, HTTP__T_HEADER, false); /* not re-armed by more bytes */
     } else if (c->inflight) {
@@ -3584,8 +3631,12 @@ static int http__emit(http_req *r, const void *data, size_t len)
     http__conn *c = r->conn;
     if (!len)
         return 0;
-    if (c->head != r)
-        return http__append(&r->pend, &r->pend_len, &r->pend_cap, data, len);
+    if (c->head != r) {
+        if (http__append(&r->pend, &r->pend_len, &r->pend_cap, data, len) < 0)
+            return -ENOMEM;
+        c->held += len;
+        return 0;
+    }
     if (len > HTTP__INLINE_OUT && !(c->flags & HTTP__C_CLOSING)) {
         evloop_buf iov[2];
         ssize_t n;
@@ -3888,15 +3939,24 @@ HTTP_API int http_res_writable(const http_req *r)
 
 HTTP_API void http_res_on_drain(http_req *r, http_req_cb cb) { r->on_drain = cb; }
 
+/* The end of a request whose connection is gone releases it, except while
+ * http__conn_abort runs the on_close callbacks: it releases them after. */
+static void http__req_end_orphan(http_req *r)
+{
+    r->flags |= HTTP__R_ENDED;
+    if (!(r->flags & HTTP__R_ABORTING))
+        http__req_release(r);
+}
+
 /* The response of r is complete: the next one may go. */
 static void http__req_ended(http_req *r)
 {
     http__conn *c = r->conn;
-    r->flags |= HTTP__R_ENDED;
-    if (!c) { /* aborted before: the end releases it */
-        http__req_release(r);
+    if (!c) {
+        http__req_end_orphan(r);
         return;
     }
+    r->flags |= HTTP__R_ENDED;
     if (c->head == r)
         http__conn_advance(c);
 }
@@ -3907,8 +3967,7 @@ HTTP_API int http_res_end(http_req *r, const void *data, size_t len)
     if (r->flags & HTTP__R_ENDED)
         return -EALREADY;
     if ((r->flags & HTTP__R_ABORTED) || !r->conn) {
-        r->flags |= HTTP__R_ENDED;
-        http__req_release(r);
+        http__req_end_orphan(r);
         return -ECONNRESET;
     }
     rc = 0;
@@ -4004,6 +4063,8 @@ HTTP_API int http_res_upgrade(http_req *r, evloop_stream *target, http_upgrade_c
         return rc;
     if (!r->upgrade || !target || !cb || (r->flags & HTTP__R_HEAD_SENT))
         return -EINVAL;
+    if (!(r->flags & HTTP__R_BODY_DONE))
+        return -EBUSY; /* the new protocol starts after the body: read it first */
     if (r->method != HTTP_METHOD_CONNECT && r->status == 200)
         r->status = 101;
     r->flags |= HTTP__R_UPGRADE;
@@ -4077,38 +4138,40 @@ HTTP_API void http_req_resume(http_req *r)
         http__conn_kick(r->conn);
 }
 
-/* Tells the requests of a lost connection; each still has to be ended. */
+/* Tells the requests of a lost connection; each still has to be ended.
+ * An on_close callback may end any request of the list (its own, another
+ * one, several), so none is released while the callbacks run: the list
+ * stays intact, an end meanwhile only marks the request, and a second
+ * walk releases every request that has ended. */
 static void http__conn_abort(http__conn *c, int reason)
 {
-    http_req *r = c->head, *next;
+    http_req *first = c->head, *r, *next;
     (void)reason;
     c->head = c->tail = NULL;
     c->body_req = NULL;
     c->inflight = 0;
-    /* mark them all first: a callback may end any of them */
-    for (next = r; next; next = next->next) {
-        next->conn = NULL;
-        next->flags |= HTTP__R_ABORTED;
+    for (r = first; r; r = r->next) {
+        r->conn = NULL;
+        r->flags |= HTTP__R_ABORTED | HTTP__R_ABORTING;
+        if (!(r->flags & HTTP__R_ENDED))
+            r->server->st.aborted++;
     }
-    while (r) {
+    for (r = first; r; r = r->next) {
+        if (r->flags & HTTP__R_ENDED)
+            continue;
+        if (!(r->flags & HTTP__R_DISPATCHED))
+            r->flags |= HTTP__R_ENDED; /* the handler never saw it: end it here */
+        else if (r->on_close)
+            r->on_close(r);
+    }
+    for (r = first; r; r = next) {
         next = r->next;
         r->next = NULL;
-        if (r->flags & (HTTP__R_FILE_BUSY)) {
-            /* evloop cancels the file write; its callback releases */
-        } else if (r->flags & HTTP__R_ENDED) {
+        r->flags &= ~HTTP__R_ABORTING;
+        /* a file being sent is released by its write's callback (the
+         * close cancels it); one not ended yet by the end to come */
+        if ((r->flags & HTTP__R_ENDED) && !(r->flags & HTTP__R_FILE_BUSY))
             http__req_release(r);
-        } else {
-            r->server->st.aborted++;
-            if (r->flags & HTTP__R_DISPATCHED) {
-                if (r->on_close)
-                    r->on_close(r);
-            } else {
-                /* the handler never saw it: end it here */
-                r->flags |= HTTP__R_ENDED;
-                http__req_release(r);
-            }
-        }
-        r = next;
     }
 }
 
@@ -4227,6 +4290,30 @@ static void http__conn_drain(evloop_stream *s)
         http__conn_timers(c);
 }
 
+/* Why a new request must wait, or 0: max_pipelined requests are in flight
+ * (HTTP__C_PIPE_FULL), or the output (queued in the stream, assembled, or
+ * held by responses waiting for their turn) has reached write_high_water
+ * (HTTP__C_OUT_FULL), so that a client that sends requests without reading
+ * the responses cannot make the server buffer them without bound. */
+static unsigned http__conn_input_wait(const http__conn *c)
+{
+    const http_server *srv = c->srv;
+    if (c->inflight >= srv->o.max_pipelined)
+        return HTTP__C_PIPE_FULL;
+    if (evloop_stream_queued(&c->s) + c->out_len + c->held >= srv->o.write_high_water)
+        return HTTP__C_OUT_FULL;
+    return 0;
+}
+
+/* The same, remembering the reason: http__conn_advance resumes the input
+ * when it is gone. */
+static bool http__conn_input_full(http__conn *c)
+{
+    unsigned why = http__conn_input_wait(c);
+    c->flags |= why;
+    return why != 0;
+}
+
 /* Moves the line forward: the first request's held output goes out, ended
  * requests leave, a closing response closes, drain is told. */
 static void http__conn_advance(http__conn *c)
@@ -4241,6 +4328,7 @@ static void http__conn_advance(http__conn *c)
         if (r->pend_len) {
             size_t n = r->pend_len;
             r->pend_len = 0;
+            c->held -= n;
             if (http__emit(r, r->pend, n) < 0) {
                 http__conn_close(c, -ENOMEM);
                 return;
@@ -4281,10 +4369,12 @@ static void http__conn_advance(http__conn *c)
             /* ended before its body arrived: skip a little of it, or close */
             uint64_t left = r->has_content_length ? r->content_length - r->body.len : UINT64_MAX;
             c->body_req = NULL;
-            if (left <= HTTP__DISCARD_MAX)
+            if (left <= HTTP__DISCARD_MAX) {
                 c->flags |= HTTP__C_DISCARD;
-            else
+                http__conn_kick(c); /* reading may have stopped for it */
+            } else {
                 r->flags |= HTTP__R_CLOSE;
+            }
         }
         c->head = r->next;
         if (!c->head)
@@ -4308,9 +4398,9 @@ static void http__conn_advance(http__conn *c)
         http__conn_finish(c);
         return;
     }
-    /* room in the pipeline again: read on */
-    if ((c->flags & HTTP__C_PIPE_FULL) && c->inflight < c->srv->o.max_pipelined) {
-        c->flags &= ~HTTP__C_PIPE_FULL;
+    /* room in the pipeline, or the output drained: read on */
+    if ((c->flags & (HTTP__C_PIPE_FULL | HTTP__C_OUT_FULL)) && !http__conn_input_wait(c)) {
+        c->flags &= ~(HTTP__C_PIPE_FULL | HTTP__C_OUT_FULL);
         http__conn_kick(c);
     }
     http__conn_timers(c);
@@ -4350,25 +4440,42 @@ static void http__dispatch(http__conn *c, http_req *r)
     c->srv->handler(r);
 }
 
-/* Body bytes of the request being read. Returns the bytes consumed; stops
- * when a streamed body is paused or not yet asked for. */
+/* The body of r is complete. An Upgrade request's new protocol starts
+ * after it; a buffered body goes to the handler now. */
+static void http__body_complete(http__conn *c, http_req *r)
+{
+    c->body_req = NULL;
+    r->flags |= HTTP__R_BODY_DONE;
+    if (r->flags & HTTP__R_ENDED)
+        return; /* answered (or declined) already: nothing to tell */
+    if (r->upgrade)
+        c->flags |= HTTP__C_UPGRADING;
+    if (!c->srv->o.stream_bodies)
+        http__dispatch(c, r);
+    else if (r->on_end)
+        r->on_end(r, 0);
+}
+
+/* Body bytes of the request being read (or skipped). Returns the bytes
+ * consumed; stops when the request holds its body (http__body_held). A
+ * callback may end and release the request: it is looked up again after. */
 static size_t http__conn_body(http__conn *c, const char *data, size_t len)
 {
     http_server *srv = c->srv;
-    http_req *r = c->body_req;
     size_t pos = 0;
     while (pos < len) {
+        http_req *r = c->body_req;
         http_body b;
         int rc;
-        r = c->body_req;
         if (!r && !(c->flags & HTTP__C_DISCARD))
             break;
-        if (r && srv->o.stream_bodies &&
-            (!(r->flags & HTTP__R_READING) || (r->flags & HTTP__R_PAUSED)))
+        if (http__body_held(c))
             break;
         memset(&b, 0, sizeof b);
         rc = http_parse_body(&c->p, data + pos, len - pos, &b);
         pos += b.consumed;
+        if (b.consumed)
+            c->flags |= HTTP__C_BODY_MOVED; /* progress: the body timeout restarts */
         if (rc < 0) {
             c->flags &= ~HTTP__C_DISCARD;
             if (r && srv->o.stream_bodies) {
@@ -4387,8 +4494,12 @@ static size_t http__conn_body(http__conn *c, const char *data, size_t len)
         }
         if (b.data.len && r) {
             if (srv->o.stream_bodies) {
-                r->on_data(r, b.data.ptr, b.data.len);
                 r->body.len += b.data.len; /* a count: the bytes are not kept */
+                r->on_data(r, b.data.ptr, b.data.len);
+                if (c->flags & HTTP__C_CLOSING)
+                    return len;
+                if (c->body_req != r)
+                    r = NULL; /* ended and released by the callback */
             } else {
                 char *body = (char *)(uintptr_t)r->body.ptr;
                 size_t blen = r->body.len;
@@ -4409,16 +4520,8 @@ static size_t http__conn_body(http__conn *c, const char *data, size_t len)
         }
         if (rc == 1) {
             c->flags &= ~HTTP__C_DISCARD;
-            c->body_req = NULL;
-            if (r) {
-                r->flags |= HTTP__R_BODY_DONE;
-                if (srv->o.stream_bodies) {
-                    if (r->on_end)
-                        r->on_end(r, 0);
-                } else {
-                    http__dispatch(c, r);
-                }
-            }
+            if (r)
+                http__body_complete(c, r);
             if (c->flags & HTTP__C_CLOSING)
                 return len;
             break;
@@ -4433,23 +4536,28 @@ static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
 {
     http_server *srv = c->srv;
     size_t pos = 0;
-    while (!(c->flags & (HTTP__C_CLOSING | HTTP__C_CLOSE_AFTER | HTTP__C_LINGER))) {
+    while (!(c->flags & (HTTP__C_CLOSING | HTTP__C_LINGER))) {
         http_message *m;
         http_header *hdrs;
         http_req *r;
+        http_body_kind body;
+        bool expect_unknown;
         int rc;
         if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
+            /* a body is read to its end, also after the last request */
             size_t used = http__conn_body(c, data + pos, len - pos);
             pos += used;
             if (c->body_req || (c->flags & HTTP__C_DISCARD) || pos == len)
                 break;
             continue;
         }
-        if (c->inflight >= srv->o.max_pipelined) {
-            c->flags |= HTTP__C_PIPE_FULL;
+        /* a new head: not after the last request, not before an upgrade
+         * is decided, not while the pipeline or the output is full */
+        if (c->flags & (HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING))
             break;
-        }
-        if (pos == len || (c->flags & HTTP__C_UPGRADING))
+        if (http__conn_input_full(c))
+            break;
+        if (pos == len)
             break;
         if (c->partial) {
             m = &c->partial->m;
@@ -4477,7 +4585,9 @@ static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
             return len;
         }
         r = http__req_new(c, m, data + pos, (size_t)rc);
-        if (c->partial) {
+        expect_unknown = m->expect_unknown;
+        body = m->body;
+        if (c->partial) { /* m was in it */
             HTTP_FREE(c->partial);
             c->partial = NULL;
         }
@@ -4487,14 +4597,14 @@ static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
             return len;
         }
         http__conn_push(c, r);
-        if (m->expect_unknown) {
+        if (expect_unknown) {
             r->flags |= HTTP__R_DISPATCHED | HTTP__R_CLOSE;
             http_res_send(r, 417, "text/plain", "417 Expectation Failed\n", 23);
             continue;
         }
-        if (r->upgrade)
-            c->flags |= HTTP__C_UPGRADING; /* the bytes after it may not be HTTP */
-        if (m->body == HTTP_BODY_NONE) {
+        if (body == HTTP_BODY_NONE) {
+            if (r->upgrade) /* the bytes after it may not be HTTP */
+                c->flags |= HTTP__C_UPGRADING;
             http__dispatch(c, r);
             continue;
         }
@@ -4544,17 +4654,20 @@ static void http__conn_feed_input(http__conn *c)
 
 static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf);
 
-/* Reading goes on unless the pipeline is full, a streamed body is paused
- * or not yet asked for, or an upgrade holds the input. */
-static bool http__conn_may_read(const http__conn *c)
+/* Reading goes on while a body arrives that is taken (read, buffered or
+ * skipped), and between bodies while a new head may be parsed: not after
+ * the last request, not while an upgrade holds the input, not while the
+ * pipeline or the output is full. */
+static bool http__conn_may_read(http__conn *c)
 {
-    const http_req *b = c->body_req;
-    if (c->flags & (HTTP__C_CLOSING | HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING | HTTP__C_EOF))
+    if (c->flags & (HTTP__C_CLOSING | HTTP__C_EOF))
         return false;
-    if (b && c->srv->o.stream_bodies && (!(b->flags & HTTP__R_READING) || (b->flags & HTTP__R_PAUSED)))
+    if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
+        if (http__body_held(c))
+            return false;
+    } else if ((c->flags & (HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING)) || http__conn_input_full(c)) {
         return false;
-    if (!b && !(c->flags & HTTP__C_DISCARD) && c->inflight >= c->srv->o.max_pipelined)
-        return false;
+    }
     return c->in_len < c->srv->o.parser.max_head + 65536;
 }
 
@@ -4583,15 +4696,19 @@ static void http__read_resume_tick(evloop *loop, void *arg)
     c->flags &= ~HTTP__C_RESUME_DUE;
     if (c->flags & HTTP__C_CLOSING)
         return;
-    /* an end owed to a request whose body was already complete */
-    for (b = c->head; b; b = b->next) {
-        if (b->flags & HTTP__R_END_DUE) {
-            b->flags &= ~HTTP__R_END_DUE;
-            if (b->on_end)
-                b->on_end(b, b->body_status);
-            if (c->flags & HTTP__C_CLOSING)
-                return;
+    /* an end owed to a request whose body was already complete; on_end
+     * may end (and release) any request, so the scan starts over */
+    for (b = c->head; b;) {
+        if (!(b->flags & HTTP__R_END_DUE)) {
+            b = b->next;
+            continue;
         }
+        b->flags &= ~HTTP__R_END_DUE;
+        if (b->on_end && !(b->flags & HTTP__R_ENDED))
+            b->on_end(b, b->body_status);
+        if (c->flags & HTTP__C_CLOSING)
+            return;
+        b = c->head;
     }
     http__conn_feed_input(c);
     if (c->flags & HTTP__C_CLOSING)
@@ -4915,7 +5032,8 @@ HTTP_API void http_server_shutdown(http_server *srv, unsigned timeout_ms, http_s
     }
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        if (!c->inflight && !c->body_req && !evloop_stream_queued(&c->s))
+        if (!c->inflight && !c->body_req && !(c->flags & HTTP__C_DISCARD) && !c->out_len &&
+            !evloop_stream_queued(&c->s))
             http__conn_close(c, 0); /* idle: nothing to finish */
         else
             c->flags |= HTTP__C_CLOSE_AFTER;

@@ -2,6 +2,73 @@
 /* Tests of the HTTP server of http.h: the server runs on the test's loop;
  * clients are threads with plain blocking sockets that parse responses
  * with http.h's own response parser. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* before the first system header, as evloop.h would */
+#endif
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the allocator of evloop.h and http.h: counted, and able to fail ------
+ *
+ * Every byte the server and its loop hold is counted (live and peak), so a
+ * test can bound the server's memory exactly, in every build (RSS is blurred
+ * by the sanitizers' shadow memory). fail_watcher_growth makes the loop's
+ * table of descriptors fail to grow once: an accept that fails. */
+static size_t mem_live, mem_peak;
+static int fail_watcher_growth;
+
+static void mem_account(size_t add, size_t sub)
+{
+    size_t now = __atomic_add_fetch(&mem_live, add - sub, __ATOMIC_SEQ_CST);
+    size_t peak = __atomic_load_n(&mem_peak, __ATOMIC_SEQ_CST);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&mem_peak, &peak, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+}
+static void *test_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p)
+        mem_account(malloc_usable_size(p), 0);
+    return p;
+}
+static void *test_realloc(void *p, size_t n)
+{
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n);
+    if (q)
+        mem_account(malloc_usable_size(q), old);
+    return q;
+}
+static void test_free(void *p)
+{
+    if (p)
+        mem_account(0, malloc_usable_size(p));
+    free(p);
+}
+static void *test_ev_realloc(const char *what, void *p, size_t n)
+{
+    if (strcmp(what, "loop->watchers") == 0 &&
+        __atomic_exchange_n(&fail_watcher_growth, 0, __ATOMIC_SEQ_CST))
+        return NULL;
+    return test_realloc(p, n);
+}
+/* The peak starts again from what is held now. */
+static void mem_reset_peak(void)
+{
+    __atomic_store_n(&mem_peak, __atomic_load_n(&mem_live, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
+}
+static size_t mem_now(void) { return __atomic_load_n(&mem_live, __ATOMIC_SEQ_CST); }
+static size_t mem_max(void) { return __atomic_load_n(&mem_peak, __ATOMIC_SEQ_CST); }
+
+#define HTTP_MALLOC(n) test_malloc(n)
+#define HTTP_REALLOC(p, n) test_realloc(p, n)
+#define HTTP_FREE(p) test_free(p)
+#define EVLOOP_MALLOC(n) test_malloc(n)
+#define EVLOOP_REALLOC(p, n) test_ev_realloc(#p, p, n)
+#define EVLOOP_FREE(p) test_free(p)
+
 #define EVLOOP_IMPLEMENTATION
 #define HTTP_IMPLEMENTATION
 #include "../evloop.h"
@@ -32,9 +99,11 @@ struct fixture {
     http_server *srv;
     int port;
     evloop_async client_done;
+    evloop_async shut;          /* the client asks for a graceful shutdown */
     pthread_t th;
     client_fn client;
     int server_done;
+    http_server_stats st;       /* the server's counts when it finished */
     void *arg;
 };
 
@@ -42,6 +111,7 @@ static void on_server_done(http_server *srv)
 {
     fixture *f = (fixture *)http_server_get_data(srv);
     f->server_done = 1;
+    http_server_get_stats(srv, &f->st);
 }
 
 static void on_client_done(evloop_async *a)
@@ -49,6 +119,21 @@ static void on_client_done(evloop_async *a)
     fixture *f = (fixture *)a->handle.data;
     http_server_shutdown(f->srv, 200, on_server_done);
     evloop_close(&a->handle, NULL);
+    evloop_close(&f->shut.handle, NULL);
+}
+
+static void on_shut(evloop_async *a)
+{
+    fixture *f = (fixture *)a->handle.data;
+    http_server_shutdown(f->srv, 3000, on_server_done);
+}
+
+/* From the client thread: the server starts a graceful shutdown (3 s
+ * deadline); returns once the loop has had the time to do so. */
+static void fixture_shutdown(fixture *f)
+{
+    evloop_async_send(&f->shut);
+    usleep(100000);
 }
 
 static void *client_thread(void *arg)
@@ -87,18 +172,28 @@ static void server_down(fixture *f)
     CHECK_INT(evloop_free(f->loop), ==, 0);
 }
 
+/* Starts client(f) on its thread, beside a server that is up; when it
+ * returns, the server shuts down. */
+static void start_client(fixture *f, client_fn client)
+{
+    f->client = client;
+    f->client_done.handle.data = f;
+    evloop_async_init(f->loop, &f->client_done, on_client_done);
+    f->shut.handle.data = f;
+    evloop_async_init(f->loop, &f->shut, on_shut);
+    evloop_unref(&f->shut.handle);
+    pthread_create(&f->th, NULL, client_thread, f);
+}
+
 /* Runs a server with options o and handler h until client(f) returns. */
 static void run_fixture(fixture *f, const http_server_options *o, http_handler h, client_fn client)
 {
     int rc;
-    f->client = client;
     REQUIRE_INT(server_up(f, o, h), ==, 0);
-    f->client_done.handle.data = f;
-    evloop_async_init(f->loop, &f->client_done, on_client_done);
     evloop_timer_init(f->loop, &fixture_guard);
     evloop_timer_start(&fixture_guard, fixture_guard_fired, 60000, 0);
     evloop_unref(&fixture_guard.handle);
-    pthread_create(&f->th, NULL, client_thread, f);
+    start_client(f, client);
     rc = evloop_run(f->loop, EVLOOP_RUN_DEFAULT);
     pthread_join(f->th, NULL);
     CHECK_INT(rc, ==, 0);
@@ -127,12 +222,16 @@ typedef struct response {
     size_t body_len;
 } response;
 
-static int client_open(client *c, int port)
+/* Connects to 127.0.0.1:port; rcvbuf > 0 sets a small receive buffer
+ * first (a client that reads slowly, or never). */
+static int client_open_rcvbuf(client *c, int port, int rcvbuf)
 {
     struct sockaddr_in a;
     struct timeval tv = {10, 0};
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
@@ -144,6 +243,8 @@ static int client_open(client *c, int port)
     http_parse_init(&c->p, HTTP_KIND_RESPONSE, NULL);
     return 0;
 }
+
+static int client_open(client *c, int port) { return client_open_rcvbuf(c, port, 0); }
 
 static void client_close(client *c)
 {
@@ -375,6 +476,7 @@ static void streamer_closed(http_req *req)
 typedef struct sink {
     uint64_t got;
     uint64_t bad;
+    uint64_t limit; /* more: answered 413 at once, from on_data */
     int paused_once;
     evloop_timer resume;
 } sink;
@@ -393,6 +495,12 @@ static void sink_data(http_req *req, const char *data, size_t len)
         if ((unsigned char)data[i] != (unsigned char)((s->got + i) % 251))
             s->bad++;
     s->got += len;
+    if (s->limit && s->got > s->limit) { /* the rest of the body is the server's to skip */
+        s->resume.handle.data = s;
+        evloop_close(&s->resume.handle, sink_closed);
+        http_res_send(req, 413, "text/plain", "too large", 9);
+        return;
+    }
     if (!s->paused_once && s->got > (1u << 20)) { /* pause once for 20 ms */
         s->paused_once = 1;
         http_req_pause(req);
@@ -444,8 +552,42 @@ static void count_close(http_req *req)
 }
 static http_req *held_req;
 
+/* /pair: held; the first on_close ends every pair request, its own last */
+static http_req *pairs[4];
+static int npairs, pair_closes;
+static void pair_closed(http_req *req)
+{
+    int i;
+    pair_closes++;
+    for (i = 0; i < npairs; i++) {
+        if (pairs[i] && pairs[i] != req) {
+            http_req *other = pairs[i];
+            pairs[i] = NULL;
+            CHECK_INT(http_res_end(other, NULL, 0), ==, -ECONNRESET);
+        }
+    }
+    for (i = 0; i < npairs; i++)
+        if (pairs[i] == req)
+            pairs[i] = NULL;
+    CHECK_INT(http_res_end(req, NULL, 0), ==, -ECONNRESET);
+}
+
+/* /ackread: the head and "ack" go first, then the streamed body echoes */
+static void echo_data(http_req *req, const char *data, size_t len) { http_res_write(req, data, len); }
+static void echo_end(http_req *req, int status)
+{
+    if (status < 0)
+        http_res_end(req, "\nerror\n", 7);
+    else
+        http_res_end(req, "end\n", 4);
+}
+
+static char blob[1 << 20]; /* /blob?bytes=N answers N of these */
+static int handler_calls;
+
 static void handler(http_req *req)
 {
+    __atomic_add_fetch(&handler_calls, 1, __ATOMIC_SEQ_CST);
     if (path_is(req, "/hello")) {
         http_res_send(req, 200, "text/plain", "Hello, World!", 13);
     } else if (path_is(req, "/slow")) { /* answers after ?ms= */
@@ -471,6 +613,7 @@ static void handler(http_req *req)
     } else if (path_is(req, "/upload")) { /* streamed request body */
         sink *s = (sink *)calloc(1, sizeof *s);
         req->data = s;
+        s->limit = (uint64_t)query_int(req, "limit", 0);
         evloop_timer_init(http_server_loop(req->server), &s->resume);
         s->resume.handle.data = req;
         if (http_req_read(req, sink_data, sink_end) < 0)
@@ -508,6 +651,16 @@ static void handler(http_req *req)
     } else if (path_is(req, "/short")) { /* promises 10 bytes, sends 5 */
         http_res_header(req, "Content-Length", "10");
         CHECK_INT(http_res_end(req, "12345", 5), ==, -EINVAL);
+    } else if (path_is(req, "/blob")) {
+        size_t n = (size_t)query_int(req, "bytes", 1000);
+        http_res_send(req, 200, "application/octet-stream", blob, n < sizeof blob ? n : sizeof blob);
+    } else if (path_is(req, "/pair")) {
+        pairs[npairs++] = req;
+        http_req_on_close(req, pair_closed);
+    } else if (path_is(req, "/ackread")) {
+        http_res_write(req, "ack\n", 4);
+        if (http_req_read(req, echo_data, echo_end) < 0)
+            http_res_end(req, "no stream\n", 10);
     } else if (path_is(req, "/nocontent")) {
         http_res_send(req, 204, NULL, "ignored", 7);
     } else {
@@ -534,6 +687,13 @@ static void client_keepalive(fixture *f)
         CHECK(r.keep_alive);
         resp_free(&r);
     }
+    /* a head in two pieces (kept aside between them), with a body */
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHo");
+    usleep(30000);
+    client_sends(&c, "st: x\r\nContent-Length: 2\r\n\r\nok");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "ok");
+    resp_free(&r);
     client_sends(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
     REQUIRE_INT(client_response(&c, &r), ==, 0);
     CHECK_INT(r.status, ==, 404);
@@ -1155,12 +1315,9 @@ TEST(closed_connection_with_pending_response)
     held_req = NULL;
     /* the fixture, by hand: a release timer runs beside the client */
     REQUIRE_INT(server_up(&f, NULL, handler), ==, 0);
-    f.client = client_vanishes;
-    f.client_done.handle.data = &f;
-    evloop_async_init(f.loop, &f.client_done, on_client_done);
     evloop_timer_init(f.loop, &t);
     evloop_timer_start(&t, release_held, 300, 0);
-    pthread_create(&f.th, NULL, client_thread, &f);
+    start_client(&f, client_vanishes);
     evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
     pthread_join(f.th, NULL);
     CHECK_INT(closes_seen, ==, 1);
@@ -1417,6 +1574,313 @@ TEST(reuseport_several_loops)
     CHECK_INT(w[1].served, >, 0);
 }
 
+
+/* ---- requests and their ends: aborts, bodies after the last request, upgrades ------ */
+
+/* An on_close callback that ends the other requests of its connection
+ * (the first of two held requests ends both): each released once. */
+static void client_pair(fixture *f)
+{
+    client c;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /pair HTTP/1.1\r\nHost: x\r\n\r\nGET /pair HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(100000); /* both handlers ran */
+    client_close(&c);
+    usleep(100000);
+}
+
+TEST(on_close_may_end_other_requests)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    npairs = 0;
+    pair_closes = 0;
+    run_fixture(&f, NULL, handler, client_pair);
+    CHECK_INT(npairs, ==, 2);
+    CHECK_INT(pair_closes, ==, 1); /* the second had ended before its turn */
+    CHECK(pairs[0] == NULL && pairs[1] == NULL);
+    CHECK_UINT(f.st.aborted, ==, 2);
+    CHECK_UINT(f.st.requests, ==, 0);
+}
+
+/* A client that pipelines requests and never reads the responses: the
+ * server stops taking requests once write_high_water bytes of output wait,
+ * its memory stays bounded, and the write timeout closes the connection. */
+#define FLOOD_REQUESTS 10000
+static int flood_closed;
+static size_t flood_base, flood_peak;
+static void client_flood(fixture *f)
+{
+    static const char one[] = "GET /blob?bytes=8192 HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t n = sizeof one - 1, total = n * FLOOD_REQUESTS, sent = 0, i;
+    char *all = (char *)malloc(total);
+    client c;
+    struct pollfd pfd;
+    double end;
+    for (i = 0; i < FLOOD_REQUESTS; i++)
+        memcpy(all + i * n, one, n);
+    REQUIRE_INT(client_open_rcvbuf(&c, f->port, 4096), ==, 0);
+    flood_base = mem_now();
+    mem_reset_peak();
+    end = test_now_ms() + 1500;
+    while (sent < total && test_now_ms() < end) {
+        ssize_t k = send(c.fd, all + sent, total - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0)
+            sent += (size_t)k;
+        else if (k < 0 && errno != EAGAIN)
+            break;
+        else
+            usleep(10000);
+    }
+    /* never read: the server gives up after write_timeout_ms (300) */
+    pfd.fd = c.fd;
+    pfd.events = POLLRDHUP;
+    end = test_now_ms() + 5000;
+    while (!flood_closed && test_now_ms() < end)
+        if (poll(&pfd, 1, 100) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            flood_closed = 1;
+    flood_peak = mem_max();
+    client_close(&c);
+    free(all);
+}
+
+TEST(pipelining_client_that_never_reads)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.write_timeout_ms = 300;
+    memset(&f, 0, sizeof f);
+    flood_closed = 0;
+    handler_calls = 0;
+    run_fixture(&f, &o, handler, client_flood);
+    CHECK(flood_closed);
+    CHECK_UINT(f.st.timeouts, ==, 1);
+    /* a few hundred responses at most fit in the socket buffers and the
+     * 64 KiB of queued output; without the bound all 10000 were made */
+    CHECK_INT(handler_calls, <, 1000);
+    CHECK_UINT(flood_peak - flood_base, <, 1u << 20);
+}
+
+/* A streamed body goes on arriving after a response head that closes the
+ * connection (Connection: close, HTTP/1.0): the handler gets all of it. */
+static void client_body_after_closing_head(fixture *f)
+{
+    static const char *heads[] = {
+        "POST /ackread HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n",
+        "POST /ackread HTTP/1.0\r\nContent-Length: 10\r\n\r\n"};
+    int i;
+    for (i = 0; i < 2; i++) {
+        client c;
+        response r;
+        double t0;
+        REQUIRE_INT(client_open(&c, f->port), ==, 0);
+        client_sends(&c, heads[i]);
+        usleep(100000); /* the handler has sent its head */
+        t0 = test_now_ms();
+        client_sends(&c, "0123456789");
+        REQUIRE_INT(client_response(&c, &r), ==, 0);
+        CHECK_INT(r.status, ==, 200);
+        CHECK_STR(r.body, "ack\n0123456789end\n");
+        CHECK_STR(resp_header(&r, "Connection"), "close");
+        CHECK(test_now_ms() - t0 < 2000);
+        resp_free(&r);
+        CHECK(client_closed_within(&c, 2000));
+        client_close(&c);
+    }
+}
+
+TEST(streamed_body_after_closing_head)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.stream_bodies = 1;
+    o.body_timeout_ms = 5000;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_body_after_closing_head);
+}
+
+/* The last request max_requests_per_connection allows still gets its body. */
+static void client_last_request_body(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+    usleep(100000);
+    client_sends(&c, "hello");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "hello");
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+}
+
+TEST(last_request_of_a_connection_reads_its_body)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.max_requests_per_connection = 1;
+    o.body_timeout_ms = 5000;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_last_request_body);
+}
+
+/* Graceful shutdown: an upload in progress and pipelined requests already
+ * received are all answered (Connection: close), none is lost. */
+static int shutdown_answered;
+static void *shutdown_pipeliner(void *arg)
+{
+    fixture *f = (fixture *)arg;
+    client c;
+    response r;
+    int i;
+    if (client_open(&c, f->port) != 0)
+        return NULL;
+    client_sends(&c, "GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /slow?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (i = 0; i < 3; i++) {
+        if (client_response(&c, &r) != 0)
+            break;
+        if (r.status == 200 && (i < 2 || strcmp(resp_header(&r, "Connection") ? resp_header(&r, "Connection") : "", "close") == 0))
+            __atomic_add_fetch(&shutdown_answered, 1, __ATOMIC_SEQ_CST);
+        resp_free(&r);
+    }
+    client_close(&c);
+    return NULL;
+}
+static void client_shutdown_in_flight(fixture *f)
+{
+    client c;
+    response r;
+    pthread_t th;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello");
+    pthread_create(&th, NULL, shutdown_pipeliner, f);
+    usleep(50000); /* everything above has arrived */
+    fixture_shutdown(f);
+    client_sends(&c, "world");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "helloworld");
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+    pthread_join(th, NULL);
+}
+
+TEST(shutdown_answers_uploads_and_pipelined_requests)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    shutdown_answered = 0;
+    run_fixture(&f, NULL, handler, client_shutdown_in_flight);
+    CHECK_INT(shutdown_answered, ==, 3);
+    CHECK_UINT(f.st.timeouts, ==, 0);
+}
+
+/* An Upgrade request with a body (curl --http2 -d sends one): the body is
+ * HTTP's; declined, the connection goes on; accepted, the new protocol
+ * starts after the body. */
+static void client_upgrade_body(fixture *f)
+{
+    client c;
+    response r;
+    char buf[64];
+    size_t got;
+    ssize_t n;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /upgrade?decline=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                     "Upgrade: h2c\r\nContent-Length: 5\r\n\r\n");
+    usleep(50000);
+    client_sends(&c, "hello");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "no upgrade");
+    resp_free(&r);
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    client_sends(&c, "POST /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+                     "Content-Length: 5\r\n\r\n");
+    usleep(50000);
+    client_sends(&c, "helloearly");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 101);
+    resp_free(&r);
+    memcpy(buf, c.buf, c.len);
+    got = c.len;
+    while (got < 5 && (n = recv(c.fd, buf + got, sizeof buf - got, 0)) > 0)
+        got += (size_t)n;
+    CHECK_MEM(buf, got, "early");
+    client_close(&c);
+}
+
+TEST(upgrade_request_with_a_body)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.body_timeout_ms = 5000;
+    memset(&f, 0, sizeof f);
+    upgrade_cb_calls = 0;
+    run_fixture(&f, &o, handler, client_upgrade_body);
+    CHECK_INT(upgrade_cb_calls, ==, 1);
+    CHECK_STR(upgrade_leftover, "early");
+}
+
+/* Streamed bodies: http_req_read on a request without a body ends it from
+ * the loop (pipelined, one after the other); a handler that answers from
+ * on_data, before the body's end, gets no more callbacks, and the rest of
+ * a small body is skipped so the connection goes on. */
+static void client_stream_ends(fixture *f)
+{
+    client c;
+    response r;
+    char body[5000];
+    memset(body, 0, sizeof body);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /upload HTTP/1.1\r\nHost: x\r\n\r\nGET /upload HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "0 0");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "0 0");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    client_sends(&c, "POST /upload?limit=1000 HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    client_send(&c, body, 2000);
+    usleep(50000);
+    client_send(&c, body + 2000, 3000);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 413);
+    resp_free(&r);
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(streamed_body_ends)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.stream_bodies = 1;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_stream_ends);
+}
+
 /* Real clients: curl, ab (HTTP/1.0 keep-alive), Node's http module. */
 static int have(const char *tool)
 {
@@ -1530,6 +1994,13 @@ int main(void)
     RUN(upgrade_hands_the_socket_over);
     RUN(unix_socket_listener);
     RUN(reuseport_several_loops);
+    RUN(on_close_may_end_other_requests);
+    RUN(pipelining_client_that_never_reads);
+    RUN(streamed_body_after_closing_head);
+    RUN(last_request_of_a_connection_reads_its_body);
+    RUN(shutdown_answers_uploads_and_pipelined_requests);
+    RUN(upgrade_request_with_a_body);
+    RUN(streamed_body_ends);
     RUN(real_clients_curl_ab_node);
     return test_done();
 }
