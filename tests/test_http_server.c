@@ -582,6 +582,20 @@ static void echo_end(http_req *req, int status)
         http_res_end(req, "end\n", 4);
 }
 
+/* /lateread?ms=N: http_req_read N ms after the head (streamed bodies) */
+typedef struct late_reader {
+    evloop_timer t;
+    http_req *req;
+} late_reader;
+static void late_reader_fire(evloop_timer *t)
+{
+    late_reader *l = (late_reader *)t->handle.data;
+    http_res_status(l->req, 200);
+    if (http_req_read(l->req, echo_data, echo_end) < 0)
+        http_res_end(l->req, "no stream\n", 10);
+    evloop_close(&t->handle, delayed_closed);
+}
+
 static char blob[1 << 20]; /* /blob?bytes=N answers N of these */
 static int handler_calls;
 
@@ -661,6 +675,12 @@ static void handler(http_req *req)
         http_res_write(req, "ack\n", 4);
         if (http_req_read(req, echo_data, echo_end) < 0)
             http_res_end(req, "no stream\n", 10);
+    } else if (path_is(req, "/lateread")) {
+        late_reader *l = (late_reader *)calloc(1, sizeof *l);
+        l->req = req;
+        l->t.handle.data = l;
+        evloop_timer_init(http_server_loop(req->server), &l->t);
+        evloop_timer_start(&l->t, late_reader_fire, (uint64_t)query_int(req, "ms", 10), 0);
     } else if (path_is(req, "/nocontent")) {
         http_res_send(req, 204, NULL, "ignored", 7);
     } else {
@@ -1881,6 +1901,69 @@ TEST(streamed_body_ends)
     run_fixture(&f, &o, handler, client_stream_ends);
 }
 
+/* body_timeout_ms is the longest silence: a slow but steady body outlives
+ * it, a stalled one is cut; a streamed body the handler reads late is not
+ * under it while the handler holds it. */
+static void client_body_timeout(fixture *f)
+{
+    client c;
+    response r;
+    double t0;
+    int i;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n");
+    for (i = 0; i < 8; i++) { /* 8 x 100 ms: twice the timeout in all */
+        usleep(100000);
+        REQUIRE_INT(client_send(&c, "x", 1), ==, 0);
+    }
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "xxxxxxxx");
+    resp_free(&r);
+    /* stalled after 3 bytes: cut */
+    client_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nxxx");
+    t0 = test_now_ms();
+    CHECK(client_closed_within(&c, 3000));
+    CHECK(test_now_ms() - t0 > 300);
+    client_close(&c);
+}
+
+TEST(body_timeout_is_a_silence_limit)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.body_timeout_ms = 400;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_body_timeout);
+    CHECK_UINT(f.st.timeouts, ==, 1);
+}
+
+static void client_late_reader(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "POST /lateread?ms=600 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "helloend\n");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(body_timeout_waits_for_a_late_reader)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.stream_bodies = 1;
+    o.body_timeout_ms = 200;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, &o, handler, client_late_reader);
+    CHECK_UINT(f.st.timeouts, ==, 0);
+}
+
 /* Real clients: curl, ab (HTTP/1.0 keep-alive), Node's http module. */
 static int have(const char *tool)
 {
@@ -2001,6 +2084,8 @@ int main(void)
     RUN(shutdown_answers_uploads_and_pipelined_requests);
     RUN(upgrade_request_with_a_body);
     RUN(streamed_body_ends);
+    RUN(body_timeout_is_a_silence_limit);
+    RUN(body_timeout_waits_for_a_late_reader);
     RUN(real_clients_curl_ab_node);
     return test_done();
 }
