@@ -507,7 +507,9 @@
  *   then http_res_write (streams; chunked unless a Content-Length was set)
  *   and http_res_end (the last bytes; with no write before, the body gets a
  *   Content-Length). http_res_send does status + Content-Type + body + end;
- *   http_res_sendfile ends with a file body sent by sendfile(2). The server
+ *   http_res_sendfile ends with a file body sent by sendfile(2). These two
+ *   end the response whatever they return (a 500 when what was asked
+ *   cannot be sent), except -EALREADY, which changes nothing. The server
  *   adds Date, Server (if configured), the framing, and Connection when it
  *   matters. HEAD, 1xx, 204 and 304 responses never carry a body: bytes
  *   written for them are dropped.
@@ -1112,13 +1114,24 @@ HTTP_API void http_res_on_drain(http_req *req, http_req_cb cb);
  * write before it, the body gets a Content-Length. Releases the request
  * (see 7.3). */
 HTTP_API int http_res_end(http_req *req, const void *data, size_t len);
-/* Status, Content-Type (NULL: none), body, end: the common case. */
+/* Status, Content-Type (NULL: none), body, end: the common case. The
+ * response ends whatever this returns, except -EALREADY (the head or the
+ * response had gone: nothing changed). A bad status or type: -EINVAL and
+ * the client gets a 500. */
 HTTP_API int http_res_send(http_req *req, int status, const char *content_type,
                            const void *body, size_t len);
 /* Ends the response with len bytes of the file fd from offset, sent with
- * sendfile(2) (Content-Length: len). With HTTP_FILE_CLOSE the server closes
- * fd when done, else fd must stay open until the request is released
- * (http_req_on_close does not apply; the release is the end). */
+ * sendfile(2) (Content-Length: len; a Content-Length set before must equal
+ * len). Like http_res_send, the response ends whatever this returns, except
+ * -EALREADY (the head went already: nothing changed, end it yourself):
+ * -EINVAL (bad fd or offset, another Content-Length) answers 500,
+ * -ECONNRESET releases the request. With HTTP_FILE_CLOSE fd is the
+ * server's from the call on, in every case: it is closed once the file has
+ * gone, or at once when the call fails. Without it fd stays yours: after a
+ * failure close it when you like; after success it must stay open until the
+ * request is released (the file has gone, or the connection), for which
+ * there is no callback: give the server a dup(2) with HTTP_FILE_CLOSE to
+ * keep your own. */
 #define HTTP_FILE_CLOSE 1
 HTTP_API int http_res_sendfile(http_req *req, int fd, int64_t offset, uint64_t len, unsigned flags);
 /* Accepts an Upgrade (or CONNECT) request: sends the head (status 101, or
@@ -3986,6 +3999,30 @@ HTTP_API int http_res_end(http_req *r, const void *data, size_t len)
     return rc;
 }
 
+/* A response that cannot be made as asked still ends, so that the request
+ * is released: a 500 without the caller's fields while the head has not
+ * gone, else the connection closes after what went (its framing is broken).
+ * A request whose client is gone is just released. */
+static void http__res_fail(http_req *r)
+{
+    if (r->flags & HTTP__R_ENDED)
+        return;
+    if ((r->flags & HTTP__R_ABORTED) || !r->conn) {
+        http__req_end_orphan(r);
+        return;
+    }
+    if (r->flags & HTTP__R_HEAD_SENT) {
+        r->flags |= HTTP__R_CLOSE;
+        http__req_ended(r);
+        return;
+    }
+    r->hlen = 0;
+    r->res_length = UINT64_MAX;
+    r->flags &= ~(HTTP__R_HAS_DATE | HTTP__R_HAS_SERVER);
+    r->status = 500;
+    (void)http_res_end(r, NULL, 0);
+}
+
 HTTP_API int http_res_send(http_req *r, int status, const char *content_type, const void *body,
                            size_t len)
 {
@@ -3994,7 +4031,7 @@ HTTP_API int http_res_send(http_req *r, int status, const char *content_type, co
         rc = http_res_header(r, "Content-Type", content_type);
     if (rc < 0) {
         if (rc != -EALREADY)
-            http_res_end(r, NULL, 0);
+            http__res_fail(r);
         return rc;
     }
     return http_res_end(r, body, len);
@@ -4036,13 +4073,21 @@ static int http__file_start(http_req *r)
 HTTP_API int http_res_sendfile(http_req *r, int fd, int64_t offset, uint64_t len, unsigned flags)
 {
     int rc = http__res_check(r);
-    if (rc < 0)
+    if (rc == 0 && (r->flags & HTTP__R_HEAD_SENT))
+        rc = -EALREADY;
+    /* a Content-Length set before must be the file's: anything else would
+     * frame the response wrongly and desynchronize the connection */
+    if (rc == 0 && (fd < 0 || offset < 0 || (r->res_length != UINT64_MAX && r->res_length != len)))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = http__send_head(r, len);
+    if (rc < 0) {
+        if (fd >= 0 && (flags & HTTP_FILE_CLOSE))
+            close(fd); /* the server's from the call on, whatever happens */
+        if (rc != -EALREADY)
+            http__res_fail(r);
         return rc;
-    if ((r->flags & HTTP__R_HEAD_SENT) || fd < 0 || offset < 0)
-        return -EINVAL;
-    rc = http__send_head(r, len);
-    if (rc < 0)
-        return rc;
+    }
     r->file_fd = fd;
     if (flags & HTTP_FILE_CLOSE)
         r->flags |= HTTP__R_FILE_CLOSE;

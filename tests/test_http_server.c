@@ -544,6 +544,7 @@ static void on_upgraded(http_req *req, evloop_stream *s, const char *data, size_
 }
 
 static int file_fd = -1;
+static int sendfile_rc, sendfile_fd_closed;
 static int closes_seen;
 static void count_close(http_req *req)
 {
@@ -681,6 +682,20 @@ static void handler(http_req *req)
         l->t.handle.data = l;
         evloop_timer_init(http_server_loop(req->server), &l->t);
         evloop_timer_start(&l->t, late_reader_fire, (uint64_t)query_int(req, "ms", 10), 0);
+    } else if (path_is(req, "/clfile")) { /* a Content-Length, then a file of len bytes */
+        int fd = dup(file_fd);
+        char cl[32];
+        snprintf(cl, sizeof cl, "%ld", query_int(req, "cl", 0));
+        http_res_header(req, "Content-Length", cl);
+        sendfile_rc = http_res_sendfile(req, fd, 0, (uint64_t)query_int(req, "len", 10), HTTP_FILE_CLOSE);
+        if (sendfile_rc < 0)
+            sendfile_fd_closed = fcntl(fd, F_GETFD) < 0;
+    } else if (path_is(req, "/writefile")) { /* too late for a file body */
+        int fd = dup(file_fd);
+        http_res_write(req, "w", 1);
+        sendfile_rc = http_res_sendfile(req, fd, 0, 5, HTTP_FILE_CLOSE);
+        sendfile_fd_closed = fcntl(fd, F_GETFD) < 0;
+        http_res_end(req, NULL, 0);
     } else if (path_is(req, "/nocontent")) {
         http_res_send(req, 204, NULL, "ignored", 7);
     } else {
@@ -1423,6 +1438,34 @@ static void client_file(fixture *f)
     REQUIRE_INT(client_response_ex(&c, &r, HTTP_METHOD_HEAD, true), ==, 0);
     CHECK_STR(resp_header(&r, "Content-Length"), "7");
     CHECK_UINT(r.body_len, ==, 0);
+    resp_free(&r);
+    /* a Content-Length that is not the file's: refused (500), fd closed */
+    client_sends(&c, "GET /clfile?cl=10&len=5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 500);
+    CHECK_STR(resp_header(&r, "Content-Length"), "0");
+    resp_free(&r);
+    CHECK_INT(__atomic_load_n(&sendfile_rc, __ATOMIC_SEQ_CST), ==, -EINVAL);
+    CHECK(__atomic_load_n(&sendfile_fd_closed, __ATOMIC_SEQ_CST));
+    /* the same one: fine, and the connection is in step */
+    client_sends(&c, "GET /clfile?cl=5&len=5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "01234");
+    resp_free(&r);
+    CHECK_INT(__atomic_load_n(&sendfile_rc, __ATOMIC_SEQ_CST), ==, 0);
+    /* after a write: -EALREADY, nothing changed (fd closed all the same) */
+    sendfile_fd_closed = 0;
+    client_sends(&c, "GET /writefile HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "w");
+    resp_free(&r);
+    CHECK_INT(__atomic_load_n(&sendfile_rc, __ATOMIC_SEQ_CST), ==, -EALREADY);
+    CHECK(__atomic_load_n(&sendfile_fd_closed, __ATOMIC_SEQ_CST));
+    client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
     resp_free(&r);
     client_close(&c);
 }
