@@ -578,6 +578,11 @@
  *
  *   7.6 Shutdown, several cores, upgrades -------------------------------------------
  *
+ *   Listening: http_server_listen(srv, host, port) on a numeric IPv4 or
+ *   IPv6 address (names are not resolved), http_server_listen_unix(srv,
+ *   path) on a Unix socket (a stale socket file is replaced, the file is
+ *   removed at shutdown); both as often as needed, also after a failure.
+ *
  *   http_server_shutdown(srv, timeout_ms, done): stops listening, closes
  *   idle connections, lets requests in flight finish (the requests already
  *   received, including bodies still arriving; their responses say
@@ -1053,9 +1058,16 @@ struct http_req {
 /* Makes a server on loop; opts may be NULL. -ENOMEM. */
 HTTP_API int http_server_new(http_server **out, evloop *loop, const http_server_options *opts,
                              http_handler handler);
-/* Listens on a numeric address ("0.0.0.0", "127.0.0.1", "::") and port (0:
- * any; http_server_port tells which). May be called several times. */
+/* Listens on a numeric address ("0.0.0.0", "127.0.0.1", "::", "::1") and
+ * port (0: any; http_server_port tells which). Names are not resolved:
+ * "localhost" is -EINVAL. May be called several times, also after a
+ * failure (the bind's error: -EADDRINUSE, -EADDRNOTAVAIL, -EACCES). */
 HTTP_API int http_server_listen(http_server *srv, const char *host, int port);
+/* Listens on a Unix socket at path. A socket file there that nobody
+ * listens on any more (left by a server that is gone) is replaced; one in
+ * use is -EADDRINUSE, and so is anything that is not a socket (never
+ * removed). The socket file is removed when the server stops listening
+ * (shutdown), if it is still the one the server made. */
 HTTP_API int http_server_listen_unix(http_server *srv, const char *path);
 /* The port of the first TCP listener, -1 without one. */
 HTTP_API int http_server_port(const http_server *srv);
@@ -3116,6 +3128,9 @@ HTTP_API size_t http_date_now(char out[HTTP_DATE_LEN + 1])
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define HTTP__CONTAINER(ptr, type, member) \
@@ -3145,7 +3160,6 @@ extern "C" {
 #endif
 #define HTTP__INLINE_OUT 16384  /* bodies up to this are copied into the output */
 #define HTTP__DISCARD_MAX 65536 /* unread body a keep-alive connection may skip */
-#define HTTP__MAX_LISTENERS 8
 
 /* timeout kinds: one FIFO list per kind, since each has a fixed duration */
 enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, HTTP__T_LINGER,
@@ -3222,6 +3236,15 @@ typedef struct http__conn {
     uint8_t tkind;
 } http__conn;
 
+typedef struct http__listener {
+    evloop_stream s;
+    http_server *srv;
+    struct http__listener *next;
+    char *path; /* a Unix socket's file, and its identity: removed at close */
+    dev_t dev;
+    ino_t ino;
+} http__listener;
+
 typedef struct http__tq {
     http__conn *head, *tail;
 } http__tq;
@@ -3231,8 +3254,7 @@ struct http_server {
     http_handler handler;
     http_server_options o;
     void *data;
-    evloop_stream listeners[HTTP__MAX_LISTENERS];
-    int nlisteners;
+    struct http__listener *listeners;
     int port;
     http__conn *conns;
     unsigned open_handles; /* listeners, timers, signals not yet closed */
@@ -4826,7 +4848,7 @@ static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf)
 
 static void http__on_connection(evloop_stream *l, int status)
 {
-    http_server *srv = (http_server *)l->handle.data;
+    http_server *srv = ((http__listener *)l->handle.data)->srv;
     http__conn *c;
     if (status < 0)
         return; /* EMFILE and such: the loop pauses the listener */
@@ -4962,54 +4984,121 @@ HTTP_API int http_server_new(http_server **out, evloop *loop, const http_server_
     return 0;
 }
 
-static int http__listen(http_server *srv, evloop_stream *l)
+/* ---- listeners ------------------------------------------------------------------------- */
+
+/* A listener is closed after a failed listen (its memory goes with its
+ * close callback, so that nothing is reused while it closes) and at
+ * shutdown. A Unix socket's file is removed then, if it is still ours. */
+static void http__listener_closed(evloop_handle *h)
 {
-    int rc = evloop_listen(l, srv->o.backlog, http__on_connection);
-    if (rc < 0)
-        return rc;
-    srv->nlisteners++;
-    srv->open_handles++;
-    return 0;
+    http__listener *l = (http__listener *)h->data;
+    http_server *srv = l->srv;
+    if (l->path) {
+        struct stat st;
+        if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev &&
+            st.st_ino == l->ino)
+            unlink(l->path);
+        HTTP_FREE(l->path);
+    }
+    HTTP_FREE(l);
+    srv->open_handles--;
+    http__server_maybe_done(srv);
 }
 
-static void http__discard_handle(evloop_handle *h) { (void)h; }
+static http__listener *http__listener_new(http_server *srv)
+{
+    http__listener *l = (http__listener *)HTTP_MALLOC(sizeof *l);
+    if (!l)
+        return NULL;
+    memset(l, 0, sizeof *l);
+    l->srv = srv;
+    l->s.handle.data = l;
+    srv->open_handles++; /* its close is waited for, even after a failure */
+    return l;
+}
+
+/* Listens on l if its bind succeeded (bound == 0), and adds it to the
+ * server; closes it on failure. */
+static int http__listen(http_server *srv, http__listener *l, int bound)
+{
+    int rc = bound < 0 ? bound : evloop_listen(&l->s, srv->o.backlog, http__on_connection);
+    if (rc < 0) {
+        evloop_close(&l->s.handle, http__listener_closed);
+        return rc;
+    }
+    l->next = srv->listeners;
+    srv->listeners = l;
+    return 0;
+}
 
 HTTP_API int http_server_listen(http_server *srv, const char *host, int port)
 {
     struct sockaddr_storage a;
-    evloop_stream *l;
+    http__listener *l;
     int rc;
-    if (srv->shutting || srv->nlisteners >= HTTP__MAX_LISTENERS)
-        return srv->shutting ? -EINVAL : -ENOSPC;
+    if (srv->shutting || !host)
+        return -EINVAL;
     if ((rc = evloop_addr(host, port, &a)) < 0)
         return rc;
-    l = &srv->listeners[srv->nlisteners];
-    l->handle.data = srv;
-    evloop_tcp_init(srv->loop, l);
-    if ((rc = evloop_tcp_bind(l, (struct sockaddr *)&a, srv->o.reuseport ? EVLOOP_BIND_REUSEPORT : 0)) < 0 ||
-        (rc = http__listen(srv, l)) < 0) {
-        evloop_close(&l->handle, http__discard_handle);
+    if (!(l = http__listener_new(srv)))
+        return -ENOMEM;
+    evloop_tcp_init(srv->loop, &l->s);
+    rc = evloop_tcp_bind(&l->s, (struct sockaddr *)&a, srv->o.reuseport ? EVLOOP_BIND_REUSEPORT : 0);
+    if ((rc = http__listen(srv, l, rc)) < 0)
         return rc;
-    }
-    if (srv->port < 0 && evloop_sockname(l, &a) == 0)
+    if (srv->port < 0 && evloop_sockname(&l->s, &a) == 0)
         srv->port = evloop_addr_port((struct sockaddr *)&a);
+    return 0;
+}
+
+/* A socket file nobody listens on any more (a connection is refused) was
+ * left by a server that is gone: it is removed so that the bind succeeds.
+ * One that answers is in use (-EADDRINUSE); anything else at the path is
+ * left for the bind to refuse. */
+static int http__unix_clear_stale(const char *path)
+{
+    struct sockaddr_un a;
+    struct stat st;
+    int fd, rc, err;
+    if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof a.sun_path)
+        return 0;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, path, strlen(path));
+    rc = connect(fd, (struct sockaddr *)(void *)&a, sizeof a);
+    err = errno;
+    close(fd);
+    if (rc == 0 || err != ECONNREFUSED)
+        return -EADDRINUSE; /* someone answers (or will: a full backlog) */
+    unlink(path);
     return 0;
 }
 
 HTTP_API int http_server_listen_unix(http_server *srv, const char *path)
 {
-    evloop_stream *l;
+    http__listener *l;
+    struct stat st;
     int rc;
-    if (srv->shutting || srv->nlisteners >= HTTP__MAX_LISTENERS)
-        return srv->shutting ? -EINVAL : -ENOSPC;
-    l = &srv->listeners[srv->nlisteners];
-    l->handle.data = srv;
-    evloop_unix_init(srv->loop, l);
-    if ((rc = evloop_unix_bind(l, path)) < 0 || (rc = http__listen(srv, l)) < 0) {
-        evloop_close(&l->handle, http__discard_handle);
+    if (srv->shutting || !path)
+        return -EINVAL;
+    if ((rc = http__unix_clear_stale(path)) < 0)
         return rc;
+    if (!(l = http__listener_new(srv)))
+        return -ENOMEM;
+    evloop_unix_init(srv->loop, &l->s);
+    rc = evloop_unix_bind(&l->s, path);
+    if (rc == 0 && lstat(path, &st) == 0) { /* ours now: removed at close */
+        l->path = (char *)HTTP_MALLOC(strlen(path) + 1);
+        if (l->path) {
+            memcpy(l->path, path, strlen(path) + 1);
+            l->dev = st.st_dev;
+            l->ino = st.st_ino;
+        }
     }
-    return 0;
+    return http__listen(srv, l, rc);
 }
 
 HTTP_API int http_server_port(const http_server *srv) { return srv->port; }
@@ -5065,16 +5154,17 @@ static void http__shutdown_deadline(evloop_timer *t)
 HTTP_API void http_server_shutdown(http_server *srv, unsigned timeout_ms, http_server_cb done)
 {
     http__conn *c, *next;
-    int i;
+    http__listener *l, *lnext;
     if (done)
         srv->done = done;
     if (srv->shutting)
         return;
     srv->shutting = 1;
-    for (i = 0; i < srv->nlisteners; i++) {
-        srv->listeners[i].handle.data = srv;
-        evloop_close(&srv->listeners[i].handle, http__handle_closed);
+    for (l = srv->listeners; l; l = lnext) {
+        lnext = l->next;
+        evloop_close(&l->s.handle, http__listener_closed);
     }
+    srv->listeners = NULL;
     for (c = srv->conns; c; c = next) {
         next = c->next;
         if (!c->inflight && !c->body_req && !(c->flags & HTTP__C_DISCARD) && !c->out_len &&

@@ -1528,29 +1528,66 @@ TEST(upgrade_hands_the_socket_over)
     CHECK_STR(upgrade_leftover, "early");
 }
 
-/* Unix-domain socket listener. */
+/* A listen that fails (an address that is not this machine's) leaves the
+ * server as it was: the next listen works, and so does the shutdown. */
+static void client_hello(fixture *f)
+{
+    response r;
+    REQUIRE_INT(get_once(f->port, "/hello", &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    resp_free(&r);
+}
+
+TEST(listen_again_after_a_failed_listen)
+{
+    fixture f;
+    int i;
+    memset(&f, 0, sizeof f);
+    REQUIRE_INT(evloop_new(&f.loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&f.srv, f.loop, NULL, handler), ==, 0);
+    http_server_set_data(f.srv, &f);
+    for (i = 0; i < 12; i++) /* more than any fixed table of listeners */
+        CHECK(http_server_listen(f.srv, "192.0.2.1", 0) < 0); /* TEST-NET-1: not ours */
+    CHECK_INT(http_server_listen(f.srv, "localhost", 0), ==, -EINVAL); /* numeric only */
+    REQUIRE_INT(http_server_listen(f.srv, "127.0.0.1", 0), ==, 0);
+    f.port = http_server_port(f.srv);
+    start_client(&f, client_hello);
+    evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
+    pthread_join(f.th, NULL);
+    server_down(&f);
+}
+
+/* Unix-domain socket listener. A socket file left by a server that is gone
+ * is replaced; one in use is not; the file is removed at shutdown; a file
+ * that is not a socket is never touched. */
 TEST(unix_socket_listener)
 {
     evloop *loop;
-    http_server *srv;
+    http_server *srv, *other;
     fixture f;
     char path[64];
     int fd;
     struct sockaddr_un a;
-    char buf[512];
+    char buf[512] = "";
     ssize_t n, got = 0;
     snprintf(path, sizeof path, "/tmp/http-test-%d.sock", (int)getpid());
     unlink(path);
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    strcpy(a.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0); /* the stale one: bound, closed, left */
+    REQUIRE_INT(bind(fd, (struct sockaddr *)&a, sizeof a), ==, 0);
+    close(fd);
     memset(&f, 0, sizeof f);
     REQUIRE_INT(evloop_new(&loop, NULL), ==, 0);
     REQUIRE_INT(http_server_new(&srv, loop, NULL, handler), ==, 0);
     http_server_set_data(srv, &f);
     REQUIRE_INT(http_server_listen_unix(srv, path), ==, 0);
     CHECK_INT(http_server_port(srv), ==, -1);
+    REQUIRE_INT(http_server_new(&other, loop, NULL, handler), ==, 0);
+    CHECK_INT(http_server_listen_unix(other, path), ==, -EADDRINUSE);
+    http_server_shutdown(other, 0, NULL);
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    strcpy(a.sun_path, path);
     REQUIRE_INT(connect(fd, (struct sockaddr *)&a, sizeof a), ==, 0);
     REQUIRE_INT(write(fd, "GET /hello HTTP/1.0\r\n\r\n", 23), ==, 23);
     while (!strstr(buf, "Hello, World!")) {
@@ -1568,7 +1605,19 @@ TEST(unix_socket_listener)
     http_server_shutdown(srv, 0, on_server_done);
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
     CHECK_INT(f.server_done, ==, 1);
+    CHECK_INT(access(path, F_OK), ==, -1); /* removed with its listener */
     CHECK_INT(http_server_free(srv), ==, 0);
+    CHECK_INT(http_server_free(other), ==, 0);
+    /* a regular file where the socket would go: refused, left alone */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    close(fd);
+    REQUIRE_INT(http_server_new(&srv, loop, NULL, handler), ==, 0);
+    CHECK_INT(http_server_listen_unix(srv, path), ==, -EADDRINUSE);
+    http_server_shutdown(srv, 0, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(http_server_free(srv), ==, 0);
+    CHECK_INT(access(path, F_OK), ==, 0);
     CHECK_INT(evloop_free(loop), ==, 0);
     unlink(path);
 }
@@ -2118,6 +2167,7 @@ int main(void)
     RUN(max_requests_and_broken_framing);
     RUN(sendfile_bodies);
     RUN(upgrade_hands_the_socket_over);
+    RUN(listen_again_after_a_failed_listen);
     RUN(unix_socket_listener);
     RUN(reuseport_several_loops);
     RUN(on_close_may_end_other_requests);
