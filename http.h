@@ -4862,17 +4862,16 @@ static void http__on_connection(evloop_stream *l, int status)
         evloop_unix_init(srv->loop, &c->s);
     else
         evloop_tcp_init(srv->loop, &c->s);
-    if (evloop_accept(l, &c->s) < 0) {
-        c->flags |= HTTP__C_CLOSING;
-        evloop_close(&c->s.handle, http__conn_closed);
-        srv->st.connections++;
-        return;
-    }
+    /* in the list from the start: http__conn_closed unlinks every one */
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
     srv->st.connections++;
+    if (evloop_accept(l, &c->s) < 0) {
+        http__conn_close(c, -EIO);
+        return;
+    }
     srv->st.connections_total++;
     if (srv->st.connections > srv->o.max_connections || srv->shutting) {
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"

@@ -100,6 +100,7 @@ struct fixture {
     int port;
     evloop_async client_done;
     evloop_async shut;          /* the client asks for a graceful shutdown */
+    unsigned shut_ms;           /* its deadline (0: 3000) */
     pthread_t th;
     client_fn client;
     int server_done;
@@ -125,11 +126,11 @@ static void on_client_done(evloop_async *a)
 static void on_shut(evloop_async *a)
 {
     fixture *f = (fixture *)a->handle.data;
-    http_server_shutdown(f->srv, 3000, on_server_done);
+    http_server_shutdown(f->srv, f->shut_ms ? f->shut_ms : 3000, on_server_done);
 }
 
-/* From the client thread: the server starts a graceful shutdown (3 s
- * deadline); returns once the loop has had the time to do so. */
+/* From the client thread: the server starts a graceful shutdown (deadline
+ * f->shut_ms, 3 s when 0); returns once the loop has had the time to. */
 static void fixture_shutdown(fixture *f)
 {
     evloop_async_send(&f->shut);
@@ -1557,6 +1558,45 @@ TEST(listen_again_after_a_failed_listen)
     server_down(&f);
 }
 
+/* An accept that fails (the loop cannot watch one more descriptor) leaves
+ * the other connections to the server: the shutdown still finds them. */
+static void client_failed_accept(fixture *f)
+{
+    client a, b;
+    int keep[256], nkeep = 0, fd;
+    REQUIRE_INT(client_open(&a, f->port), ==, 0);
+    client_sends(&a, "GET /pair HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50000);
+    /* the next descriptors are past the loop's table (64 entries) */
+    while (nkeep < 256 && (fd = dup(0)) >= 0) {
+        keep[nkeep++] = fd;
+        if (fd >= 64)
+            break;
+    }
+    __atomic_store_n(&fail_watcher_growth, 1, __ATOMIC_SEQ_CST);
+    REQUIRE_INT(client_open(&b, f->port), ==, 0);
+    CHECK(client_closed_within(&b, 2000)); /* refused by the server */
+    CHECK_INT(__atomic_load_n(&fail_watcher_growth, __ATOMIC_SEQ_CST), ==, 0);
+    client_close(&b);
+    while (nkeep)
+        close(keep[--nkeep]);
+    fixture_shutdown(f); /* 200 ms deadline: the held request is cut */
+    CHECK(client_closed_within(&a, 2000));
+    client_close(&a);
+}
+
+TEST(failed_accept_keeps_the_other_connections)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.shut_ms = 200;
+    npairs = 0;
+    pair_closes = 0;
+    run_fixture(&f, NULL, handler, client_failed_accept);
+    CHECK_INT(pair_closes, ==, 1);
+    CHECK_UINT(f.st.connections, ==, 0);
+}
+
 /* Unix-domain socket listener. A socket file left by a server that is gone
  * is replaced; one in use is not; the file is removed at shutdown; a file
  * that is not a socket is never touched. */
@@ -2168,6 +2208,7 @@ int main(void)
     RUN(sendfile_bodies);
     RUN(upgrade_hands_the_socket_over);
     RUN(listen_again_after_a_failed_listen);
+    RUN(failed_accept_keeps_the_other_connections);
     RUN(unix_socket_listener);
     RUN(reuseport_several_loops);
     RUN(on_close_may_end_other_requests);
