@@ -481,7 +481,8 @@
  *     write_timeout_ms   queued output that makes no progress (30000)
  *     linger_ms          reading and dropping input after a closing
  *                        response, so it is not lost to a reset (2000)
- *     max_connections    more at once are answered 503 and closed (10000)
+ *     max_connections    more at once are answered 503 and closed like a
+ *                        closing response (linger_ms) (10000)
  *     max_pipelined      requests in flight per connection; past it the
  *                        server stops reading until one ends (16)
  *     max_requests_per_connection   then Connection: close (0: no limit)
@@ -512,7 +513,11 @@
  *   cannot be sent), except -EALREADY, which changes nothing. The server
  *   adds Date, Server (if configured), the framing, and Connection when it
  *   matters. HEAD, 1xx, 204 and 304 responses never carry a body: bytes
- *   written for them are dropped.
+ *   written for them are dropped. A 204 (and a 101) never has a
+ *   Content-Length: one the caller set is left out; a 304 keeps the
+ *   caller's (the length a 200 would have). http_res_status takes 200 to
+ *   999: the interim responses are the server's (100 Continue, answering
+ *   Expect) and http_res_upgrade's (101); 103 Early Hints is not offered.
  *
  *   A handler may answer later: from a timer, a pool completion, another
  *   connection's callback (always on the loop's thread). Responses leave in
@@ -1105,7 +1110,8 @@ HTTP_API bool http_req_aborted(const http_req *req);
 
 /* ---- responses ---- */
 
-/* Status of the response (default 200); before the head goes out. */
+/* Status of the response (default 200), 200 to 999 (-EINVAL otherwise:
+ * 1xx are the server's); before the head goes out (-EALREADY). */
 HTTP_API int http_res_status(http_req *req, int status);
 /* Adds a response field (copied). -EINVAL for a name or value that would
  * break the head (CR, LF, NUL, a bad token) or for the fields the server
@@ -3745,6 +3751,23 @@ static bool http__req_closes(http_req *r)
     return (c->flags & HTTP__C_CLOSE_AFTER) && !r->next;
 }
 
+/* Removes the fields named name from the caller's fields of r (each a
+ * "Name: value\r\n" line that http_res_headern made). */
+static void http__hbuf_drop(http_req *r, const char *name)
+{
+    size_t nlen = strlen(name), i = 0;
+    while (i < r->hlen) {
+        const char *eol = (const char *)memchr(r->hbuf + i, '\n', r->hlen - i);
+        size_t line = (size_t)(eol - (r->hbuf + i)) + 1;
+        if (line > nlen && r->hbuf[i + nlen] == ':' && http__ieq(r->hbuf + i, nlen, name)) {
+            memmove(r->hbuf + i, r->hbuf + i + line, r->hlen - i - line);
+            r->hlen -= (uint32_t)line;
+        } else {
+            i += line;
+        }
+    }
+}
+
 /* Writes the head of r's response: status line, Date, Server, the caller's
  * fields, framing, Connection. body_len: the whole body when known, else
  * UINT64_MAX (chunked, or until close for HTTP/1.0). */
@@ -3760,8 +3783,15 @@ static int http__send_head(http_req *r, uint64_t body_len)
     size_t cap = sizeof buf, need;
     int rc;
 
-    if (nobody)
+    if (nobody) {
         r->flags |= HTTP__R_NO_BODY;
+        /* 1xx and 204 must not have a Content-Length (RFC 9110 section
+         * 8.6); a 304 may keep the caller's (the length of a 200) */
+        if (r->status != 304 && r->res_length != UINT64_MAX) {
+            http__hbuf_drop(r, "content-length");
+            r->res_length = UINT64_MAX;
+        }
+    }
     if (r->res_length != UINT64_MAX)
         body_len = r->res_length;
     if (body_len == UINT64_MAX && !nobody && !(r->flags & HTTP__R_UPGRADE)) {
@@ -3854,8 +3884,8 @@ HTTP_API int http_res_status(http_req *r, int status)
         return rc;
     if (r->flags & HTTP__R_HEAD_SENT)
         return -EALREADY;
-    if (status < 100 || status > 999 || (status < 200 && status != 101))
-        return -EINVAL;
+    if (status < 200 || status > 999)
+        return -EINVAL; /* 100 is the server's; 101 is http_res_upgrade's */
     r->status = status;
     return 0;
 }
@@ -4876,12 +4906,17 @@ static void http__on_connection(evloop_stream *l, int status)
     if (srv->st.connections > srv->o.max_connections || srv->shutting) {
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
                                    "Content-Length: 0\r\n\r\n";
-        evloop_buf b;
-        b.iov_base = (void *)(uintptr_t)busy;
-        b.iov_len = sizeof busy - 1;
-        (void)evloop_try_write(&c->s, &b, 1);
         srv->st.rejected++;
-        http__conn_close(c, -EBUSY);
+        /* closed like any closing response (half-close, then what the
+         * client sends is dropped for up to linger_ms): a close with its
+         * request unread would be a reset that can destroy the 503 */
+        if (evloop_write_copy(&c->s, busy, sizeof busy - 1, NULL, NULL) < 0) {
+            http__conn_close(c, -EBUSY);
+            return;
+        }
+        c->flags |= HTTP__C_CLOSE_AFTER;
+        http__conn_finish(c);
+        http__conn_timers(c);
         return;
     }
     if (l->handle.type == EVLOOP_TCP)
