@@ -619,6 +619,54 @@ static void late_reader_fire(evloop_timer *t)
     evloop_close(&t->handle, delayed_closed);
 }
 
+/* /thread?ms=N: answered from the loop once a thread has worked N ms (the
+ * shape of a pool job: the thread wakes the loop with an evloop_async) */
+typedef struct job {
+    evloop_async done;
+    pthread_t th;
+    http_req *req;
+    int ms;
+} job;
+static void *job_work(void *arg)
+{
+    job *j = (job *)arg;
+    usleep((useconds_t)j->ms * 1000);
+    evloop_async_send(&j->done);
+    return NULL;
+}
+static void job_closed(evloop_handle *h) { free(h->data); }
+static void job_done(evloop_async *a)
+{
+    job *j = (job *)a->handle.data;
+    char body[64];
+    int n;
+    pthread_join(j->th, NULL);
+    n = snprintf(body, sizeof body, "thread %d", j->ms);
+    http_res_send(j->req, 200, "text/plain", body, (size_t)n);
+    evloop_close(&a->handle, job_closed);
+}
+
+/* /wait is answered by the next /wake, from another connection's handler */
+static http_req *waiting;
+
+/* /late?ms=N: after N ms, writes to a request whose client has left */
+typedef struct late {
+    evloop_timer t;
+    http_req *req;
+} late;
+static int late_checked;
+static void late_fire(evloop_timer *t)
+{
+    late *l = (late *)t->handle.data;
+    CHECK(http_req_aborted(l->req));
+    CHECK_INT(http_res_writable(l->req), ==, 0);
+    CHECK_INT(http_res_write(l->req, "x", 1), ==, -ECONNRESET);
+    CHECK_INT(http_res_header(l->req, "X-Late", "1"), ==, -ECONNRESET);
+    CHECK_INT(http_res_end(l->req, NULL, 0), ==, -ECONNRESET); /* releases it */
+    late_checked++;
+    evloop_close(&t->handle, delayed_closed);
+}
+
 static char blob[1 << 20]; /* /blob?bytes=N answers N of these */
 static int handler_calls;
 
@@ -731,6 +779,38 @@ static void handler(http_req *req)
         CHECK_INT(http_res_status(req, (int)query_int(req, "code", 200)), ==, 0);
         http_res_end(req, query_int(req, "cl", -1) > 0 ? "Hello, World!" : NULL,
                      query_int(req, "cl", -1) > 0 ? 13 : 0);
+    } else if (path_is(req, "/thread")) {
+        job *j = (job *)calloc(1, sizeof *j);
+        j->req = req;
+        j->ms = (int)query_int(req, "ms", 10);
+        j->done.handle.data = j;
+        evloop_async_init(http_server_loop(req->server), &j->done, job_done);
+        pthread_create(&j->th, NULL, job_work, j);
+    } else if (path_is(req, "/wait")) {
+        waiting = req;
+    } else if (path_is(req, "/wake")) {
+        if (waiting)
+            CHECK_INT(http_res_send(waiting, 200, "text/plain", "woken", 5), ==, 0);
+        http_res_send(req, 200, "text/plain", waiting ? "woke" : "nobody", waiting ? 4 : 6);
+        waiting = NULL;
+    } else if (path_is(req, "/late")) {
+        late *l = (late *)calloc(1, sizeof *l);
+        l->req = req;
+        l->t.handle.data = l;
+        evloop_timer_init(http_server_loop(req->server), &l->t);
+        evloop_timer_start(&l->t, late_fire, (uint64_t)query_int(req, "ms", 10), 0);
+    } else if (path_is(req, "/hdr")) { /* the value of X-Test */
+        const http_str *v = http_req_header(req, "x-test");
+        CHECK(http_req_header(req, "X-Absent") == NULL);
+        CHECK(http_req_header(req, "HOST") != NULL);
+        http_res_send(req, 200, "text/plain", v ? v->ptr : "none", v ? v->len : 4);
+    } else if (path_is(req, "/peer")) { /* the client's address family */
+        struct sockaddr_storage a;
+        const char *fam = http_req_peer(req, &a) < 0 ? "none"
+                          : a.ss_family == AF_INET6 ? "ipv6"
+                          : a.ss_family == AF_INET  ? "ipv4"
+                                                    : "other";
+        http_res_send(req, 200, "text/plain", fam, strlen(fam));
     } else if (path_is(req, "/nocontent")) {
         http_res_send(req, 204, NULL, "ignored", 7);
     } else {
@@ -1040,53 +1120,96 @@ TEST(no_body_statuses)
     run_fixture(&f, NULL, handler, client_no_body_statuses);
 }
 
-/* Every parser error class is answered with its status, then closed. */
+/* Every parser error class is answered with its status, then closed, and
+ * no handler runs for it: nothing half-parsed reaches a handler (bodies are
+ * buffered here, so a handler runs only for a whole request). */
 typedef struct bad_case {
     const char *req;
+    size_t len; /* 0: strlen */
     int status;
 } bad_case;
+#define NUL_IN_VALUE "GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"
+#define CHUNKED_POST "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 static const bad_case bad_cases[] = {
-    {"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-    {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
-    {"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400},
-    {"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
-    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400},
-    {"GET / HTTP/1.1\nHost: x\n\n", 400},
-    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
-    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
-    {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
-    {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX", 400},
-    {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413},
-    {"GET / HTTP/1.1\r\nHost: x\r\nExpect: coffee\r\n\r\n", 417},
+    {"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 0, 400},
+    {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 0, 505},
+    {"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 0, 400},
+    {"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 0, 400},
+    {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 0, 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 0, 400},
+    {"GET / HTTP/1.1\nHost: x\n\n", 0, 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", 0, 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 0, 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nBad@Name: v\r\n\r\n", 0, 400},
+    {NUL_IN_VALUE, sizeof NUL_IN_VALUE - 1, 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01" "b\r\n\r\n", 0, 400},
+    {"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 0, 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 0, 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", 0, 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 0, 400},
+    {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0, 501},
+    {"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0, 400},
+    {CHUNKED_POST "zz\r\n", 0, 400},
+    {CHUNKED_POST "5\r\nhelloXX", 0, 400},
+    {CHUNKED_POST "00000000000000001\r\nx\r\n0\r\n\r\n", 0, 413},
+    {CHUNKED_POST "1;a=\x01\r\nx\r\n0\r\n\r\n", 0, 400},
+    {CHUNKED_POST "1\r\nx\r\n0\r\nBad Trailer: x\r\n\r\n", 0, 400},
+    {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 0, 413},
+    {"GET / HTTP/1.1\r\nHost: x\r\nExpect: coffee\r\n\r\n", 0, 417},
 };
+
+/* Sends req (len bytes) on a new connection: the response must have the
+ * status, say close, be followed by the close, and no handler may run. */
+static void expect_refusal(fixture *f, const char *req, size_t len, int status)
+{
+    client c;
+    response r;
+    int calls = __atomic_load_n(&handler_calls, __ATOMIC_SEQ_CST);
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_send(&c, req, len);
+    if (client_response(&c, &r) != 0) {
+        CHECK(!"no response");
+        fprintf(stderr, "  for: %.*s\n", (int)(len < 200 ? len : 200), req);
+    } else {
+        if (r.status != status)
+            fprintf(stderr, "  %d for: %.*s\n", r.status, (int)(len < 200 ? len : 200), req);
+        CHECK_INT(r.status, ==, status);
+        CHECK_STR(resp_header(&r, "Connection"), "close");
+        resp_free(&r);
+    }
+    CHECK(client_closed_within(&c, 3000));
+    CHECK_INT(__atomic_load_n(&handler_calls, __ATOMIC_SEQ_CST), ==, calls);
+    client_close(&c);
+}
 
 static void client_bad(fixture *f)
 {
     size_t i;
     char longuri[10000];
+    static char big[16384];
+    int n;
     client c;
     response r;
-    for (i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
-        REQUIRE_INT(client_open(&c, f->port), ==, 0);
-        client_sends(&c, bad_cases[i].req);
-        if (client_response(&c, &r) != 0) {
-            CHECK(!"no response");
-            fprintf(stderr, "  case %zu: %s\n", i, bad_cases[i].req);
-        } else {
-            if (r.status != bad_cases[i].status)
-                fprintf(stderr, "  case %zu: %d for %s\n", i, r.status, bad_cases[i].req);
-            CHECK_INT(r.status, ==, bad_cases[i].status);
-            CHECK_STR(resp_header(&r, "Connection"), "close");
-            resp_free(&r);
-        }
-        CHECK(client_closed_within(&c, 3000));
-        client_close(&c);
+    for (i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++)
+        expect_refusal(f, bad_cases[i].req, bad_cases[i].len ? bad_cases[i].len : strlen(bad_cases[i].req),
+                       bad_cases[i].status);
+    /* chunk extensions over max_chunk_ext (1024) */
+    n = snprintf(big, sizeof big, "%s1;a=", CHUNKED_POST);
+    memset(big + n, 'e', 1100);
+    n += 1100;
+    n += snprintf(big + n, sizeof big - (size_t)n, "\r\nx\r\n0\r\n\r\n");
+    expect_refusal(f, big, (size_t)n, 400);
+    /* a buffered chunked body over max_body (4096): 413 */
+    n = snprintf(big, sizeof big, "%s", CHUNKED_POST);
+    for (i = 0; i < 2; i++) {
+        n += snprintf(big + n, sizeof big - (size_t)n, "bb8\r\n");
+        memset(big + n, 'b', 3000);
+        n += 3000;
+        n += snprintf(big + n, sizeof big - (size_t)n, "\r\n");
     }
+    n += snprintf(big + n, sizeof big - (size_t)n, "0\r\n\r\n");
+    expect_refusal(f, big, (size_t)n, 413);
     /* URI too long: 414; head too large: 431; too many fields: 431 */
     REQUIRE_INT(client_open(&c, f->port), ==, 0);
     memset(longuri, 'a', sizeof longuri);
@@ -1135,6 +1258,7 @@ TEST(parser_errors_answered_with_their_status)
     memset(&o, 0, sizeof o);
     o.parser.max_headers = 64;
     o.parser.max_head = 16384;
+    o.max_body = 4096;
     memset(&f, 0, sizeof f);
     run_fixture(&f, &o, handler, client_bad);
 }
@@ -2212,6 +2336,225 @@ TEST(body_timeout_waits_for_a_late_reader)
     CHECK_UINT(f.st.timeouts, ==, 0);
 }
 
+/* ---- asynchronous handlers, a client that left, request fields, Date --------------- */
+
+/* Handlers that answer later: from a thread's work (through evloop_async,
+ * like a pool completion) and from another connection's handler; the
+ * responses still leave in request order. */
+static void client_async(fixture *f)
+{
+    client a, b;
+    response r;
+    REQUIRE_INT(client_open(&a, f->port), ==, 0);
+    client_sends(&a, "GET /thread?ms=80 HTTP/1.1\r\nHost: x\r\n\r\nGET /thread?ms=10 HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&a, &r), ==, 0);
+    CHECK_STR(r.body, "thread 80");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&a, &r), ==, 0);
+    CHECK_STR(r.body, "thread 10");
+    resp_free(&r);
+    /* /wait (with /hello behind it) is answered by /wake on connection b */
+    client_sends(&a, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50000);
+    REQUIRE_INT(client_open(&b, f->port), ==, 0);
+    client_sends(&b, "GET /wake HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&b, &r), ==, 0);
+    CHECK_STR(r.body, "woke");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&a, &r), ==, 0);
+    CHECK_STR(r.body, "woken");
+    resp_free(&r);
+    REQUIRE_INT(client_response(&a, &r), ==, 0);
+    CHECK_STR(r.body, "Hello, World!");
+    resp_free(&r);
+    client_close(&b);
+    client_close(&a);
+}
+
+TEST(asynchronous_handlers)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    waiting = NULL;
+    run_fixture(&f, NULL, handler, client_async);
+}
+
+/* A response written after its client left: -ECONNRESET from every call,
+ * and http_res_end releases the request. */
+static void client_leaves(fixture *f)
+{
+    client c;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /late?ms=150 HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(30000);
+    client_close(&c);
+    usleep(250000); /* the late write has happened */
+}
+
+TEST(writes_after_the_client_left)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    late_checked = 0;
+    run_fixture(&f, NULL, handler, client_leaves);
+    CHECK_INT(late_checked, ==, 1);
+    CHECK_UINT(f.st.aborted, ==, 1);
+    CHECK_UINT(f.st.requests, ==, 0);
+}
+
+/* http_req_header: case-insensitive, the first of repeated fields. */
+static void client_req_header(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hdr HTTP/1.1\r\nHost: x\r\nX-TeSt: value one\r\nX-Test: two\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "value one");
+    resp_free(&r);
+    client_sends(&c, "GET /hdr HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "none");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(request_header_lookup)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_req_header);
+}
+
+/* Date: an IMF-fixdate of now on every response, the same cached line for
+ * responses of the same second. */
+static void client_date(fixture *f)
+{
+    client c;
+    response r;
+    int i, distinct = 0;
+    char last[64] = "";
+    time_t t0 = time(NULL), t1;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    for (i = 0; i < 50; i++) {
+        const char *d;
+        struct tm tm;
+        const char *end;
+        time_t t;
+        client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        REQUIRE_INT(client_response(&c, &r), ==, 0);
+        d = resp_header(&r, "Date");
+        REQUIRE(d != NULL);
+        CHECK_UINT(strlen(d), ==, 29); /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+        memset(&tm, 0, sizeof tm);
+        end = strptime(d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        CHECK(end && *end == 0);
+        t = timegm(&tm);
+        t1 = time(NULL);
+        CHECK(t >= t0 - 1 && t <= t1 + 1);
+        if (strcmp(d, last) != 0)
+            distinct++;
+        snprintf(last, sizeof last, "%s", d);
+        resp_free(&r);
+    }
+    t1 = time(NULL);
+    CHECK_INT(distinct, <=, (int)(t1 - t0) + 1); /* it changes once a second */
+    client_close(&c);
+}
+
+TEST(date_header)
+{
+    fixture f;
+    memset(&f, 0, sizeof f);
+    run_fixture(&f, NULL, handler, client_date);
+}
+
+/* IPv6: a server on ::1 (skipped where the machine has no IPv6 loopback). */
+static void client_v6(fixture *f)
+{
+    struct sockaddr_in6 a;
+    client c;
+    response r;
+    struct timeval tv = {10, 0};
+    memset(&c, 0, sizeof c);
+    c.fd = socket(AF_INET6, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons((uint16_t)f->port);
+    a.sin6_addr = in6addr_loopback;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    REQUIRE_INT(connect(c.fd, (struct sockaddr *)&a, sizeof a), ==, 0);
+    http_parse_init(&c.p, HTTP_KIND_RESPONSE, NULL);
+    client_sends(&c, "GET /peer HTTP/1.1\r\nHost: [::1]\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "ipv6");
+    resp_free(&r);
+    client_close(&c);
+}
+
+TEST(ipv6_loopback)
+{
+    fixture f;
+    int rc;
+    memset(&f, 0, sizeof f);
+    REQUIRE_INT(evloop_new(&f.loop, NULL), ==, 0);
+    REQUIRE_INT(http_server_new(&f.srv, f.loop, NULL, handler), ==, 0);
+    http_server_set_data(f.srv, &f);
+    rc = http_server_listen(f.srv, "::1", 0);
+    if (rc < 0) {
+        http_server_shutdown(f.srv, 0, NULL);
+        evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
+        CHECK_INT(http_server_free(f.srv), ==, 0);
+        CHECK_INT(evloop_free(f.loop), ==, 0);
+        SKIP("no IPv6 loopback");
+    }
+    f.port = http_server_port(f.srv);
+    start_client(&f, client_v6);
+    evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
+    pthread_join(f.th, NULL);
+    server_down(&f);
+}
+
+/* handle_signals: SIGTERM starts the graceful shutdown: the listener
+ * closes, the request in flight is answered (Connection: close), and
+ * evloop_run returns when it is over. */
+static void client_sigterm(fixture *f)
+{
+    client c, late_c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50000);
+    kill(getpid(), SIGTERM);
+    usleep(100000);
+    CHECK(client_open(&late_c, f->port) != 0); /* no longer listening */
+    client_close(&late_c);
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "/slow");
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_closed_within(&c, 2000));
+    client_close(&c);
+}
+
+TEST(sigterm_shuts_down_gracefully)
+{
+    fixture f;
+    http_server_options o;
+    memset(&o, 0, sizeof o);
+    o.handle_signals = 1;
+    o.shutdown_timeout_ms = 3000;
+    memset(&f, 0, sizeof f);
+    REQUIRE_INT(server_up(&f, &o, handler), ==, 0);
+    start_client(&f, client_sigterm);
+    CHECK_INT(evloop_run(f.loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    pthread_join(f.th, NULL);
+    CHECK_INT(http_server_free(f.srv), ==, 0); /* the shutdown completed */
+    CHECK_INT(evloop_free(f.loop), ==, 0);
+}
+
 /* Real clients: curl, ab (HTTP/1.0 keep-alive), Node's http module. Each
  * one's test is skipped when the tool is missing, except under CI (the
  * variable CI is set), whose set-up (.ci/run) installs all three: there a
@@ -2369,6 +2712,12 @@ int main(void)
     RUN(streamed_body_ends);
     RUN(body_timeout_is_a_silence_limit);
     RUN(body_timeout_waits_for_a_late_reader);
+    RUN(asynchronous_handlers);
+    RUN(writes_after_the_client_left);
+    RUN(request_header_lookup);
+    RUN(date_header);
+    RUN(ipv6_loopback);
+    RUN(sigterm_shuts_down_gracefully);
     RUN(real_client_curl);
     RUN(real_client_ab_http10_keepalive);
     RUN(real_client_node);
