@@ -614,8 +614,10 @@
  *   7.7 Errors and threading ------------------------------------------------------------
  *
  *   Calls return 0 or a negative errno: -EINVAL (a bad field name or value,
- *   a Content-Length broken by the body), -EALREADY (the head or the
- *   response already went), -ECONNRESET (the client is gone), -ENOMEM.
+ *   a Content-Length broken by the body, a status out of range), -EALREADY
+ *   (the head or the response already went), -ECONNRESET (the client is
+ *   gone), -EBUSY (an upgrade before its body was read), -ENOMEM; listening
+ *   returns the bind's error (-EADDRINUSE, -EADDRNOTAVAIL, -EACCES).
  *   http_server_get_stats counts connections, requests, parse errors, timeouts,
  *   aborted requests and rejected connections.
  *
