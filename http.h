@@ -3134,6 +3134,7 @@ HTTP_API size_t http_date_now(char out[HTTP_DATE_LEN + 1])
 #if defined(HTTP_IMPLEMENTATION) && defined(EVLOOP_H) && !defined(HTTP__SERVER_DONE)
 #define HTTP__SERVER_DONE
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -5098,19 +5099,22 @@ static int http__unix_clear_stale(const char *path)
     int fd, rc, err;
     if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof a.sun_path)
         return 0;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
         return -errno;
+    /* non-blocking: a listener with a full backlog must not stall us */
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
     memcpy(a.sun_path, path, strlen(path));
     rc = connect(fd, (struct sockaddr *)(void *)&a, sizeof a);
     err = errno;
     close(fd);
-    if (rc == 0 || err != ECONNREFUSED)
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
         return -EADDRINUSE; /* someone answers (or will: a full backlog) */
-    unlink(path);
-    return 0;
+    if (err == ECONNREFUSED)
+        unlink(path); /* nobody listens: stale */
+    return 0;           /* else the bind tells what is wrong */
 }
 
 HTTP_API int http_server_listen_unix(http_server *srv, const char *path)
