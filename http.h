@@ -1097,8 +1097,10 @@ HTTP_API const http_str *http_req_header(const http_req *req, const char *name);
 /* The client's address (TCP), -ENOTCONN once the connection is gone. */
 HTTP_API int http_req_peer(const http_req *req, struct sockaddr_storage *out);
 /* Streamed bodies: delivers the body to on_data piece by piece, then
- * on_end(req, 0) (or an error). Sends "100 Continue" first when the client
- * asked for it. -EINVAL when bodies are buffered or it was called before. */
+ * on_end(req, 0) (or an error); either may be NULL (a NULL on_data reads
+ * and drops the body). Sends "100 Continue" first when the client asked
+ * for it. No callback runs once the response has ended. -EINVAL when
+ * bodies are buffered or it was called before. */
 HTTP_API int http_req_read(http_req *req, http_data_cb on_data, http_end_cb on_end);
 /* Stops and resumes the delivery of a streamed body (the server stops
  * reading the socket: the client is slowed down by TCP). */
@@ -4595,7 +4597,8 @@ static size_t http__conn_body(http__conn *c, const char *data, size_t len)
         if (b.data.len && r) {
             if (srv->o.stream_bodies) {
                 r->body.len += b.data.len; /* a count: the bytes are not kept */
-                r->on_data(r, b.data.ptr, b.data.len);
+                if (r->on_data)
+                    r->on_data(r, b.data.ptr, b.data.len);
                 if (c->flags & HTTP__C_CLOSING)
                     return len;
                 if (c->body_req != r)
