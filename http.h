@@ -546,17 +546,21 @@
  *     header_timeout_ms  a request head must be complete this long after
  *                        its first byte (a new connection: after accept),
  *                        however slowly it trickles in (10000)
- *     body_timeout_ms    longest silence while a body arrives (30000)
+ *     body_timeout_ms    longest silence while the server waits for body
+ *                        bytes; every byte that arrives restarts it (30000)
  *     keepalive_timeout_ms  idle connection between requests (5000)
  *     write_timeout_ms   queued output that makes no progress (30000)
  *     linger_ms          reading and dropping input after a closing
  *                        response, so it is not lost to a reset (2000)
- *     max_connections    more at once are answered 503 and closed (10000)
+ *     max_connections    more at once are answered 503 and closed like a
+ *                        closing response (linger_ms) (10000)
  *     max_pipelined      requests in flight per connection; past it the
  *                        server stops reading until one ends (16)
  *     max_requests_per_connection   then Connection: close (0: no limit)
  *     write_high_water   response bytes queued before http_res_writable
- *                        says to wait for on_drain (65536)
+ *                        says to wait for on_drain; also the output of a
+ *                        connection past which it takes no new request
+ *                        until that output has gone (65536)
  *     server_name        value of a Server field on every response (none)
  *     backlog            listen backlog (511)
  *     reuseport          SO_REUSEPORT: several loops, one port (0)
@@ -575,22 +579,36 @@
  *   then http_res_write (streams; chunked unless a Content-Length was set)
  *   and http_res_end (the last bytes; with no write before, the body gets a
  *   Content-Length). http_res_send does status + Content-Type + body + end;
- *   http_res_sendfile ends with a file body sent by sendfile(2). The server
+ *   http_res_sendfile ends with a file body sent by sendfile(2). These two
+ *   end the response whatever they return (a 500 when what was asked
+ *   cannot be sent), except -EALREADY, which changes nothing. The server
  *   adds Date, Server (if configured), the framing, and Connection when it
  *   matters. HEAD, 1xx, 204 and 304 responses never carry a body: bytes
- *   written for them are dropped.
+ *   written for them are dropped. A 204 (and a 101) never has a
+ *   Content-Length: one the caller set is left out; a 304 keeps the
+ *   caller's (the length a 200 would have). http_res_status takes 200 to
+ *   999: the interim responses are the server's (100 Continue, answering
+ *   Expect) and http_res_upgrade's (101); 103 Early Hints is not offered.
  *
  *   A handler may answer later: from a timer, a pool completion, another
  *   connection's callback (always on the loop's thread). Responses leave in
  *   the order of the requests even when a later handler finishes first:
- *   the later response waits in memory.
+ *   the later response waits in memory. A client that sends requests and
+ *   does not read the answers cannot make the server hold more: once
+ *   write_high_water bytes of a connection's output wait (queued on the
+ *   socket or held for their turn), the server parses no new request of
+ *   that connection and stops reading it until the output has gone; the
+ *   write timeout closes a client that never reads.
  *
  *   Release: a request is released (its memory freed) when its response has
  *   ended: after http_res_end, http_res_send, http_res_sendfile (once the
  *   file has gone) or the upgrade callback. Every request must be ended,
  *   also one whose connection is gone: http_req_on_close(req, cb) tells you
  *   the client left before the end; http_res_* then return -ECONNRESET and
- *   http_res_end still releases. Do not touch req after releasing it.
+ *   http_res_end still releases. Do not touch req after releasing it. An
+ *   on_close callback may end its request and any other of the same
+ *   connection (all of them are told before any is released); a request
+ *   ended that way before its own turn gets no on_close.
  *
  *   Backpressure: when http_res_writable(req) is 0, wait for the callback set
  *   with http_res_on_drain before writing more. Memory per response then
@@ -608,18 +626,25 @@
  *   (views valid during the call), on_end(req, 0) its end (or an error, and
  *   the connection closes after the response). http_req_pause/resume stop
  *   and restart the delivery; the server stops reading the socket, so a
- *   fast client is slowed down by TCP rather than buffered. A handler that
- *   ends its response without reading the body: up to 64 KiB of it are
- *   read and dropped to keep the connection; more closes it.
+ *   fast client is slowed down by TCP rather than buffered. The response
+ *   may start before the body has arrived (even one that closes the
+ *   connection: Connection: close, HTTP/1.0, the last request a connection
+ *   takes, a shutdown): the body is still read to its end. Once the
+ *   response has ended, on_data and on_end are not called any more; up to
+ *   64 KiB of the body not read yet are read and dropped to keep the
+ *   connection; more closes it.
  *
  *   7.5 Timeouts and limits -------------------------------------------------------
  *
  *   Each connection is under one timeout at a time: the header timeout
  *   while a head arrives (a client that sends one byte per second is cut
- *   when it runs out), the body timeout while a body arrives, the idle
- *   timeout between requests, the write timeout while output is queued
- *   (progress re-arms it; a client that never reads is closed and the
- *   request told through on_close). No timeout runs while a handler works.
+ *   when it runs out), the body timeout while the server waits for body
+ *   bytes (every byte restarts it: a slow but steady upload goes on, a
+ *   stalled one is cut; not while a streamed body waits for http_req_read
+ *   or is paused: the application holds it then), the idle timeout between
+ *   requests, the write timeout while output is queued (progress re-arms
+ *   it; a client that never reads is closed and the request told through
+ *   on_close). No timeout runs while a handler works.
  *   The timers cost O(1) per request: one list per timeout, in deadline
  *   order, and one loop timer for the earliest.
  *
@@ -629,8 +654,14 @@
  *
  *   7.6 Shutdown, several cores, upgrades -------------------------------------------
  *
+ *   Listening: http_server_listen(srv, host, port) on a numeric IPv4 or
+ *   IPv6 address (names are not resolved), http_server_listen_unix(srv,
+ *   path) on a Unix socket (a stale socket file is replaced, the file is
+ *   removed at shutdown); both as often as needed, also after a failure.
+ *
  *   http_server_shutdown(srv, timeout_ms, done): stops listening, closes
- *   idle connections, lets requests in flight finish (their responses say
+ *   idle connections, lets requests in flight finish (the requests already
+ *   received, including bodies still arriving; their responses say
  *   Connection: close), closes what is left after timeout_ms, and calls
  *   done when every connection is closed and every request released. Then
  *   http_server_free(srv). With handle_signals the server does this itself
@@ -646,20 +677,26 @@
  *   as Upgrade), then moves the socket into `target`, a stream you made
  *   with evloop_tcp_init (or evloop_unix_init), and calls cb with the bytes
  *   the client already sent after the request. From then on the stream is
- *   yours. Answering an upgrade request normally declines it.
+ *   yours. Answering an upgrade request normally declines it. A request
+ *   with a body (curl --http2 -d sends one): the new protocol starts after
+ *   the body, so a buffered body is read before the handler runs as usual,
+ *   and with streamed bodies http_res_upgrade returns -EBUSY until on_end.
  *
  *   7.7 Errors and threading ------------------------------------------------------------
  *
  *   Calls return 0 or a negative errno: -EINVAL (a bad field name or value,
- *   a Content-Length broken by the body), -EALREADY (the head or the
- *   response already went), -ECONNRESET (the client is gone), -ENOMEM.
+ *   a Content-Length broken by the body, a status out of range), -EALREADY
+ *   (the head or the response already went), -ECONNRESET (the client is
+ *   gone), -EBUSY (an upgrade before its body was read), -ENOMEM; listening
+ *   returns the bind's error (-EADDRINUSE, -EADDRNOTAVAIL, -EACCES).
  *   http_server_get_stats counts connections, requests, parse errors, timeouts,
  *   aborted requests and rejected connections.
  *
  *   A server and its requests belong to its loop's thread. Memory: a
  *   connection costs its evloop stream and about 200 bytes; an idle one
- *   holds no buffer. A request is one allocation (4 KiB blocks reused) with
- *   a copy of its head.
+ *   holds no buffer. A request is one allocation (4 KiB blocks, up to 256
+ *   kept for reuse; none under AddressSanitizer, so that it reports a use
+ *   of a released request) with a copy of its head.
  */
 #ifndef HTTP_H
 #define HTTP_H
@@ -1031,7 +1068,7 @@ typedef struct http_server_options {
     int stream_bodies;             /* 1: the handler runs after the head and
                                       reads the body with http_req_read */
     unsigned header_timeout_ms;    /* a head must be complete within: 10000 */
-    unsigned body_timeout_ms;      /* silence while a body arrives: 30000 */
+    unsigned body_timeout_ms;      /* silence while body bytes are awaited: 30000 */
     unsigned keepalive_timeout_ms; /* idle between requests: 5000 */
     unsigned write_timeout_ms;     /* output that makes no progress: 30000 */
     unsigned linger_ms;            /* reading after a closing response: 2000 */
@@ -1039,7 +1076,9 @@ typedef struct http_server_options {
     unsigned max_pipelined;        /* requests in flight per connection: 16 */
     unsigned max_requests_per_connection; /* 0: no limit */
     size_t write_high_water;       /* queued response bytes before
-                                      http_res_writable() says wait: 65536 */
+                                      http_res_writable() says wait, and
+                                      before a connection takes no new
+                                      request: 65536 */
     const char *server_name;       /* value of a Server field; NULL: none */
     int backlog;                   /* listen backlog: 511 */
     int reuseport;                 /* 1: SO_REUSEPORT, one port for N loops */
@@ -1106,9 +1145,16 @@ struct http_req {
 /* Makes a server on loop; opts may be NULL. -ENOMEM. */
 HTTP_API int http_server_new(http_server **out, evloop *loop, const http_server_options *opts,
                              http_handler handler);
-/* Listens on a numeric address ("0.0.0.0", "127.0.0.1", "::") and port (0:
- * any; http_server_port tells which). May be called several times. */
+/* Listens on a numeric address ("0.0.0.0", "127.0.0.1", "::", "::1") and
+ * port (0: any; http_server_port tells which). Names are not resolved:
+ * "localhost" is -EINVAL. May be called several times, also after a
+ * failure (the bind's error: -EADDRINUSE, -EADDRNOTAVAIL, -EACCES). */
 HTTP_API int http_server_listen(http_server *srv, const char *host, int port);
+/* Listens on a Unix socket at path. A socket file there that nobody
+ * listens on any more (left by a server that is gone) is replaced; one in
+ * use is -EADDRINUSE, and so is anything that is not a socket (never
+ * removed). The socket file is removed when the server stops listening
+ * (shutdown), if it is still the one the server made. */
 HTTP_API int http_server_listen_unix(http_server *srv, const char *path);
 /* The port of the first TCP listener, -1 without one. */
 HTTP_API int http_server_port(const http_server *srv);
@@ -1131,21 +1177,25 @@ HTTP_API const http_str *http_req_header(const http_req *req, const char *name);
 /* The client's address (TCP), -ENOTCONN once the connection is gone. */
 HTTP_API int http_req_peer(const http_req *req, struct sockaddr_storage *out);
 /* Streamed bodies: delivers the body to on_data piece by piece, then
- * on_end(req, 0) (or an error). Sends "100 Continue" first when the client
- * asked for it. -EINVAL when bodies are buffered or it was called before. */
+ * on_end(req, 0) (or an error); either may be NULL (a NULL on_data reads
+ * and drops the body). Sends "100 Continue" first when the client asked
+ * for it. No callback runs once the response has ended. -EINVAL when
+ * bodies are buffered or it was called before. */
 HTTP_API int http_req_read(http_req *req, http_data_cb on_data, http_end_cb on_end);
 /* Stops and resumes the delivery of a streamed body (the server stops
  * reading the socket: the client is slowed down by TCP). */
 HTTP_API void http_req_pause(http_req *req);
 HTTP_API void http_req_resume(http_req *req);
 /* cb runs if the connection is lost before the response has ended; the
- * request must still be ended (http_res_end returns -ECONNRESET then). */
+ * request must still be ended (http_res_end returns -ECONNRESET then), in
+ * cb or later. cb may also end other requests of the connection. */
 HTTP_API void http_req_on_close(http_req *req, http_req_cb cb);
 HTTP_API bool http_req_aborted(const http_req *req);
 
 /* ---- responses ---- */
 
-/* Status of the response (default 200); before the head goes out. */
+/* Status of the response (default 200), 200 to 999 (-EINVAL otherwise:
+ * 1xx are the server's); before the head goes out (-EALREADY). */
 HTTP_API int http_res_status(http_req *req, int status);
 /* Adds a response field (copied). -EINVAL for a name or value that would
  * break the head (CR, LF, NUL, a bad token) or for the fields the server
@@ -1166,20 +1216,32 @@ HTTP_API void http_res_on_drain(http_req *req, http_req_cb cb);
  * write before it, the body gets a Content-Length. Releases the request
  * (see 7.3). */
 HTTP_API int http_res_end(http_req *req, const void *data, size_t len);
-/* Status, Content-Type (NULL: none), body, end: the common case. */
+/* Status, Content-Type (NULL: none), body, end: the common case. The
+ * response ends whatever this returns, except -EALREADY (the head or the
+ * response had gone: nothing changed). A bad status or type: -EINVAL and
+ * the client gets a 500. */
 HTTP_API int http_res_send(http_req *req, int status, const char *content_type,
                            const void *body, size_t len);
 /* Ends the response with len bytes of the file fd from offset, sent with
- * sendfile(2) (Content-Length: len). With HTTP_FILE_CLOSE the server closes
- * fd when done, else fd must stay open until the request is released
- * (http_req_on_close does not apply; the release is the end). */
+ * sendfile(2) (Content-Length: len; a Content-Length set before must equal
+ * len). Like http_res_send, the response ends whatever this returns, except
+ * -EALREADY (the head went already: nothing changed, end it yourself):
+ * -EINVAL (bad fd or offset, another Content-Length) answers 500,
+ * -ECONNRESET releases the request. With HTTP_FILE_CLOSE fd is the
+ * server's from the call on, in every case: it is closed once the file has
+ * gone, or at once when the call fails. Without it fd stays yours: after a
+ * failure close it when you like; after success it must stay open until the
+ * request is released (the file has gone, or the connection), for which
+ * there is no callback: give the server a dup(2) with HTTP_FILE_CLOSE to
+ * keep your own. */
 #define HTTP_FILE_CLOSE 1
 HTTP_API int http_res_sendfile(http_req *req, int fd, int64_t offset, uint64_t len, unsigned flags);
 /* Accepts an Upgrade (or CONNECT) request: sends the head (status 101, or
  * the status set; fields added before, plus "Connection: Upgrade" for a
  * 101), then moves the connection into target (made with evloop_tcp_init
  * or evloop_unix_init, not yet opened) and calls cb. The request is
- * released after cb. -EINVAL for a request that is not an upgrade. */
+ * released after cb. -EINVAL for a request that is not an upgrade; -EBUSY
+ * while its (streamed) body has not been read to its end. */
 HTTP_API int http_res_upgrade(http_req *req, evloop_stream *target, http_upgrade_cb cb);
 
 #ifdef __cplusplus
@@ -3458,8 +3520,12 @@ HTTP_API size_t http_date_now(char out[HTTP_DATE_LEN + 1])
 #if defined(HTTP_IMPLEMENTATION) && defined(EVLOOP_H) && !defined(HTTP__SERVER_DONE)
 #define HTTP__SERVER_DONE
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define HTTP__CONTAINER(ptr, type, member) \
@@ -3472,10 +3538,23 @@ extern "C" {
 /* ---- defaults and flags ---------------------------------------------------- */
 
 #define HTTP__BLOCK 4096        /* request allocation size class */
-#define HTTP__MAX_FREE 256      /* request blocks kept for reuse per server */
+
+/* Request blocks kept for reuse per server. Under AddressSanitizer none
+ * are: a block handed out again would hide a use after release. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HTTP__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HTTP__ASAN 1
+#endif
+#endif
+#ifdef HTTP__ASAN
+#define HTTP__MAX_FREE 0
+#else
+#define HTTP__MAX_FREE 256
+#endif
 #define HTTP__INLINE_OUT 16384  /* bodies up to this are copied into the output */
 #define HTTP__DISCARD_MAX 65536 /* unread body a keep-alive connection may skip */
-#define HTTP__MAX_LISTENERS 8
 
 /* timeout kinds: one FIFO list per kind, since each has a fixed duration */
 enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, HTTP__T_LINGER,
@@ -3505,6 +3584,7 @@ enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, 
 #define HTTP__R_WANT_DRAIN 0x100000u
 #define HTTP__R_SYNTHETIC  0x200000u /* an error response the server made */
 #define HTTP__R_END_DUE    0x400000u /* streamed body: on_end owed */
+#define HTTP__R_ABORTING   0x800000u /* on_close callbacks run: an end only marks */
 
 /* connection flags */
 #define HTTP__C_IN_READ    0x0001u /* inside the read callback: flush after */
@@ -3519,6 +3599,8 @@ enum { HTTP__T_NONE, HTTP__T_HEADER, HTTP__T_BODY, HTTP__T_IDLE, HTTP__T_WRITE, 
 #define HTTP__C_DETACHED   0x0200u /* upgraded: the fd belongs to someone else */
 #define HTTP__C_RESUME_DUE 0x0400u /* a resume is queued on next-tick */
 #define HTTP__C_PIPE_FULL  0x0800u /* parsing waits for a request to end */
+#define HTTP__C_BODY_MOVED 0x1000u /* body bytes arrived: the body timeout restarts */
+#define HTTP__C_OUT_FULL   0x2000u /* parsing waits for the output to drain */
 
 /* ---- structures --------------------------------------------------------------- */
 
@@ -3539,6 +3621,7 @@ typedef struct http__conn {
     size_t in_len, in_cap;
     char *out;                        /* responses being assembled */
     size_t out_len, out_cap;
+    size_t held;                      /* output in requests' pend buffers */
     http__partial *partial;
     http_req *head, *tail;            /* requests in flight, in order */
     http_req *body_req;               /* its body is arriving */
@@ -3547,6 +3630,15 @@ typedef struct http__conn {
     unsigned flags;
     uint8_t tkind;
 } http__conn;
+
+typedef struct http__listener {
+    evloop_stream s;
+    http_server *srv;
+    struct http__listener *next;
+    char *path; /* a Unix socket's file, and its identity: removed at close */
+    dev_t dev;
+    ino_t ino;
+} http__listener;
 
 typedef struct http__tq {
     http__conn *head, *tail;
@@ -3557,8 +3649,7 @@ struct http_server {
     http_handler handler;
     http_server_options o;
     void *data;
-    evloop_stream listeners[HTTP__MAX_LISTENERS];
-    int nlisteners;
+    struct http__listener *listeners;
     int port;
     http__conn *conns;
     unsigned open_handles; /* listeners, timers, signals not yet closed */
@@ -3576,7 +3667,7 @@ struct http_server {
     uint64_t date_ms;
     char *server_line;
     size_t server_line_len;
-    void *freelist[HTTP__MAX_FREE];
+    void *freelist[HTTP__MAX_FREE + 1]; /* (+1: never a zero-sized array) */
     unsigned nfree;
     http_server_stats st;
 };
@@ -3755,20 +3846,37 @@ static void http__timer_fire(evloop_timer *t)
     http__timer_arm(srv);
 }
 
-/* Which timeout applies now (7.5). */
+/* Whether the request whose body arrives does not take bytes now: a
+ * streamed body not asked for yet or paused, or a response that ended
+ * first (http__conn_advance decides whether the rest is skipped). */
+static bool http__body_held(const http__conn *c)
+{
+    const http_req *r = c->body_req;
+    if (!r)
+        return false;
+    if (r->flags & HTTP__R_ENDED)
+        return true;
+    return c->srv->o.stream_bodies &&
+           (!(r->flags & HTTP__R_READING) || (r->flags & HTTP__R_PAUSED));
+}
+
+/* Which timeout applies now (7.5). The body timeout limits silence: body
+ * bytes since the last call restart it. */
 static void http__conn_timers(http__conn *c)
 {
+    bool moved = (c->flags & HTTP__C_BODY_MOVED) != 0;
     if (c->flags & HTTP__C_CLOSING)
         return;
+    c->flags &= ~HTTP__C_BODY_MOVED;
     if (evloop_stream_queued(&c->s) > 0) {
         http__tq_set(c, HTTP__T_WRITE, false);
     } else if (c->flags & HTTP__C_LINGER) {
         http__tq_set(c, HTTP__T_LINGER, false);
     } else if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
-        if (c->body_req && (c->body_req->flags & HTTP__R_PAUSED))
+        if (http__body_held(c))
             http__tq_set(c, HTTP__T_NONE, false); /* the application holds it */
         else
-            http__tq_set(c, HTTP__T_BODY, false);
+            http__tq_set(c, HTTP__T_BODY, moved);
     } else if (c->in_len && !c->inflight && !(c->flags & HTTP__C_UPGRADING)) {
         http__tq_set(c, HTTP__T_HEADER, false); /* not re-armed by more bytes */
     } else if (c->inflight) {
@@ -3785,8 +3893,12 @@ static void *http__block_get(http_server *srv, size_t size, uint32_t *got)
     void *p;
     if (size <= HTTP__BLOCK) {
         *got = HTTP__BLOCK;
+#if HTTP__MAX_FREE
         if (srv->nfree)
             return srv->freelist[--srv->nfree];
+#else
+        (void)srv;
+#endif
         return HTTP_MALLOC(HTTP__BLOCK);
     }
     p = HTTP_MALLOC(size);
@@ -3796,10 +3908,16 @@ static void *http__block_get(http_server *srv, size_t size, uint32_t *got)
 
 static void http__block_put(http_server *srv, void *p, uint32_t size)
 {
-    if (size == HTTP__BLOCK && srv->nfree < HTTP__MAX_FREE)
+#if HTTP__MAX_FREE
+    if (size == HTTP__BLOCK && srv->nfree < HTTP__MAX_FREE) {
         srv->freelist[srv->nfree++] = p;
-    else
-        HTTP_FREE(p);
+        return;
+    }
+#else
+    (void)srv;
+    (void)size;
+#endif
+    HTTP_FREE(p);
 }
 
 /* Rebases a view of the connection's bytes onto the request's copy. */
@@ -3943,8 +4061,12 @@ static int http__emit(http_req *r, const void *data, size_t len)
     http__conn *c = r->conn;
     if (!len)
         return 0;
-    if (c->head != r)
-        return http__append(&r->pend, &r->pend_len, &r->pend_cap, data, len);
+    if (c->head != r) {
+        if (http__append(&r->pend, &r->pend_len, &r->pend_cap, data, len) < 0)
+            return -ENOMEM;
+        c->held += len;
+        return 0;
+    }
     if (len > HTTP__INLINE_OUT && !(c->flags & HTTP__C_CLOSING)) {
         evloop_buf iov[2];
         ssize_t n;
@@ -4018,6 +4140,23 @@ static bool http__req_closes(http_req *r)
     return (c->flags & HTTP__C_CLOSE_AFTER) && !r->next;
 }
 
+/* Removes the fields named name from the caller's fields of r (each a
+ * "Name: value\r\n" line that http_res_headern made). */
+static void http__hbuf_drop(http_req *r, const char *name)
+{
+    size_t nlen = strlen(name), i = 0;
+    while (i < r->hlen) {
+        const char *eol = (const char *)memchr(r->hbuf + i, '\n', r->hlen - i);
+        size_t line = (size_t)(eol - (r->hbuf + i)) + 1;
+        if (line > nlen && r->hbuf[i + nlen] == ':' && http__ieq(r->hbuf + i, nlen, name)) {
+            memmove(r->hbuf + i, r->hbuf + i + line, r->hlen - i - line);
+            r->hlen -= (uint32_t)line;
+        } else {
+            i += line;
+        }
+    }
+}
+
 /* Writes the head of r's response: status line, Date, Server, the caller's
  * fields, framing, Connection. body_len: the whole body when known, else
  * UINT64_MAX (chunked, or until close for HTTP/1.0). */
@@ -4033,8 +4172,15 @@ static int http__send_head(http_req *r, uint64_t body_len)
     size_t cap = sizeof buf, need;
     int rc;
 
-    if (nobody)
+    if (nobody) {
         r->flags |= HTTP__R_NO_BODY;
+        /* 1xx and 204 must not have a Content-Length (RFC 9110 section
+         * 8.6); a 304 may keep the caller's (the length of a 200) */
+        if (r->status != 304 && r->res_length != UINT64_MAX) {
+            http__hbuf_drop(r, "content-length");
+            r->res_length = UINT64_MAX;
+        }
+    }
     if (r->res_length != UINT64_MAX)
         body_len = r->res_length;
     if (body_len == UINT64_MAX && !nobody && !(r->flags & HTTP__R_UPGRADE)) {
@@ -4127,8 +4273,8 @@ HTTP_API int http_res_status(http_req *r, int status)
         return rc;
     if (r->flags & HTTP__R_HEAD_SENT)
         return -EALREADY;
-    if (status < 100 || status > 999 || (status < 200 && status != 101))
-        return -EINVAL;
+    if (status < 200 || status > 999)
+        return -EINVAL; /* 100 is the server's; 101 is http_res_upgrade's */
     r->status = status;
     return 0;
 }
@@ -4247,15 +4393,24 @@ HTTP_API int http_res_writable(const http_req *r)
 
 HTTP_API void http_res_on_drain(http_req *r, http_req_cb cb) { r->on_drain = cb; }
 
+/* The end of a request whose connection is gone releases it, except while
+ * http__conn_abort runs the on_close callbacks: it releases them after. */
+static void http__req_end_orphan(http_req *r)
+{
+    r->flags |= HTTP__R_ENDED;
+    if (!(r->flags & HTTP__R_ABORTING))
+        http__req_release(r);
+}
+
 /* The response of r is complete: the next one may go. */
 static void http__req_ended(http_req *r)
 {
     http__conn *c = r->conn;
-    r->flags |= HTTP__R_ENDED;
-    if (!c) { /* aborted before: the end releases it */
-        http__req_release(r);
+    if (!c) {
+        http__req_end_orphan(r);
         return;
     }
+    r->flags |= HTTP__R_ENDED;
     if (c->head == r)
         http__conn_advance(c);
 }
@@ -4266,8 +4421,7 @@ HTTP_API int http_res_end(http_req *r, const void *data, size_t len)
     if (r->flags & HTTP__R_ENDED)
         return -EALREADY;
     if ((r->flags & HTTP__R_ABORTED) || !r->conn) {
-        r->flags |= HTTP__R_ENDED;
-        http__req_release(r);
+        http__req_end_orphan(r);
         return -ECONNRESET;
     }
     rc = 0;
@@ -4286,6 +4440,30 @@ HTTP_API int http_res_end(http_req *r, const void *data, size_t len)
     return rc;
 }
 
+/* A response that cannot be made as asked still ends, so that the request
+ * is released: a 500 without the caller's fields while the head has not
+ * gone, else the connection closes after what went (its framing is broken).
+ * A request whose client is gone is just released. */
+static void http__res_fail(http_req *r)
+{
+    if (r->flags & HTTP__R_ENDED)
+        return;
+    if ((r->flags & HTTP__R_ABORTED) || !r->conn) {
+        http__req_end_orphan(r);
+        return;
+    }
+    if (r->flags & HTTP__R_HEAD_SENT) {
+        r->flags |= HTTP__R_CLOSE;
+        http__req_ended(r);
+        return;
+    }
+    r->hlen = 0;
+    r->res_length = UINT64_MAX;
+    r->flags &= ~(HTTP__R_HAS_DATE | HTTP__R_HAS_SERVER);
+    r->status = 500;
+    (void)http_res_end(r, NULL, 0);
+}
+
 HTTP_API int http_res_send(http_req *r, int status, const char *content_type, const void *body,
                            size_t len)
 {
@@ -4294,7 +4472,7 @@ HTTP_API int http_res_send(http_req *r, int status, const char *content_type, co
         rc = http_res_header(r, "Content-Type", content_type);
     if (rc < 0) {
         if (rc != -EALREADY)
-            http_res_end(r, NULL, 0);
+            http__res_fail(r);
         return rc;
     }
     return http_res_end(r, body, len);
@@ -4336,13 +4514,21 @@ static int http__file_start(http_req *r)
 HTTP_API int http_res_sendfile(http_req *r, int fd, int64_t offset, uint64_t len, unsigned flags)
 {
     int rc = http__res_check(r);
-    if (rc < 0)
+    if (rc == 0 && (r->flags & HTTP__R_HEAD_SENT))
+        rc = -EALREADY;
+    /* a Content-Length set before must be the file's: anything else would
+     * frame the response wrongly and desynchronize the connection */
+    if (rc == 0 && (fd < 0 || offset < 0 || (r->res_length != UINT64_MAX && r->res_length != len)))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = http__send_head(r, len);
+    if (rc < 0) {
+        if (fd >= 0 && (flags & HTTP_FILE_CLOSE))
+            close(fd); /* the server's from the call on, whatever happens */
+        if (rc != -EALREADY)
+            http__res_fail(r);
         return rc;
-    if ((r->flags & HTTP__R_HEAD_SENT) || fd < 0 || offset < 0)
-        return -EINVAL;
-    rc = http__send_head(r, len);
-    if (rc < 0)
-        return rc;
+    }
     r->file_fd = fd;
     if (flags & HTTP_FILE_CLOSE)
         r->flags |= HTTP__R_FILE_CLOSE;
@@ -4363,6 +4549,8 @@ HTTP_API int http_res_upgrade(http_req *r, evloop_stream *target, http_upgrade_c
         return rc;
     if (!r->upgrade || !target || !cb || (r->flags & HTTP__R_HEAD_SENT))
         return -EINVAL;
+    if (!(r->flags & HTTP__R_BODY_DONE))
+        return -EBUSY; /* the new protocol starts after the body: read it first */
     if (r->method != HTTP_METHOD_CONNECT && r->status == 200)
         r->status = 101;
     r->flags |= HTTP__R_UPGRADE;
@@ -4436,38 +4624,40 @@ HTTP_API void http_req_resume(http_req *r)
         http__conn_kick(r->conn);
 }
 
-/* Tells the requests of a lost connection; each still has to be ended. */
+/* Tells the requests of a lost connection; each still has to be ended.
+ * An on_close callback may end any request of the list (its own, another
+ * one, several), so none is released while the callbacks run: the list
+ * stays intact, an end meanwhile only marks the request, and a second
+ * walk releases every request that has ended. */
 static void http__conn_abort(http__conn *c, int reason)
 {
-    http_req *r = c->head, *next;
+    http_req *first = c->head, *r, *next;
     (void)reason;
     c->head = c->tail = NULL;
     c->body_req = NULL;
     c->inflight = 0;
-    /* mark them all first: a callback may end any of them */
-    for (next = r; next; next = next->next) {
-        next->conn = NULL;
-        next->flags |= HTTP__R_ABORTED;
+    for (r = first; r; r = r->next) {
+        r->conn = NULL;
+        r->flags |= HTTP__R_ABORTED | HTTP__R_ABORTING;
+        if (!(r->flags & HTTP__R_ENDED))
+            r->server->st.aborted++;
     }
-    while (r) {
+    for (r = first; r; r = r->next) {
+        if (r->flags & HTTP__R_ENDED)
+            continue;
+        if (!(r->flags & HTTP__R_DISPATCHED))
+            r->flags |= HTTP__R_ENDED; /* the handler never saw it: end it here */
+        else if (r->on_close)
+            r->on_close(r);
+    }
+    for (r = first; r; r = next) {
         next = r->next;
         r->next = NULL;
-        if (r->flags & (HTTP__R_FILE_BUSY)) {
-            /* evloop cancels the file write; its callback releases */
-        } else if (r->flags & HTTP__R_ENDED) {
+        r->flags &= ~HTTP__R_ABORTING;
+        /* a file being sent is released by its write's callback (the
+         * close cancels it); one not ended yet by the end to come */
+        if ((r->flags & HTTP__R_ENDED) && !(r->flags & HTTP__R_FILE_BUSY))
             http__req_release(r);
-        } else {
-            r->server->st.aborted++;
-            if (r->flags & HTTP__R_DISPATCHED) {
-                if (r->on_close)
-                    r->on_close(r);
-            } else {
-                /* the handler never saw it: end it here */
-                r->flags |= HTTP__R_ENDED;
-                http__req_release(r);
-            }
-        }
-        r = next;
     }
 }
 
@@ -4586,6 +4776,30 @@ static void http__conn_drain(evloop_stream *s)
         http__conn_timers(c);
 }
 
+/* Why a new request must wait, or 0: max_pipelined requests are in flight
+ * (HTTP__C_PIPE_FULL), or the output (queued in the stream, assembled, or
+ * held by responses waiting for their turn) has reached write_high_water
+ * (HTTP__C_OUT_FULL), so that a client that sends requests without reading
+ * the responses cannot make the server buffer them without bound. */
+static unsigned http__conn_input_wait(const http__conn *c)
+{
+    const http_server *srv = c->srv;
+    if (c->inflight >= srv->o.max_pipelined)
+        return HTTP__C_PIPE_FULL;
+    if (evloop_stream_queued(&c->s) + c->out_len + c->held >= srv->o.write_high_water)
+        return HTTP__C_OUT_FULL;
+    return 0;
+}
+
+/* The same, remembering the reason: http__conn_advance resumes the input
+ * when it is gone. */
+static bool http__conn_input_full(http__conn *c)
+{
+    unsigned why = http__conn_input_wait(c);
+    c->flags |= why;
+    return why != 0;
+}
+
 /* Moves the line forward: the first request's held output goes out, ended
  * requests leave, a closing response closes, drain is told. */
 static void http__conn_advance(http__conn *c)
@@ -4600,6 +4814,7 @@ static void http__conn_advance(http__conn *c)
         if (r->pend_len) {
             size_t n = r->pend_len;
             r->pend_len = 0;
+            c->held -= n;
             if (http__emit(r, r->pend, n) < 0) {
                 http__conn_close(c, -ENOMEM);
                 return;
@@ -4640,10 +4855,12 @@ static void http__conn_advance(http__conn *c)
             /* ended before its body arrived: skip a little of it, or close */
             uint64_t left = r->has_content_length ? r->content_length - r->body.len : UINT64_MAX;
             c->body_req = NULL;
-            if (left <= HTTP__DISCARD_MAX)
+            if (left <= HTTP__DISCARD_MAX) {
                 c->flags |= HTTP__C_DISCARD;
-            else
+                http__conn_kick(c); /* reading may have stopped for it */
+            } else {
                 r->flags |= HTTP__R_CLOSE;
+            }
         }
         c->head = r->next;
         if (!c->head)
@@ -4667,9 +4884,9 @@ static void http__conn_advance(http__conn *c)
         http__conn_finish(c);
         return;
     }
-    /* room in the pipeline again: read on */
-    if ((c->flags & HTTP__C_PIPE_FULL) && c->inflight < c->srv->o.max_pipelined) {
-        c->flags &= ~HTTP__C_PIPE_FULL;
+    /* room in the pipeline, or the output drained: read on */
+    if ((c->flags & (HTTP__C_PIPE_FULL | HTTP__C_OUT_FULL)) && !http__conn_input_wait(c)) {
+        c->flags &= ~(HTTP__C_PIPE_FULL | HTTP__C_OUT_FULL);
         http__conn_kick(c);
     }
     http__conn_timers(c);
@@ -4709,25 +4926,42 @@ static void http__dispatch(http__conn *c, http_req *r)
     c->srv->handler(r);
 }
 
-/* Body bytes of the request being read. Returns the bytes consumed; stops
- * when a streamed body is paused or not yet asked for. */
+/* The body of r is complete. An Upgrade request's new protocol starts
+ * after it; a buffered body goes to the handler now. */
+static void http__body_complete(http__conn *c, http_req *r)
+{
+    c->body_req = NULL;
+    r->flags |= HTTP__R_BODY_DONE;
+    if (r->flags & HTTP__R_ENDED)
+        return; /* answered (or declined) already: nothing to tell */
+    if (r->upgrade)
+        c->flags |= HTTP__C_UPGRADING;
+    if (!c->srv->o.stream_bodies)
+        http__dispatch(c, r);
+    else if (r->on_end)
+        r->on_end(r, 0);
+}
+
+/* Body bytes of the request being read (or skipped). Returns the bytes
+ * consumed; stops when the request holds its body (http__body_held). A
+ * callback may end and release the request: it is looked up again after. */
 static size_t http__conn_body(http__conn *c, const char *data, size_t len)
 {
     http_server *srv = c->srv;
-    http_req *r = c->body_req;
     size_t pos = 0;
     while (pos < len) {
+        http_req *r = c->body_req;
         http_body b;
         int rc;
-        r = c->body_req;
         if (!r && !(c->flags & HTTP__C_DISCARD))
             break;
-        if (r && srv->o.stream_bodies &&
-            (!(r->flags & HTTP__R_READING) || (r->flags & HTTP__R_PAUSED)))
+        if (http__body_held(c))
             break;
         memset(&b, 0, sizeof b);
         rc = http_parse_body(&c->p, data + pos, len - pos, &b);
         pos += b.consumed;
+        if (b.consumed)
+            c->flags |= HTTP__C_BODY_MOVED; /* progress: the body timeout restarts */
         if (rc < 0) {
             c->flags &= ~HTTP__C_DISCARD;
             if (r && srv->o.stream_bodies) {
@@ -4746,8 +4980,13 @@ static size_t http__conn_body(http__conn *c, const char *data, size_t len)
         }
         if (b.data.len && r) {
             if (srv->o.stream_bodies) {
-                r->on_data(r, b.data.ptr, b.data.len);
                 r->body.len += b.data.len; /* a count: the bytes are not kept */
+                if (r->on_data)
+                    r->on_data(r, b.data.ptr, b.data.len);
+                if (c->flags & HTTP__C_CLOSING)
+                    return len;
+                if (c->body_req != r)
+                    r = NULL; /* ended and released by the callback */
             } else {
                 char *body = (char *)(uintptr_t)r->body.ptr;
                 size_t blen = r->body.len;
@@ -4768,16 +5007,8 @@ static size_t http__conn_body(http__conn *c, const char *data, size_t len)
         }
         if (rc == 1) {
             c->flags &= ~HTTP__C_DISCARD;
-            c->body_req = NULL;
-            if (r) {
-                r->flags |= HTTP__R_BODY_DONE;
-                if (srv->o.stream_bodies) {
-                    if (r->on_end)
-                        r->on_end(r, 0);
-                } else {
-                    http__dispatch(c, r);
-                }
-            }
+            if (r)
+                http__body_complete(c, r);
             if (c->flags & HTTP__C_CLOSING)
                 return len;
             break;
@@ -4792,23 +5023,28 @@ static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
 {
     http_server *srv = c->srv;
     size_t pos = 0;
-    while (!(c->flags & (HTTP__C_CLOSING | HTTP__C_CLOSE_AFTER | HTTP__C_LINGER))) {
+    while (!(c->flags & (HTTP__C_CLOSING | HTTP__C_LINGER))) {
         http_message *m;
         http_header *hdrs;
         http_req *r;
+        http_body_kind body;
+        bool expect_unknown;
         int rc;
         if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
+            /* a body is read to its end, also after the last request */
             size_t used = http__conn_body(c, data + pos, len - pos);
             pos += used;
             if (c->body_req || (c->flags & HTTP__C_DISCARD) || pos == len)
                 break;
             continue;
         }
-        if (c->inflight >= srv->o.max_pipelined) {
-            c->flags |= HTTP__C_PIPE_FULL;
+        /* a new head: not after the last request, not before an upgrade
+         * is decided, not while the pipeline or the output is full */
+        if (c->flags & (HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING))
             break;
-        }
-        if (pos == len || (c->flags & HTTP__C_UPGRADING))
+        if (http__conn_input_full(c))
+            break;
+        if (pos == len)
             break;
         if (c->partial) {
             m = &c->partial->m;
@@ -4836,7 +5072,9 @@ static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
             return len;
         }
         r = http__req_new(c, m, data + pos, (size_t)rc);
-        if (c->partial) {
+        expect_unknown = m->expect_unknown;
+        body = m->body;
+        if (c->partial) { /* m was in it */
             HTTP_FREE(c->partial);
             c->partial = NULL;
         }
@@ -4846,14 +5084,14 @@ static size_t http__conn_parse(http__conn *c, const char *data, size_t len)
             return len;
         }
         http__conn_push(c, r);
-        if (m->expect_unknown) {
+        if (expect_unknown) {
             r->flags |= HTTP__R_DISPATCHED | HTTP__R_CLOSE;
             http_res_send(r, 417, "text/plain", "417 Expectation Failed\n", 23);
             continue;
         }
-        if (r->upgrade)
-            c->flags |= HTTP__C_UPGRADING; /* the bytes after it may not be HTTP */
-        if (m->body == HTTP_BODY_NONE) {
+        if (body == HTTP_BODY_NONE) {
+            if (r->upgrade) /* the bytes after it may not be HTTP */
+                c->flags |= HTTP__C_UPGRADING;
             http__dispatch(c, r);
             continue;
         }
@@ -4903,17 +5141,20 @@ static void http__conn_feed_input(http__conn *c)
 
 static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf);
 
-/* Reading goes on unless the pipeline is full, a streamed body is paused
- * or not yet asked for, or an upgrade holds the input. */
-static bool http__conn_may_read(const http__conn *c)
+/* Reading goes on while a body arrives that is taken (read, buffered or
+ * skipped), and between bodies while a new head may be parsed: not after
+ * the last request, not while an upgrade holds the input, not while the
+ * pipeline or the output is full. */
+static bool http__conn_may_read(http__conn *c)
 {
-    const http_req *b = c->body_req;
-    if (c->flags & (HTTP__C_CLOSING | HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING | HTTP__C_EOF))
+    if (c->flags & (HTTP__C_CLOSING | HTTP__C_EOF))
         return false;
-    if (b && c->srv->o.stream_bodies && (!(b->flags & HTTP__R_READING) || (b->flags & HTTP__R_PAUSED)))
+    if (c->body_req || (c->flags & HTTP__C_DISCARD)) {
+        if (http__body_held(c))
+            return false;
+    } else if ((c->flags & (HTTP__C_CLOSE_AFTER | HTTP__C_UPGRADING)) || http__conn_input_full(c)) {
         return false;
-    if (!b && !(c->flags & HTTP__C_DISCARD) && c->inflight >= c->srv->o.max_pipelined)
-        return false;
+    }
     return c->in_len < c->srv->o.parser.max_head + 65536;
 }
 
@@ -4942,15 +5183,19 @@ static void http__read_resume_tick(evloop *loop, void *arg)
     c->flags &= ~HTTP__C_RESUME_DUE;
     if (c->flags & HTTP__C_CLOSING)
         return;
-    /* an end owed to a request whose body was already complete */
-    for (b = c->head; b; b = b->next) {
-        if (b->flags & HTTP__R_END_DUE) {
-            b->flags &= ~HTTP__R_END_DUE;
-            if (b->on_end)
-                b->on_end(b, b->body_status);
-            if (c->flags & HTTP__C_CLOSING)
-                return;
+    /* an end owed to a request whose body was already complete; on_end
+     * may end (and release) any request, so the scan starts over */
+    for (b = c->head; b;) {
+        if (!(b->flags & HTTP__R_END_DUE)) {
+            b = b->next;
+            continue;
         }
+        b->flags &= ~HTTP__R_END_DUE;
+        if (b->on_end && !(b->flags & HTTP__R_ENDED))
+            b->on_end(b, b->body_status);
+        if (c->flags & HTTP__C_CLOSING)
+            return;
+        b = c->head;
     }
     http__conn_feed_input(c);
     if (c->flags & HTTP__C_CLOSING)
@@ -5023,7 +5268,7 @@ static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf)
 
 static void http__on_connection(evloop_stream *l, int status)
 {
-    http_server *srv = (http_server *)l->handle.data;
+    http_server *srv = ((http__listener *)l->handle.data)->srv;
     http__conn *c;
     if (status < 0)
         return; /* EMFILE and such: the loop pauses the listener */
@@ -5037,27 +5282,31 @@ static void http__on_connection(evloop_stream *l, int status)
         evloop_unix_init(srv->loop, &c->s);
     else
         evloop_tcp_init(srv->loop, &c->s);
-    if (evloop_accept(l, &c->s) < 0) {
-        c->flags |= HTTP__C_CLOSING;
-        evloop_close(&c->s.handle, http__conn_closed);
-        srv->st.connections++;
-        return;
-    }
+    /* in the list from the start: http__conn_closed unlinks every one */
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
     srv->st.connections++;
+    if (evloop_accept(l, &c->s) < 0) {
+        http__conn_close(c, -EIO);
+        return;
+    }
     srv->st.connections_total++;
     if (srv->st.connections > srv->o.max_connections || srv->shutting) {
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
                                    "Content-Length: 0\r\n\r\n";
-        evloop_buf b;
-        b.iov_base = (void *)(uintptr_t)busy;
-        b.iov_len = sizeof busy - 1;
-        (void)evloop_try_write(&c->s, &b, 1);
         srv->st.rejected++;
-        http__conn_close(c, -EBUSY);
+        /* closed like any closing response (half-close, then what the
+         * client sends is dropped for up to linger_ms): a close with its
+         * request unread would be a reset that can destroy the 503 */
+        if (evloop_write_copy(&c->s, busy, sizeof busy - 1, NULL, NULL) < 0) {
+            http__conn_close(c, -EBUSY);
+            return;
+        }
+        c->flags |= HTTP__C_CLOSE_AFTER;
+        http__conn_finish(c);
+        http__conn_timers(c);
         return;
     }
     if (l->handle.type == EVLOOP_TCP)
@@ -5159,54 +5408,124 @@ HTTP_API int http_server_new(http_server **out, evloop *loop, const http_server_
     return 0;
 }
 
-static int http__listen(http_server *srv, evloop_stream *l)
+/* ---- listeners ------------------------------------------------------------------------- */
+
+/* A listener is closed after a failed listen (its memory goes with its
+ * close callback, so that nothing is reused while it closes) and at
+ * shutdown. A Unix socket's file is removed then, if it is still ours. */
+static void http__listener_closed(evloop_handle *h)
 {
-    int rc = evloop_listen(l, srv->o.backlog, http__on_connection);
-    if (rc < 0)
-        return rc;
-    srv->nlisteners++;
-    srv->open_handles++;
-    return 0;
+    http__listener *l = (http__listener *)h->data;
+    http_server *srv = l->srv;
+    if (l->path) {
+        struct stat st;
+        if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev &&
+            st.st_ino == l->ino)
+            unlink(l->path);
+        HTTP_FREE(l->path);
+    }
+    HTTP_FREE(l);
+    srv->open_handles--;
+    http__server_maybe_done(srv);
 }
 
-static void http__discard_handle(evloop_handle *h) { (void)h; }
+static http__listener *http__listener_new(http_server *srv)
+{
+    http__listener *l = (http__listener *)HTTP_MALLOC(sizeof *l);
+    if (!l)
+        return NULL;
+    memset(l, 0, sizeof *l);
+    l->srv = srv;
+    l->s.handle.data = l;
+    srv->open_handles++; /* its close is waited for, even after a failure */
+    return l;
+}
+
+/* Listens on l if its bind succeeded (bound == 0), and adds it to the
+ * server; closes it on failure. */
+static int http__listen(http_server *srv, http__listener *l, int bound)
+{
+    int rc = bound < 0 ? bound : evloop_listen(&l->s, srv->o.backlog, http__on_connection);
+    if (rc < 0) {
+        evloop_close(&l->s.handle, http__listener_closed);
+        return rc;
+    }
+    l->next = srv->listeners;
+    srv->listeners = l;
+    return 0;
+}
 
 HTTP_API int http_server_listen(http_server *srv, const char *host, int port)
 {
     struct sockaddr_storage a;
-    evloop_stream *l;
+    http__listener *l;
     int rc;
-    if (srv->shutting || srv->nlisteners >= HTTP__MAX_LISTENERS)
-        return srv->shutting ? -EINVAL : -ENOSPC;
+    if (srv->shutting || !host)
+        return -EINVAL;
     if ((rc = evloop_addr(host, port, &a)) < 0)
         return rc;
-    l = &srv->listeners[srv->nlisteners];
-    l->handle.data = srv;
-    evloop_tcp_init(srv->loop, l);
-    if ((rc = evloop_tcp_bind(l, (struct sockaddr *)&a, srv->o.reuseport ? EVLOOP_BIND_REUSEPORT : 0)) < 0 ||
-        (rc = http__listen(srv, l)) < 0) {
-        evloop_close(&l->handle, http__discard_handle);
+    if (!(l = http__listener_new(srv)))
+        return -ENOMEM;
+    evloop_tcp_init(srv->loop, &l->s);
+    rc = evloop_tcp_bind(&l->s, (struct sockaddr *)&a, srv->o.reuseport ? EVLOOP_BIND_REUSEPORT : 0);
+    if ((rc = http__listen(srv, l, rc)) < 0)
         return rc;
-    }
-    if (srv->port < 0 && evloop_sockname(l, &a) == 0)
+    if (srv->port < 0 && evloop_sockname(&l->s, &a) == 0)
         srv->port = evloop_addr_port((struct sockaddr *)&a);
     return 0;
 }
 
+/* A socket file nobody listens on any more (a connection is refused) was
+ * left by a server that is gone: it is removed so that the bind succeeds.
+ * One that answers is in use (-EADDRINUSE); anything else at the path is
+ * left for the bind to refuse. */
+static int http__unix_clear_stale(const char *path)
+{
+    struct sockaddr_un a;
+    struct stat st;
+    int fd, rc, err;
+    if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof a.sun_path)
+        return 0;
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    /* non-blocking: a listener with a full backlog must not stall us */
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, path, strlen(path));
+    rc = connect(fd, (struct sockaddr *)(void *)&a, sizeof a);
+    err = errno;
+    close(fd);
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
+        return -EADDRINUSE; /* someone answers (or will: a full backlog) */
+    if (err == ECONNREFUSED)
+        unlink(path); /* nobody listens: stale */
+    return 0;           /* else the bind tells what is wrong */
+}
+
 HTTP_API int http_server_listen_unix(http_server *srv, const char *path)
 {
-    evloop_stream *l;
+    http__listener *l;
+    struct stat st;
     int rc;
-    if (srv->shutting || srv->nlisteners >= HTTP__MAX_LISTENERS)
-        return srv->shutting ? -EINVAL : -ENOSPC;
-    l = &srv->listeners[srv->nlisteners];
-    l->handle.data = srv;
-    evloop_unix_init(srv->loop, l);
-    if ((rc = evloop_unix_bind(l, path)) < 0 || (rc = http__listen(srv, l)) < 0) {
-        evloop_close(&l->handle, http__discard_handle);
+    if (srv->shutting || !path)
+        return -EINVAL;
+    if ((rc = http__unix_clear_stale(path)) < 0)
         return rc;
+    if (!(l = http__listener_new(srv)))
+        return -ENOMEM;
+    evloop_unix_init(srv->loop, &l->s);
+    rc = evloop_unix_bind(&l->s, path);
+    if (rc == 0 && lstat(path, &st) == 0) { /* ours now: removed at close */
+        l->path = (char *)HTTP_MALLOC(strlen(path) + 1);
+        if (l->path) {
+            memcpy(l->path, path, strlen(path) + 1);
+            l->dev = st.st_dev;
+            l->ino = st.st_ino;
+        }
     }
-    return 0;
+    return http__listen(srv, l, rc);
 }
 
 HTTP_API int http_server_port(const http_server *srv) { return srv->port; }
@@ -5262,19 +5581,21 @@ static void http__shutdown_deadline(evloop_timer *t)
 HTTP_API void http_server_shutdown(http_server *srv, unsigned timeout_ms, http_server_cb done)
 {
     http__conn *c, *next;
-    int i;
+    http__listener *l, *lnext;
     if (done)
         srv->done = done;
     if (srv->shutting)
         return;
     srv->shutting = 1;
-    for (i = 0; i < srv->nlisteners; i++) {
-        srv->listeners[i].handle.data = srv;
-        evloop_close(&srv->listeners[i].handle, http__handle_closed);
+    for (l = srv->listeners; l; l = lnext) {
+        lnext = l->next;
+        evloop_close(&l->s.handle, http__listener_closed);
     }
+    srv->listeners = NULL;
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        if (!c->inflight && !c->body_req && !evloop_stream_queued(&c->s))
+        if (!c->inflight && !c->body_req && !(c->flags & HTTP__C_DISCARD) && !c->out_len &&
+            !evloop_stream_queued(&c->s))
             http__conn_close(c, 0); /* idle: nothing to finish */
         else
             c->flags |= HTTP__C_CLOSE_AFTER;

@@ -2,7 +2,8 @@
  *
  *   cc -O2 examples/hello.c -o hello -pthread
  *   ./hello [--port N] [--host ADDR] [--threads N] [--keepalive SECONDS]
- *           (defaults: 0.0.0.0:8080, 1 thread, idle connections closed after 5 s)
+ *           (defaults: 0.0.0.0:8080, 1 thread, idle connections closed after 5 s;
+ *           ADDR is numeric: 0.0.0.0, 127.0.0.1, ::, ::1)
  *
  *   GET /plaintext  ->  Hello, World!                       (text/plain)
  *   GET /json       ->  {"message":"Hello, World!"}         (application/json)
@@ -18,6 +19,7 @@
 #include "../evloop.h"
 #include "../http.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +104,8 @@ int main(int argc, char **argv)
         if ((rc = evloop_new(&w->loop, NULL)) < 0 ||
             (rc = http_server_new(&w->server, w->loop, &o, on_request)) < 0 ||
             (rc = http_server_listen(w->server, host, port)) < 0) {
-            fprintf(stderr, "listen on %s:%d: %s\n", host, port, evloop_strerror(rc));
+            fprintf(stderr, "listen on %s:%d: %s%s\n", host, port, evloop_strerror(rc),
+                    rc == -EINVAL ? " (--host takes a numeric address)" : "");
             return 1;
         }
         http_server_set_data(w->server, w);
