@@ -165,8 +165,9 @@
  *         use(b.data.ptr, b.data.len);
  *         buf += b.consumed; len -= b.consumed;
  *         if (r == 1) break;                  // next message starts at buf
- *         if (len == 0) len = read_more(...); // (real code: keep unconsumed)
- *     }
+ *         if (len == 0 || b.consumed == 0)    // all used, or a partial trailer
+ *             more(&buf, &len);               // section: keep what is left,
+ *     }                                       // append what the peer sends
  *
  *   Chunked bodies are decoded (sizes, extensions and CRLFs checked and
  *   dropped). Their trailer section is kept in the caller's buffer until it is
@@ -4962,6 +4963,8 @@ static size_t http__conn_body(http__conn *c, const char *data, size_t len)
         pos += b.consumed;
         if (b.consumed)
             c->flags |= HTTP__C_BODY_MOVED; /* progress: the body timeout restarts */
+        else if (rc == 0)
+            break; /* a piece of framing (a trailer field, say) waits for the rest */
         if (rc < 0) {
             c->flags &= ~HTTP__C_DISCARD;
             if (r && srv->o.stream_bodies) {

@@ -958,6 +958,21 @@ static void client_chunked(fixture *f)
     CHECK(r.chunked);
     CHECK_STR(r.body, "hello world");
     resp_free(&r);
+    /* framing that arrives in pieces, cut inside a chunk-size line, a
+     * chunk's CRLF and the trailer section: the server waits for the rest */
+    {
+        static const char *const parts[] = {
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5",
+            ";ext=1\r\nhello\r", "\n0\r\nX-Trailer: t", "\r\nX-B: 2\r\n", "\r\n"};
+        for (i = 0; i < (int)(sizeof parts / sizeof parts[0]); i++) {
+            client_sends(&c, parts[i]);
+            usleep(20000);
+        }
+    }
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_INT(r.status, ==, 200);
+    CHECK_STR(r.body, "hello");
+    resp_free(&r);
     /* Content-Length body of 5000 bytes, echoed in 1000-byte chunks */
     for (i = 0; i < 5000; i++)
         big[i] = (char)('a' + i % 26);
