@@ -188,7 +188,9 @@
  *   a write elsewhere); the file descriptor must stay open until on_write.
  *
  *   evloop_shutdown(s, on_shutdown) half-closes (SHUT_WR) after the queued
- *   writes; the stream can still read. evloop_tcp_nodelay and
+ *   writes (and, on a stream still connecting, once it is connected); the
+ *   stream can still read. A connect or a queued write that fails fails the
+ *   shutdown with the same error. evloop_tcp_nodelay and
  *   evloop_tcp_keepalive set TCP options on an open socket.
  *   evloop_stream_detach(s) hands the descriptor out without closing it
  *   (for a protocol upgrade that moves the connection elsewhere).
@@ -2443,6 +2445,7 @@ EVLOOP__DEF int evloop_unix_connect(evloop_stream *s, const char *path, evloop_c
 }
 
 static void evloop__fail_writes(evloop_stream *s, int err);
+static void evloop__shutdown_if_due(evloop_stream *s);
 
 static void evloop__finish_connect(evloop *loop, evloop_stream *s)
 {
@@ -2455,6 +2458,8 @@ static void evloop__finish_connect(evloop *loop, evloop_stream *s)
     s->handle.flags &= ~EVLOOP__S_CONNECTING;
     if (err)
         evloop__fail_writes(s, -err);
+    else
+        evloop__shutdown_if_due(s);
     evloop__stream_sync(s);
     s->cb.connect(s, -err);
     EVLOOP__TICKS(loop);
@@ -2659,10 +2664,16 @@ static void evloop__req_complete(evloop *loop, evloop_write_req *req)
         EVLOOP_FREE(req);
 }
 
-/* Moves every queued request to the done list with status err. */
+/* Moves every queued request to the done list with status err; a shutdown
+ * waiting for them (or for the connect) fails with err too. */
 static void evloop__fail_writes(evloop_stream *s, int err)
 {
     evloop_write_req *r = s->wq_head;
+    if (s->handle.flags & EVLOOP__S_SHUTTING) {
+        s->error = err;
+        s->handle.flags = (s->handle.flags & ~EVLOOP__S_SHUTTING) | EVLOOP__S_SHUT | EVLOOP__S_SHUT_CB;
+        evloop__add_pending(s);
+    }
     if (!r)
         return;
     while (r) {
@@ -2684,6 +2695,19 @@ static void evloop__do_shutdown(evloop_stream *s)
 {
     s->error = shutdown(s->w.fd, SHUT_WR) < 0 ? -errno : 0;
     s->handle.flags = (s->handle.flags & ~EVLOOP__S_SHUTTING) | EVLOOP__S_SHUT | EVLOOP__S_SHUT_CB;
+}
+
+/* A requested shutdown happens once the stream is connected and its write
+ * queue is empty; its callback runs from the pending phase. Called where
+ * either condition may have become true outside evloop__stream_flush. */
+static void evloop__shutdown_if_due(evloop_stream *s)
+{
+    if ((s->handle.flags & (EVLOOP__S_SHUTTING | EVLOOP__S_CONNECTING | EVLOOP__F_CLOSING)) ==
+            EVLOOP__S_SHUTTING &&
+        !s->wq_head) {
+        evloop__do_shutdown(s);
+        evloop__add_pending(s);
+    }
 }
 
 static void evloop__run_shutdown_cb(evloop *loop, evloop_stream *s)
@@ -3049,10 +3073,7 @@ EVLOOP__DEF int evloop_shutdown(evloop_stream *s, evloop_shutdown_cb cb)
                    : rc;
     s->shutdown_cb = cb;
     s->handle.flags |= EVLOOP__S_SHUTTING;
-    if (!s->wq_head && !(s->handle.flags & EVLOOP__S_CONNECTING)) {
-        evloop__do_shutdown(s);
-        evloop__add_pending(s);
-    }
+    evloop__shutdown_if_due(s); /* else after the connect or the queued writes */
     evloop__stream_sync(s);
     return 0;
 }
@@ -3093,6 +3114,7 @@ static void evloop__stream_pending(evloop *loop, evloop_stream *s)
         return; /* its close delivers everything */
     if (s->handle.flags & EVLOOP__S_CONNECTED) {
         s->handle.flags &= ~(EVLOOP__S_CONNECTING | EVLOOP__S_CONNECTED);
+        evloop__shutdown_if_due(s); /* its callback runs below, after this one */
         evloop__stream_sync(s);
         s->cb.connect(s, s->error);
         EVLOOP__TICKS(loop);

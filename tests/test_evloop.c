@@ -1,5 +1,13 @@
 /* build: tsan poll */
 /* Tests of evloop.h: every public function, and the stress cases. */
+/* The declarations first: they define _GNU_SOURCE before any system header,
+ * and give size_t to the allocator hooks declared before the implementation. */
+#include "../evloop.h"
+static void *test_malloc(size_t n);
+static void *test_realloc(void *p, size_t n);
+#define EVLOOP_MALLOC(n) test_malloc(n)
+#define EVLOOP_REALLOC(p, n) test_realloc(p, n)
+#define EVLOOP_FREE(p) free(p)
 #define EVLOOP_IMPLEMENTATION
 #include "../evloop.h"
 #include "test.h"
@@ -14,6 +22,25 @@
 #include <sys/wait.h>
 
 /* ---- helpers --------------------------------------------------------------- */
+
+/* evloop.h allocates only through these: tests count its allocations
+ * (alloc_count) and make them fail (alloc_fail) to reach error paths. */
+static long alloc_count;
+static int alloc_fail;
+static void *test_malloc(size_t n)
+{
+    if (alloc_fail)
+        return NULL;
+    alloc_count++;
+    return malloc(n);
+}
+static void *test_realloc(void *p, size_t n)
+{
+    if (alloc_fail)
+        return NULL;
+    alloc_count++;
+    return realloc(p, n);
+}
 
 static evloop *new_loop(void)
 {
@@ -623,14 +650,16 @@ TEST(addr_parsing)
     CHECK_INT(evloop_addr("1.2.3.256", 1, &a), ==, -EINVAL);
 }
 
-static int connect_status = 1;
+static int connect_status = 1, shutdown_status = 1;
 static void record_connect(evloop_stream *s, int status) { (void)s; connect_status = status; }
+static void record_shutdown(evloop_stream *s, int status) { (void)s; shutdown_status = status; }
 
 TEST(tcp_connect_refused)
 {
     evloop *loop = new_loop();
     evloop_stream srv, c;
     struct sockaddr_storage a;
+    evloop_timer g;
     int port;
     /* a port that was just free: bind, read it, close */
     port = listen_local(loop, &srv, echo_conn);
@@ -639,12 +668,17 @@ TEST(tcp_connect_refused)
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
     evloop_addr("127.0.0.1", port, &a);
     evloop_tcp_init(loop, &c);
-    connect_status = 1;
+    connect_status = shutdown_status = 1;
     {
         int rc = evloop_tcp_connect(&c, (struct sockaddr *)&a, record_connect);
         if (rc == 0) {
+            /* a shutdown waiting for the connect fails with it */
+            CHECK_INT(evloop_shutdown(&c, record_shutdown), ==, 0);
+            start_guard(loop, &g, 5000);
             evloop_run(loop, EVLOOP_RUN_DEFAULT);
+            CHECK_INT(guard_fired, ==, 0);
             CHECK_INT(connect_status, ==, -ECONNREFUSED);
+            CHECK_INT(shutdown_status, ==, -ECONNREFUSED);
         } else {
             CHECK_INT(rc, ==, -ECONNREFUSED);
             CHECK_INT(connect_status, ==, 1); /* no callback for a failed call */
@@ -950,6 +984,100 @@ TEST(writes_shutdown_half_close)
     CHECK_INT(half_eof, ==, 1);
     CHECK_MEM(half_buf, half_got, "bye");
     free_loop(loop);
+}
+
+/* A shutdown asked for while the connect is still in progress runs once the
+ * stream is connected, after the writes queued meanwhile: the peer reads
+ * them, then EOF. TCP connects later (EINPROGRESS); a Unix socket connects
+ * at once and reports it from the pending phase: both paths. */
+static int sc_connect_status, sc_shut_status, sc_peer_eof;
+static char sc_got[16];
+static size_t sc_ngot;
+static evloop_stream sc_client, sc_peer, *sc_server;
+static void sc_connected(evloop_stream *s, int status)
+{
+    (void)s;
+    sc_connect_status = status;
+}
+static void sc_shut(evloop_stream *s, int status)
+{
+    (void)s;
+    CHECK_INT(sc_connect_status, ==, 0); /* the connect callback came first */
+    sc_shut_status = status;
+}
+static void sc_peer_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0 && sc_ngot + (size_t)n <= sizeof sc_got) {
+        memcpy(sc_got + sc_ngot, buf, (size_t)n);
+        sc_ngot += (size_t)n;
+        return;
+    }
+    sc_peer_eof = n == EVLOOP_EOF;
+    evloop_close(&s->handle, NULL);
+    evloop_close(&sc_client.handle, NULL);
+    evloop_close(&sc_server->handle, NULL);
+}
+static void sc_accept(evloop_stream *server, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    if (server->handle.type == EVLOOP_TCP)
+        evloop_tcp_init(server->handle.loop, &sc_peer);
+    else
+        evloop_unix_init(server->handle.loop, &sc_peer);
+    REQUIRE_INT(evloop_accept(server, &sc_peer), ==, 0);
+    evloop_read_start(&sc_peer, sc_peer_read);
+}
+static void shutdown_while_connecting(int unix_socket, const char *data)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv;
+    evloop_timer g;
+    char path[64];
+    sc_connect_status = sc_shut_status = 1;
+    sc_peer_eof = 0;
+    sc_ngot = 0;
+    sc_server = &srv;
+    snprintf(path, sizeof path, "/tmp/evloop-test-sc-%d.sock", (int)getpid());
+    if (unix_socket) {
+        unlink(path);
+        evloop_unix_init(loop, &srv);
+        REQUIRE_INT(evloop_unix_bind(&srv, path), ==, 0);
+        REQUIRE_INT(evloop_listen(&srv, 0, sc_accept), ==, 0);
+        evloop_unix_init(loop, &sc_client);
+        REQUIRE_INT(evloop_unix_connect(&sc_client, path, sc_connected), ==, 0);
+    } else {
+        struct sockaddr_storage a;
+        int port = listen_local(loop, &srv, sc_accept);
+        REQUIRE(port > 0);
+        evloop_addr("127.0.0.1", port, &a);
+        evloop_tcp_init(loop, &sc_client);
+        REQUIRE_INT(evloop_tcp_connect(&sc_client, (struct sockaddr *)&a, sc_connected), ==, 0);
+    }
+    if (data[0])
+        CHECK_INT(evloop_write_copy(&sc_client, data, strlen(data), NULL, NULL), ==, 0);
+    CHECK_INT(evloop_shutdown(&sc_client, sc_shut), ==, 0);
+    CHECK_INT(evloop_shutdown(&sc_client, sc_shut), ==, -EALREADY);
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_INT(sc_connect_status, ==, 0);
+    CHECK_INT(sc_shut_status, ==, 0);
+    CHECK_INT(sc_peer_eof, ==, 1);
+    CHECK_MEM(sc_got, sc_ngot, data);
+    free_loop(loop);
+    unlink(path);
+}
+
+TEST(shutdown_while_connecting_tcp)
+{
+    shutdown_while_connecting(0, "");
+    shutdown_while_connecting(0, "abc");
+}
+
+TEST(shutdown_while_connecting_unix)
+{
+    shutdown_while_connecting(1, "");
+    shutdown_while_connecting(1, "abc");
 }
 
 /* A write queued behind a full socket, then the stream closed: the callback
@@ -1854,6 +1982,8 @@ int main(void)
     RUN(unix_socket_echo);
     RUN(socketpair_64mib_backpressure);
     RUN(writes_shutdown_half_close);
+    RUN(shutdown_while_connecting_tcp);
+    RUN(shutdown_while_connecting_unix);
     RUN(close_cancels_queued_writes);
     RUN(write_many_buffers);
     RUN(read_resumes_without_new_events);
