@@ -228,6 +228,14 @@
  *   Children are reaped with waitpid() on their pid when SIGCHLD arrives:
  *   do not reap them elsewhere (waitpid(-1, ...)) in the same process.
  *
+ *   evloop_spawn initializes p itself (there is no evloop_process_init): p
+ *   must not be a live handle. To run another child in the same struct,
+ *   close the previous one and spawn from its close callback, or later;
+ *   EVLOOP_ASSERT catches a struct still in use. When evloop_spawn fails,
+ *   p is not a handle (nothing to close). Closing a process that is still
+ *   running cancels its exit callback; the child keeps running and is
+ *   reaped in the background when it ends (no zombie is left).
+ *
  * 11. FILE WATCHING ---------------------------------------------------------------
  *
  *   evloop_fswatch_start(w, path, options, cb) watches a file or a directory
@@ -698,6 +706,8 @@ EVLOOP_API int evloop_async_send(evloop_async *a);
 
 /* ---- processes -------------------------------------------------------------- */
 
+/* Starts a child in p (initialized here; p must not be a live handle, see
+ * section 10). On failure p is not a handle and cb never runs. */
 EVLOOP_API int evloop_spawn(evloop *loop, evloop_process *p, const evloop_process_options *opts,
                             evloop_exit_cb cb);
 /* -ESRCH once the child has been reaped. */
@@ -3553,6 +3563,14 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
     pid_t pid;
     ssize_t n;
     EVLOOP_ASSERT(loop && p && o);
+    /* p must not be listed (a live handle, or a closed one whose close
+     * callback is still due): init would wipe it while the loop holds it.
+     * A walk of the handles is cheap next to the fork. */
+    {
+        const evloop_handle *h;
+        for (h = loop->handles; h; h = h->next)
+            EVLOOP_ASSERT(h != &p->handle);
+    }
     if (!o->file || !o->args || !o->args[0])
         return -EINVAL;
     for (i = 0; i < 3; i++) {

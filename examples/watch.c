@@ -37,8 +37,11 @@ static watched dirs[MAX_DIRS];
 static int ndirs;
 static const char *command, *extensions;
 static evloop *loop;
+/* The command's process. Its struct is reused for the next run only after
+ * the close callback of the previous one ran (CHILD_CLOSING until then). */
 static evloop_process child;
-static int child_running, restart_pending, quitting;
+static enum { CHILD_NONE, CHILD_RUNNING, CHILD_CLOSING } child_state;
+static int restart_pending, quitting;
 static evloop_signal sigint, sigterm;
 
 static void stamp(void)
@@ -82,22 +85,26 @@ static int ignored(const char *name)
 
 static void start_command(void);
 
+static void on_child_closed(evloop_handle *h)
+{
+    (void)h;
+    child_state = CHILD_NONE;
+    if (!quitting && restart_pending) {
+        restart_pending = 0;
+        start_command();
+    }
+}
+
 static void on_exit_cb(evloop_process *p, int64_t status, int sig)
 {
-    child_running = 0;
     stamp();
     if (sig)
         printf("Stopped by signal %d\n", sig);
     else
         printf("Exited with code %lld\n", (long long)status);
     fflush(stdout);
-    evloop_close(&p->handle, NULL);
-    if (quitting)
-        return;
-    if (restart_pending) {
-        restart_pending = 0;
-        start_command();
-    }
+    child_state = CHILD_CLOSING;
+    evloop_close(&p->handle, on_child_closed); /* restarts from there if due */
 }
 
 static void start_command(void)
@@ -117,7 +124,7 @@ static void start_command(void)
         printf("Cannot run /bin/sh: %s\n", evloop_strerror(rc));
         return;
     }
-    child_running = 1;
+    child_state = CHILD_RUNNING;
 }
 
 /* After a burst has been printed: run (or restart) the command once. */
@@ -125,10 +132,10 @@ static void rerun(evloop *l, void *arg)
 {
     (void)l;
     (void)arg;
-    if (!restart_pending)
-        return;
-    if (child_running) {
-        evloop_process_kill(&child, SIGTERM); /* restarts from on_exit_cb */
+    if (!restart_pending || child_state == CHILD_CLOSING)
+        return; /* on_child_closed starts it */
+    if (child_state == CHILD_RUNNING) {
+        evloop_process_kill(&child, SIGTERM); /* then on_exit_cb, on_child_closed */
         return;
     }
     restart_pending = 0;
@@ -172,7 +179,7 @@ static void on_signal(evloop_signal *s, int signum)
 {
     (void)signum;
     quitting = 1;
-    if (child_running)
+    if (child_state == CHILD_RUNNING)
         evloop_process_kill(&child, SIGTERM);
     evloop_walk(s->handle.loop, close_all, NULL);
 }

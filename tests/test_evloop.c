@@ -1810,6 +1810,74 @@ TEST(process_close_before_exit_reaps_later)
     free_loop(loop);
 }
 
+/* The struct of a process that ended is reused for the next child from its
+ * close callback (as examples/watch.c restarts its command). */
+static evloop_process respawn_p;
+static int respawn_runs;
+static void respawn_exit(evloop_process *p, int64_t status, int sig);
+static void respawn_closed(evloop_handle *h)
+{
+    static char *args[] = {(char *)"true", NULL};
+    evloop_process_options o;
+    (void)h;
+    if (respawn_runs == 3)
+        return;
+    memset(&o, 0, sizeof o);
+    o.file = "true";
+    o.args = args;
+    CHECK_INT(evloop_spawn(h->loop, &respawn_p, &o, respawn_exit), ==, 0);
+}
+static void respawn_exit(evloop_process *p, int64_t status, int sig)
+{
+    CHECK_INT(status, ==, 0);
+    CHECK_INT(sig, ==, 0);
+    respawn_runs++;
+    evloop_close(&p->handle, respawn_closed);
+}
+
+TEST(process_respawn_from_close_callback)
+{
+    evloop *loop = new_loop();
+    evloop_timer g;
+    respawn_runs = 0;
+    respawn_p.handle.loop = loop; /* respawn_closed reads it for the first run */
+    respawn_closed(&respawn_p.handle);
+    start_guard(loop, &g, 10000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_INT(respawn_runs, ==, 3);
+    free_loop(loop);
+}
+
+/* Spawning into a struct that is still a live handle is misuse, caught by
+ * EVLOOP_ASSERT (checked in a child process, which it aborts). */
+TEST(process_spawn_into_live_handle_asserts)
+{
+    pid_t pid;
+    int status = 0;
+    fflush(NULL);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        evloop *loop;
+        evloop_process p;
+        evloop_process_options o;
+        char *args[] = {(char *)"sleep", (char *)"1", NULL};
+        memset(&o, 0, sizeof o);
+        o.file = "sleep";
+        o.args = args;
+        (void)!freopen("/dev/null", "w", stderr); /* the assertion's message */
+        if (evloop_new(&loop, NULL) != 0 || evloop_spawn(loop, &p, &o, NULL) != 0)
+            _exit(3);
+        evloop_close(&p.handle, NULL); /* closing, close callback not yet run */
+        evloop_spawn(loop, &p, &o, NULL);
+        _exit(0);
+    }
+    REQUIRE_INT(waitpid(pid, &status, 0), ==, pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_INT(WIFSIGNALED(status) ? WTERMSIG(status) : 0, ==, SIGABRT);
+}
+
 /* ---- file watching ------------------------------------------------------------------------- */
 
 typedef struct fsrec {
@@ -2001,6 +2069,8 @@ int main(void)
     RUN(process_stdio_pipes_env_cwd);
     RUN(process_stdio_fd);
     RUN(process_close_before_exit_reaps_later);
+    RUN(process_respawn_from_close_callback);
+    RUN(process_spawn_into_live_handle_asserts);
     RUN(fswatch_directory_recursive);
     RUN(fswatch_debounce_and_single_file);
     RUN(error_names);
