@@ -250,7 +250,9 @@
  *   watched through its directory, so editors that save by writing a new
  *   file and renaming it over the old one are seen as a change. When the
  *   kernel's event queue overflows, cb runs once with EVLOOP_FS_OVERFLOW
- *   and an empty name: rescan what you watch.
+ *   and an empty name: rescan what you watch. The name is valid only
+ *   during the callback (copy it to keep it). A callback may stop, restart
+ *   or close its watcher; events not yet delivered are then dropped.
  *
  * 12. ERRORS, LIMITS, THREADING ------------------------------------------------------
  *
@@ -540,6 +542,7 @@ struct evloop_fswatch {
     evloop_fswatch_cb cb;
     evloop_timer debounce;
     struct evloop__fswatch_state *st; /* private, allocated by start */
+    unsigned gen; /* counts stops: a callback may stop (and restart) w */
 };
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -3862,10 +3865,11 @@ static void evloop__fs_flush(evloop_timer *t)
     evloop_fswatch *w = EVLOOP__CONTAINER(t, evloop_fswatch, debounce);
     evloop__fsev *q = w->st->q;
     size_t n = w->st->nq, i;
+    unsigned gen = w->gen;
     w->st->q = NULL;
     w->st->nq = w->st->capq = 0;
     for (i = 0; i < n; i++) {
-        if (w->st && !(w->handle.flags & EVLOOP__F_CLOSING)) {
+        if (w->gen == gen) { /* not stopped (or closed) by a callback */
             w->cb(w, q[i].path, q[i].events);
             EVLOOP__TICKS(w->handle.loop);
         }
@@ -3881,6 +3885,7 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     struct evloop__fswatch_state *st = w->st;
     char *full = rel[0] ? evloop__join(st->root, rel) : evloop__strdup(st->root);
     int wd, rc = 0;
+    unsigned gen = w->gen;
     size_t i;
     if (!full)
         return -ENOMEM;
@@ -3918,7 +3923,7 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     if (st->flags & EVLOOP_FSWATCH_RECURSIVE) {
         DIR *d = opendir(full);
         struct dirent *e;
-        while (d && (e = readdir(d)) != NULL && w->st) {
+        while (d && (e = readdir(d)) != NULL && w->gen == gen) {
             char *child;
             int isdir;
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -3935,7 +3940,7 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
             }
             if (report)
                 evloop__fs_emit(w, child, EVLOOP_FS_ADD);
-            if (isdir && w->st)
+            if (isdir && w->gen == gen)
                 (void)evloop__fs_add_dir(w, child, report); /* gone already: fine */
             EVLOOP_FREE(child);
         }
@@ -3968,7 +3973,7 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
     struct evloop__fswatch_state *st = w->st;
     const char *rel;
     char *path;
-    unsigned ev = 0;
+    unsigned ev = 0, gen = w->gen;
     int isdir = (e->mask & IN_ISDIR) != 0;
     size_t i;
     if (e->mask & IN_Q_OVERFLOW) {
@@ -4006,7 +4011,8 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
     if (!path)
         return;
     evloop__fs_emit(w, path, ev);
-    if (w->st && isdir && (st->flags & EVLOOP_FSWATCH_RECURSIVE)) {
+    /* the callback may have stopped w, freeing st: look at it only if not */
+    if (w->gen == gen && isdir && (st->flags & EVLOOP_FSWATCH_RECURSIVE)) {
         if (e->mask & (IN_CREATE | IN_MOVED_TO))
             (void)evloop__fs_add_dir(w, path, 1);
         else if (e->mask & IN_MOVED_FROM)
@@ -4018,6 +4024,7 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
 static void evloop__fs_read(evloop *loop, evloop__watcher *iow, unsigned events)
 {
     evloop_fswatch *w = EVLOOP__CONTAINER(iow, evloop_fswatch, w);
+    unsigned gen = w->gen;
     (void)events;
     for (;;) {
         ssize_t n = read(iow->fd, loop->rbuf, loop->rbuf_size), off = 0;
@@ -4030,7 +4037,7 @@ static void evloop__fs_read(evloop *loop, evloop__watcher *iow, unsigned events)
             memcpy(&e, loop->rbuf + off, sizeof e);
             evloop__fs_event(w, &e, loop->rbuf + off + sizeof e);
             off += (ssize_t)(sizeof e + e.len);
-            if (!w->st || (w->handle.flags & EVLOOP__F_CLOSING))
+            if (w->gen != gen) /* stopped or closed: the rest is the old watch's */
                 return;
         }
     }
@@ -4120,6 +4127,7 @@ EVLOOP__DEF int evloop_fswatch_stop(evloop_fswatch *w)
 {
     if (!w->st)
         return 0;
+    w->gen++; /* tells a delivery in progress that st is gone */
     evloop_timer_stop(&w->debounce);
     evloop__watcher_detach(w->handle.loop, &w->w);
     evloop__close_fd(w->w.fd);

@@ -2012,6 +2012,51 @@ TEST(fswatch_debounce_and_single_file)
     free_loop(loop);
 }
 
+/* A callback that stops and restarts its own watcher: the delivery in
+ * progress (a read batch, a new directory being scanned, a debounced
+ * flush) must not touch the old state, and the rest of the old watch's
+ * events is dropped; the new watch works. Under ASan this catches a use
+ * after free. */
+static evloop_fswatch_options restart_opts;
+static int restart_count;
+static void on_fs_restart(evloop_fswatch *w, const char *name, unsigned ev)
+{
+    on_fs(w, name, ev);
+    if (restart_count++ == 0) {
+        CHECK_INT(evloop_fswatch_stop(w), ==, 0);
+        CHECK_INT(evloop_fswatch_start(w, fsdir, &restart_opts, on_fs_restart), ==, 0);
+    }
+}
+
+TEST(fswatch_restart_from_callback)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    int debounced;
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw3-%d", (int)getpid());
+    for (debounced = 0; debounced < 2; debounced++) {
+        sh("rm -rf %s && mkdir -p %s", fsdir);
+        memset(&restart_opts, 0, sizeof restart_opts);
+        restart_opts.flags = EVLOOP_FSWATCH_RECURSIVE;
+        restart_opts.debounce_ms = debounced ? 20 : 0;
+        nfs = restart_count = 0;
+        evloop_fswatch_init(loop, &w);
+        REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &restart_opts, on_fs_restart), ==, 0);
+        /* one read batch: a directory (scanned when it appears), then files */
+        sh("mkdir %s/sub && touch %s/sub/in-sub %s/a %s/b", fsdir);
+        run_for(loop, 100);
+        CHECK_INT(nfs, ==, 1); /* the rest belonged to the stopped watch */
+        CHECK_STR(fsl[0].name, "sub");
+        sh("touch %s/after", fsdir);
+        run_for(loop, 100);
+        CHECK(fs_events_for("after") & EVLOOP_FS_ADD);
+        evloop_close(&w.handle, NULL);
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    }
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
 /* ---- errors ---------------------------------------------------------------------------------- */
 
 TEST(error_names)
@@ -2073,6 +2118,7 @@ int main(void)
     RUN(process_spawn_into_live_handle_asserts);
     RUN(fswatch_directory_recursive);
     RUN(fswatch_debounce_and_single_file);
+    RUN(fswatch_restart_from_callback);
     RUN(error_names);
     return test_done();
 }
