@@ -241,18 +241,27 @@
  *   evloop_fswatch_start(w, path, options, cb) watches a file or a directory
  *   (inotify; Linux only, -ENOSYS elsewhere). cb(w, name, events) gets the
  *   path relative to the watched directory (for a file: its name) and
- *   EVLOOP_FS_ADD / _CHANGE / _DELETE / _RENAME bits. With
+ *   EVLOOP_FS_ADD / _CHANGE / _DELETE / _RENAME bits. The name is valid
+ *   only during the callback (copy it to keep it). With
  *   EVLOOP_FSWATCH_RECURSIVE subdirectories are watched too, including
  *   ones created later (files already in them are reported as added). With
  *   options->debounce_ms > 0 events are collected until no new one arrives
  *   for that long (at most 10 times that long after the first), merged per
- *   path, and delivered in order of first occurrence. A single file is
- *   watched through its directory, so editors that save by writing a new
- *   file and renaming it over the old one are seen as a change. When the
- *   kernel's event queue overflows, cb runs once with EVLOOP_FS_OVERFLOW
- *   and an empty name: rescan what you watch. The name is valid only
- *   during the callback (copy it to keep it). A callback may stop, restart
- *   or close its watcher; events not yet delivered are then dropped.
+ *   path, and delivered in order of first occurrence.
+ *
+ *   In a directory, a rename reports EVLOOP_FS_RENAME for the old name and
+ *   for the new one. A single file is watched through its directory, by
+ *   name: a file renamed over it (how editors save) reports
+ *   EVLOOP_FS_CHANGE, the file renamed away EVLOOP_FS_DELETE, made again
+ *   EVLOOP_FS_ADD. A symbolic link given as the directory is followed
+ *   (links inside the tree are not); a link given as the single file is
+ *   watched as the link's own name in its directory (writes through it to
+ *   a target that lives elsewhere are not seen). Deleting (or moving) the
+ *   watched directory reports EVLOOP_FS_DELETE with an empty name; the
+ *   watcher then stays started but sees nothing more. When the kernel's
+ *   event queue overflows, cb runs once with EVLOOP_FS_OVERFLOW and an
+ *   empty name: rescan what you watch. A callback may stop, restart or
+ *   close its watcher; events not yet delivered are then dropped.
  *
  * 12. ERRORS, LIMITS, THREADING ------------------------------------------------------
  *
@@ -276,8 +285,11 @@
  *   Node's cluster); signals are delivered to every loop that watches them.
  *
  *   Memory: no allocation per event in steady state. Queues (timers heap,
- *   next-tick, immediates, fd table) grow geometrically and are reused.
- *   evloop_write_copy allocates for the part it cannot write at once.
+ *   next-tick, immediates, fd table, a file watcher's path and debounce
+ *   buffers) grow geometrically and are reused. evloop_write_copy
+ *   allocates for the part it cannot write at once, evloop_write for an
+ *   array of more than 4 buffers it cannot write at once, a file watcher
+ *   for each new directory it follows.
  */
 
 #ifndef EVLOOP_H
@@ -3775,9 +3787,18 @@ typedef struct evloop__wd {
 } evloop__wd;
 
 typedef struct evloop__fsev {
-    char *path;
+    size_t name; /* offset of the path in the queue's names */
     unsigned events;
 } evloop__fsev;
+
+/* Debounced events, merged per path, in order of first occurrence. A flush
+ * empties it but keeps its memory for the next burst. */
+typedef struct evloop__fsq {
+    evloop__fsev *ev;
+    size_t n, cap;
+    char *names; /* the paths, each NUL-terminated */
+    size_t len, names_cap;
+} evloop__fsq;
 
 struct evloop__fswatch_state {
     char *root;  /* the directory watched */
@@ -3785,9 +3806,10 @@ struct evloop__fswatch_state {
     unsigned flags, debounce_ms;
     evloop__wd *wds;
     size_t nwds, capwds;
-    evloop__fsev *q; /* debounced events, in order of first occurrence */
-    size_t nq, capq;
+    evloop__fsq q;
     uint64_t burst_start;
+    char *path; /* the path of the event being delivered; reused */
+    size_t path_cap;
 };
 
 #define EVLOOP__IN_MASK (IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | \
@@ -3817,9 +3839,44 @@ static char *evloop__join(const char *a, const char *b)
     return d;
 }
 
+/* Makes room for `need` elements of `size` bytes in *buf (capacity *cap,
+ * doubled as needed, never shrunk). */
+static int evloop__reserve(void **buf, size_t *cap, size_t need, size_t size)
+{
+    size_t ncap = *cap ? *cap : 16;
+    void *nb;
+    if (need <= *cap)
+        return 0;
+    while (ncap < need)
+        ncap *= 2;
+    nb = EVLOOP_REALLOC(*buf, ncap * size);
+    if (!nb)
+        return -ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+/* rel "/" name in the state's path buffer (name alone when rel is ""). */
+static const char *evloop__fs_path(struct evloop__fswatch_state *st, const char *rel,
+                                   const char *name)
+{
+    size_t nr = strlen(rel), nn = strlen(name);
+    if (evloop__reserve((void **)&st->path, &st->path_cap, nr + nn + 2, 1) < 0)
+        return NULL;
+    memcpy(st->path, rel, nr);
+    if (nr)
+        st->path[nr++] = '/';
+    memcpy(st->path + nr, name, nn + 1);
+    return st->path;
+}
+
+/* Delivers an event, or adds it to the debounce queue and (re)arms the
+ * flush. Without memory for the queue, or for the timer, it goes out now. */
 static void evloop__fs_emit(evloop_fswatch *w, const char *path, unsigned events)
 {
     struct evloop__fswatch_state *st = w->st;
+    evloop__fsq *q = &st->q;
     evloop *loop = w->handle.loop;
     uint64_t now = loop->time, due, limit;
     size_t i;
@@ -3828,54 +3885,55 @@ static void evloop__fs_emit(evloop_fswatch *w, const char *path, unsigned events
         EVLOOP__TICKS(loop);
         return;
     }
-    for (i = 0; i < st->nq; i++)
-        if (strcmp(st->q[i].path, path) == 0)
+    for (i = 0; i < q->n; i++)
+        if (strcmp(q->names + q->ev[i].name, path) == 0)
             break;
-    if (i < st->nq) {
-        st->q[i].events |= events;
+    if (i < q->n) {
+        q->ev[i].events |= events;
     } else {
-        char *copy = evloop__strdup(path);
-        if (st->nq == st->capq) {
-            size_t ncap = st->capq ? st->capq * 2 : 16;
-            evloop__fsev *nq = (evloop__fsev *)EVLOOP_REALLOC(st->q, ncap * sizeof *nq);
-            if (nq) {
-                st->q = nq;
-                st->capq = ncap;
-            }
-        }
-        if (!copy || st->nq == st->capq) { /* no memory: deliver it now */
-            EVLOOP_FREE(copy);
+        size_t len = strlen(path) + 1;
+        if (evloop__reserve((void **)&q->ev, &q->cap, q->n + 1, sizeof *q->ev) < 0 ||
+            evloop__reserve((void **)&q->names, &q->names_cap, q->len + len, 1) < 0) {
             w->cb(w, path, events);
             EVLOOP__TICKS(loop);
             return;
         }
-        if (!st->nq)
+        if (!q->n)
             st->burst_start = now;
-        st->q[st->nq].path = copy;
-        st->q[st->nq].events = events;
-        st->nq++;
+        memcpy(q->names + q->len, path, len);
+        q->ev[q->n].name = q->len;
+        q->ev[q->n].events = events;
+        q->n++;
+        q->len += len;
     }
     limit = st->burst_start + 10u * (uint64_t)st->debounce_ms;
     due = now + st->debounce_ms < limit ? now + st->debounce_ms : limit;
-    (void)evloop_timer_start(&w->debounce, evloop__fs_flush, due > now ? due - now : 0, 0);
+    if (evloop_timer_start(&w->debounce, evloop__fs_flush, due > now ? due - now : 0, 0) < 0)
+        evloop__fs_flush(&w->debounce); /* no room for the timer: no delay either */
 }
 
+/* The debounce timer: delivers the queue from a copy (a callback may stop
+ * w, which frees st), then gives the memory back for the next burst. No
+ * event can be queued meanwhile: inotify is read in the poll phase only. */
 static void evloop__fs_flush(evloop_timer *t)
 {
     evloop_fswatch *w = EVLOOP__CONTAINER(t, evloop_fswatch, debounce);
-    evloop__fsev *q = w->st->q;
-    size_t n = w->st->nq, i;
+    evloop__fsq q = w->st->q;
     unsigned gen = w->gen;
-    w->st->q = NULL;
-    w->st->nq = w->st->capq = 0;
-    for (i = 0; i < n; i++) {
-        if (w->gen == gen) { /* not stopped (or closed) by a callback */
-            w->cb(w, q[i].path, q[i].events);
-            EVLOOP__TICKS(w->handle.loop);
-        }
-        EVLOOP_FREE(q[i].path);
+    size_t i;
+    memset(&w->st->q, 0, sizeof w->st->q);
+    evloop_timer_stop(&w->debounce); /* when called directly by evloop__fs_emit */
+    for (i = 0; i < q.n && w->gen == gen; i++) { /* until a callback stops w */
+        w->cb(w, q.names + q.ev[i].name, q.ev[i].events);
+        EVLOOP__TICKS(w->handle.loop);
     }
-    EVLOOP_FREE(q);
+    if (w->gen == gen) {
+        q.n = q.len = 0;
+        w->st->q = q;
+    } else {
+        EVLOOP_FREE(q.ev);
+        EVLOOP_FREE(q.names);
+    }
 }
 
 /* Watches root/rel; with RECURSIVE its subdirectories too. report: also
@@ -3889,7 +3947,10 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     size_t i;
     if (!full)
         return -ENOMEM;
-    wd = inotify_add_watch(w->w.fd, full, EVLOOP__IN_MASK | IN_ONLYDIR | IN_DONT_FOLLOW);
+    /* the root may be a symbolic link to a directory; links inside the tree
+     * are not followed (they could loop) */
+    wd = inotify_add_watch(w->w.fd, full,
+                           EVLOOP__IN_MASK | IN_ONLYDIR | (rel[0] ? IN_DONT_FOLLOW : 0u));
     if (wd < 0) {
         rc = -errno;
         EVLOOP_FREE(full);
@@ -3951,14 +4012,15 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     return 0;
 }
 
-/* A directory moved away: stop watching it and everything under it. */
+/* A directory moved away: stop watching it and everything under it (all
+ * of the tree for the root, rel ""). */
 static void evloop__fs_forget(evloop_fswatch *w, const char *rel)
 {
     struct evloop__fswatch_state *st = w->st;
     size_t n = strlen(rel), i;
     for (i = 0; i < st->nwds;) {
         const char *r = st->wds[i].rel;
-        if (strncmp(r, rel, n) == 0 && (r[n] == 0 || r[n] == '/')) {
+        if (!n || (strncmp(r, rel, n) == 0 && (r[n] == 0 || r[n] == '/'))) {
             (void)inotify_rm_watch(w->w.fd, st->wds[i].wd);
             EVLOOP_FREE(st->wds[i].rel);
             st->wds[i] = st->wds[--st->nwds];
@@ -3971,8 +4033,7 @@ static void evloop__fs_forget(evloop_fswatch *w, const char *rel)
 static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, const char *name)
 {
     struct evloop__fswatch_state *st = w->st;
-    const char *rel;
-    char *path;
+    const char *rel, *path;
     unsigned ev = 0, gen = w->gen;
     int isdir = (e->mask & IN_ISDIR) != 0;
     size_t i;
@@ -3991,8 +4052,11 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
     }
     rel = st->wds[i].rel;
     if (!e->len || !name[0]) { /* about the watched directory itself */
-        if ((e->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) && !rel[0])
+        if ((e->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) && !rel[0]) {
             evloop__fs_emit(w, st->only ? st->only : "", EVLOOP_FS_DELETE);
+            if (w->gen == gen) /* moved away, it would go on reporting */
+                evloop__fs_forget(w, "");
+        }
         return;
     }
     if (st->only && (rel[0] || strcmp(name, st->only) != 0))
@@ -4001,13 +4065,15 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
         ev = EVLOOP_FS_ADD;
     else if (e->mask & IN_DELETE)
         ev = EVLOOP_FS_DELETE;
-    else if (e->mask & (IN_MOVED_FROM | IN_MOVED_TO))
-        ev = EVLOOP_FS_RENAME;
+    else if (e->mask & IN_MOVED_TO) /* a watched file replaced by a rename: saved */
+        ev = st->only ? EVLOOP_FS_CHANGE : EVLOOP_FS_RENAME;
+    else if (e->mask & IN_MOVED_FROM) /* a watched file renamed away: gone */
+        ev = st->only ? EVLOOP_FS_DELETE : EVLOOP_FS_RENAME;
     else if ((e->mask & (IN_MODIFY | IN_ATTRIB)) && !isdir)
         ev = EVLOOP_FS_CHANGE;
     if (!ev)
         return;
-    path = evloop__join(rel, name);
+    path = evloop__fs_path(st, rel, name);
     if (!path)
         return;
     evloop__fs_emit(w, path, ev);
@@ -4018,7 +4084,6 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
         else if (e->mask & IN_MOVED_FROM)
             evloop__fs_forget(w, path);
     }
-    EVLOOP_FREE(path);
 }
 
 static void evloop__fs_read(evloop *loop, evloop__watcher *iow, unsigned events)
@@ -4048,10 +4113,10 @@ static void evloop__fs_free_state(struct evloop__fswatch_state *st)
     size_t i;
     for (i = 0; i < st->nwds; i++)
         EVLOOP_FREE(st->wds[i].rel);
-    for (i = 0; i < st->nq; i++)
-        EVLOOP_FREE(st->q[i].path);
     EVLOOP_FREE(st->wds);
-    EVLOOP_FREE(st->q);
+    EVLOOP_FREE(st->q.ev);
+    EVLOOP_FREE(st->q.names);
+    EVLOOP_FREE(st->path);
     EVLOOP_FREE(st->root);
     EVLOOP_FREE(st->only);
     EVLOOP_FREE(st);

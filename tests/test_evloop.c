@@ -2003,11 +2003,21 @@ TEST(fswatch_debounce_and_single_file)
     REQUIRE_INT(evloop_fswatch_start(&f, file, NULL, on_fs), ==, 0);
     sh("cd %s && echo 1 > other.txt && echo new > tmp.swp && mv tmp.swp watched.c", fsdir);
     run_for(loop, 50);
+    CHECK_INT(fs_count_for("other.txt"), ==, 0); /* only the file itself */
+    CHECK_INT(fs_count_for("watched.c"), ==, 1);
+    CHECK_UINT(fs_events_for("watched.c"), ==, EVLOOP_FS_CHANGE); /* saved, not renamed */
+    nfs = 0;
     sh("cd %s && echo more >> watched.c", fsdir);
     run_for(loop, 50);
-    CHECK_INT(fs_count_for("other.txt"), ==, 0); /* only the file itself */
-    CHECK(fs_events_for("watched.c") & EVLOOP_FS_RENAME);
-    CHECK(fs_events_for("watched.c") & EVLOOP_FS_CHANGE); /* still watched after the rename */
+    CHECK_UINT(fs_events_for("watched.c"), ==, EVLOOP_FS_CHANGE); /* still watched */
+    /* renamed away, then made again */
+    nfs = 0;
+    sh("cd %s && mv watched.c moved.c && echo back > watched.c", fsdir);
+    run_for(loop, 50);
+    REQUIRE_INT(nfs, >=, 2);
+    CHECK_UINT(fsl[0].ev, ==, EVLOOP_FS_DELETE);
+    CHECK_UINT(fsl[1].ev, ==, EVLOOP_FS_ADD);
+    CHECK_INT(fs_count_for("moved.c"), ==, 0);
     sh("rm -rf %s", fsdir);
     free_loop(loop);
 }
@@ -2055,6 +2065,213 @@ TEST(fswatch_restart_from_callback)
     }
     sh("rm -rf %s", fsdir);
     free_loop(loop);
+}
+
+/* ---- memory: no allocation per event in steady state ----------------------------------------- */
+
+/* Ping-pong between two streams, with a repeating timer, an immediate and
+ * a next-tick per round; after a warm-up, evloop.h allocates nothing. */
+static evloop_stream pp_a, pp_b;
+static evloop_write_req pp_reqs[2][2];
+static evloop_timer pp_timer;
+static long pp_rounds, pp_allocs;
+static int pp_ticks, pp_imms, pp_timer_runs;
+static void pp_written(evloop_write_req *r, int status)
+{
+    (void)r;
+    CHECK_INT(status, ==, 0);
+}
+static void pp_tick(evloop *l, void *a)
+{
+    (void)l;
+    (void)a;
+    pp_ticks++;
+}
+static void pp_imm(evloop *l, void *a)
+{
+    (void)a;
+    pp_imms++;
+    evloop_next_tick(l, pp_tick, NULL);
+}
+static void pp_on_timer(evloop_timer *t) { (void)t; pp_timer_runs++; }
+static void pp_send(evloop_stream *s)
+{
+    evloop_buf b;
+    int side = s == &pp_b;
+    b.iov_base = (void *)"ping";
+    b.iov_len = 4;
+    /* two requests per side, used in turn: one's callback is always done */
+    CHECK_INT(evloop_write(&pp_reqs[side][pp_rounds & 1], s, &b, 1, pp_written), ==, 0);
+}
+static void pp_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    REQUIRE(n == 4);
+    if (s == &pp_a) {
+        pp_rounds++;
+        if (pp_rounds == 200) /* warmed up */
+            alloc_count = 0;
+        if (pp_rounds == 2200) {
+            pp_allocs = alloc_count;
+            evloop_close(&pp_a.handle, NULL);
+            evloop_close(&pp_b.handle, NULL);
+            evloop_close(&pp_timer.handle, NULL);
+            return;
+        }
+    }
+    evloop_set_immediate(s->handle.loop, pp_imm, NULL);
+    pp_send(s);
+}
+
+/* Appends to file `writes` times, each time running the loop long enough
+ * for the event to come (and its debounce to end); the events seen. */
+static int events_after_writes(evloop *loop, const char *file, unsigned debounce_ms, int writes)
+{
+    int fd = open(file, O_WRONLY | O_APPEND), i;
+    nfs = 0;
+    for (i = 0; i < writes; i++) {
+        CHECK_INT(write(fd, "x", 1), ==, 1);
+        run_for(loop, debounce_ms ? 3 * debounce_ms : 10);
+    }
+    close(fd);
+    return nfs;
+}
+
+TEST(no_allocation_in_steady_state)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    evloop_fswatch_options o;
+    evloop_timer g;
+    char file[192];
+    int sv[2];
+    unsigned debounce;
+    /* streams, timers, immediates, next-tick */
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &pp_a);
+    evloop_pipe_init(loop, &pp_b);
+    evloop_stream_open(&pp_a, sv[0]);
+    evloop_stream_open(&pp_b, sv[1]);
+    evloop_timer_init(loop, &pp_timer);
+    evloop_timer_start(&pp_timer, pp_on_timer, 1, 1);
+    pp_rounds = pp_allocs = 0;
+    pp_ticks = pp_imms = pp_timer_runs = 0;
+    evloop_read_start(&pp_a, pp_read);
+    evloop_read_start(&pp_b, pp_read);
+    pp_send(&pp_a);
+    start_guard(loop, &g, 20000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_INT(pp_rounds, ==, 2200);
+    CHECK_INT(pp_allocs, ==, 0);
+    CHECK_INT(pp_imms, >=, 4000);
+    CHECK_INT(pp_ticks, ==, pp_imms);
+    CHECK_INT(pp_timer_runs, >, 0);
+    /* file events, delivered at once and debounced */
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw4-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s && touch %s/f", fsdir);
+    snprintf(file, sizeof file, "%s/f", fsdir);
+    for (debounce = 0; debounce <= 10; debounce += 10) {
+        memset(&o, 0, sizeof o);
+        o.debounce_ms = debounce;
+        evloop_fswatch_init(loop, &w);
+        REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &o, on_fs), ==, 0);
+        CHECK_INT(events_after_writes(loop, file, debounce, 3), ==, 3); /* warm-up */
+        alloc_count = 0;
+        CHECK_INT(events_after_writes(loop, file, debounce, 10), ==, 10);
+        CHECK_INT(alloc_count, ==, 0);
+        CHECK_STR(fsl[0].name, "f");
+        CHECK_UINT(fsl[0].ev, ==, EVLOOP_FS_CHANGE);
+        evloop_close(&w.handle, NULL);
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    }
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
+/* The watched directory: a symbolic link to it is followed; deleted or
+ * moved away, it reports EVLOOP_FS_DELETE with an empty name, then
+ * nothing (the moved directory is no longer watched). */
+TEST(fswatch_root_symlink_deleted_moved)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    char path[192];
+    int moved;
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw5-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s/real && ln -s real %s/link", fsdir);
+    snprintf(path, sizeof path, "%s/link", fsdir);
+    nfs = 0;
+    evloop_fswatch_init(loop, &w);
+    REQUIRE_INT(evloop_fswatch_start(&w, path, NULL, on_fs), ==, 0);
+    sh("touch %s/real/x", fsdir);
+    run_for(loop, 50);
+    CHECK(fs_events_for("x") & EVLOOP_FS_ADD);
+    evloop_close(&w.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT); /* its close callback: w is free again */
+    snprintf(path, sizeof path, "%s/real", fsdir);
+    for (moved = 0; moved < 2; moved++) {
+        sh("rm -rf %s/moved %s/real && mkdir -p %s/real", fsdir);
+        nfs = 0;
+        evloop_fswatch_init(loop, &w);
+        REQUIRE_INT(evloop_fswatch_start(&w, path, NULL, on_fs), ==, 0);
+        if (moved)
+            sh("mv %s/real %s/moved", fsdir);
+        else
+            sh("rm -rf %s/real", fsdir);
+        run_for(loop, 50);
+        REQUIRE_INT(nfs, ==, 1);
+        CHECK_STR(fsl[0].name, "");
+        CHECK_UINT(fsl[0].ev, ==, EVLOOP_FS_DELETE);
+        CHECK(evloop_is_active(&w.handle));
+        sh("mkdir -p %s/real %s/moved && touch %s/real/y %s/moved/y", fsdir);
+        run_for(loop, 50);
+        CHECK_INT(nfs, ==, 1); /* nothing more */
+        evloop_close(&w.handle, NULL);
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    }
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
+/* With no memory to arm the debounce timer (the heap is full and cannot
+ * grow), an event is delivered at once instead of never. */
+TEST(fswatch_debounce_without_timer_memory)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    evloop_fswatch_options o;
+    evloop_timer *fill;
+    char file[192];
+    size_t i, nfill;
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw6-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s && touch %s/f", fsdir);
+    snprintf(file, sizeof file, "%s/f", fsdir);
+    memset(&o, 0, sizeof o);
+    o.debounce_ms = 20;
+    evloop_fswatch_init(loop, &w);
+    REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &o, on_fs), ==, 0);
+    CHECK_INT(events_after_writes(loop, file, 20, 1), ==, 1); /* buffers made */
+    /* white-box: fill the timer heap to its capacity */
+    nfill = loop->heap_cap - loop->heap_len;
+    fill = (evloop_timer *)calloc(nfill, sizeof *fill);
+    for (i = 0; i < nfill; i++) {
+        evloop_timer_init(loop, &fill[i]);
+        evloop_timer_start(&fill[i], count_timer, 60000, 0);
+    }
+    REQUIRE_UINT(loop->heap_len, ==, loop->heap_cap);
+    nfs = 0;
+    sh("echo x >> %s/f", fsdir);
+    alloc_fail = 1;
+    for (i = 0; i < 5 && !nfs; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    alloc_fail = 0;
+    CHECK_INT(nfs, ==, 1);
+    for (i = 0; i < nfill; i++)
+        evloop_close(&fill[i].handle, NULL);
+    free_loop(loop);
+    free(fill);
+    sh("rm -rf %s", fsdir);
 }
 
 /* ---- errors ---------------------------------------------------------------------------------- */
@@ -2119,6 +2336,9 @@ int main(void)
     RUN(fswatch_directory_recursive);
     RUN(fswatch_debounce_and_single_file);
     RUN(fswatch_restart_from_callback);
+    RUN(fswatch_root_symlink_deleted_moved);
+    RUN(fswatch_debounce_without_timer_memory);
+    RUN(no_allocation_in_steady_state);
     RUN(error_names);
     return test_done();
 }
