@@ -169,11 +169,14 @@
  *   you keep. Idle connections cost no buffer memory.
  *
  *   Writing: evloop_write(req, s, bufs, n, on_write) writes at once what the
- *   kernel takes and queues the rest. The bytes stay yours and must stay
- *   valid until on_write(req, status) runs (the array `bufs` itself is
- *   copied). Queued writes go out in order, several per writev. Status is
- *   0, or a negative errno (then the connection is unusable), or
- *   -ECANCELED when the stream was closed first. evloop_write_copy()
+ *   kernel takes and queues the rest. The request and the bytes stay yours
+ *   and must stay valid, untouched, until on_write(req, status) runs (the
+ *   array `bufs` itself is copied). Queued writes go out in order, several
+ *   per writev. Status is 0, or a negative errno (then the connection is
+ *   unusable), or -ECANCELED when the stream was closed first. A write
+ *   call that fails returns the error and never runs on_write; if it
+ *   fails after part of its bytes went out (no memory to queue the rest),
+ *   the stream is unusable from then on: later writes fail with -EPIPE. evloop_write_copy()
  *   copies what it cannot write at once, so the caller's bytes may be
  *   reused immediately; its callback may be NULL. evloop_try_write()
  *   writes what it can now and never queues.
@@ -677,9 +680,10 @@ EVLOOP_API int evloop_read_start(evloop_stream *s, evloop_read_cb cb);
 EVLOOP_API int evloop_read_stop(evloop_stream *s);
 EVLOOP_API int evloop_is_reading(const evloop_stream *s);
 
-/* Writes bufs[0..n) in order; see section 7. -EPIPE after shutdown or on a
- * closing stream, -ENOTCONN before the stream is open, or the error of the
- * first write attempt (the callback does not run then). */
+/* Writes bufs[0..n) in order; see section 7. req and the bytes must stay
+ * valid until cb. -EPIPE after shutdown, on a closing stream or after a
+ * failed write, -ENOTCONN before the stream is open, -ENOMEM, or the error
+ * of the first write attempt (the callback does not run then). */
 EVLOOP_API int evloop_write(evloop_write_req *req, evloop_stream *s, const evloop_buf *bufs,
                             unsigned n, evloop_write_cb cb);
 /* Like evloop_write, but copies what is not written at once; cb may be NULL
@@ -2431,22 +2435,30 @@ static int evloop__connect(evloop_stream *s, int domain, const struct sockaddr *
         r = connect(s->w.fd, addr, len);
     while (r < 0 && errno == EINTR);
     if (r < 0 && errno != EINPROGRESS) {
-        int err = -errno;
-        if (created) {
-            evloop__watcher_detach(s->handle.loop, &s->w);
-            evloop__close_fd(s->w.fd);
-            s->w.fd = -1;
-        }
-        return err == -EINPROGRESS ? 0 : err;
+        r = -errno;
+        goto fail;
     }
     s->cb.connect = cb;
-    s->handle.flags |= EVLOOP__S_CONNECTING;
-    if (r == 0) { /* done at once (Unix sockets): report it from the pending phase */
-        s->handle.flags |= EVLOOP__S_CONNECTED;
-        s->error = 0;
-        evloop__add_pending(s);
+    s->handle.flags |= EVLOOP__S_CONNECTING | (r == 0 ? EVLOOP__S_CONNECTED : 0u);
+    if ((r = evloop__stream_sync(s)) < 0) { /* cannot watch for the result */
+        s->handle.flags &= ~(EVLOOP__S_CONNECTING | EVLOOP__S_CONNECTED);
+        (void)evloop__stream_sync(s);
+        goto fail;
     }
-    return evloop__stream_sync(s);
+    if (s->handle.flags & EVLOOP__S_CONNECTED) { /* done at once (Unix sockets) */
+        s->error = 0;
+        evloop__add_pending(s); /* reported from the pending phase */
+    }
+    return 0;
+fail:
+    if (created) {
+        evloop__watcher_detach(s->handle.loop, &s->w);
+        evloop__close_fd(s->w.fd);
+        s->w.fd = -1;
+        s->w.et = 0;
+        s->handle.flags &= ~EVLOOP__S_SOCKET;
+    }
+    return r;
 }
 
 EVLOOP__DEF int evloop_tcp_connect(evloop_stream *s, const struct sockaddr *addr, evloop_connect_cb cb)
@@ -2884,19 +2896,44 @@ static int evloop__write_check(const evloop_stream *s)
     return 0;
 }
 
-/* Appends req (whose bufs hold what is left) to the write queue. */
+/* Appends req (whose bufs hold what is left) to the write queue. When the
+ * backend refuses to watch for writability, the queue is left as it was
+ * and the error returned: req is not queued, its callback will not run. */
 static int evloop__enqueue(evloop_stream *s, evloop_write_req *req, size_t left)
 {
+    evloop_write_req *tail = s->wq_tail;
+    uint32_t drain = s->handle.flags & EVLOOP__S_NEED_DRAIN;
+    int rc;
     req->next = NULL;
-    if (s->wq_tail)
-        s->wq_tail->next = req;
+    if (tail)
+        tail->next = req;
     else
         s->wq_head = req;
     s->wq_tail = req;
     s->queued += left;
     if (s->hwm && s->queued >= s->hwm)
         s->handle.flags |= EVLOOP__S_NEED_DRAIN;
-    return evloop__stream_sync(s);
+    rc = evloop__stream_sync(s);
+    if (rc < 0) {
+        if (tail)
+            tail->next = NULL;
+        else
+            s->wq_head = NULL;
+        s->wq_tail = tail;
+        s->queued -= left;
+        s->handle.flags = (s->handle.flags & ~EVLOOP__S_NEED_DRAIN) | drain;
+        (void)evloop__stream_sync(s);
+    }
+    return rc;
+}
+
+/* A write call fails after part of its bytes went out: the peer got a
+ * truncated message, so the stream must not carry any more writes. */
+static int evloop__write_failed(evloop_stream *s, int partial, int err)
+{
+    if (partial)
+        s->handle.flags |= EVLOOP__S_WFAILED;
+    return err;
 }
 
 static void evloop__done_later(evloop_stream *s, evloop_write_req *req)
@@ -2917,7 +2954,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
 {
     size_t total = evloop__bufs_size(bufs, n), wrote = 0;
     unsigned i;
-    int rc = evloop__write_check(s);
+    int rc = evloop__write_check(s), partial;
     if (rc < 0)
         return rc;
     req->stream = s;
@@ -2938,6 +2975,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
         return 0;
     }
     /* keep a copy of the descriptors of what is left */
+    partial = wrote > 0;
     while (n && wrote >= bufs[0].iov_len) {
         wrote -= bufs[0].iov_len;
         bufs++;
@@ -2948,7 +2986,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
     } else {
         req->bufs = (evloop_buf *)EVLOOP_MALLOC(n * sizeof *bufs);
         if (!req->bufs)
-            return -ENOMEM; /* some bytes may be gone: the stream is unusable */
+            return evloop__write_failed(s, partial, -ENOMEM);
         req->flags |= EVLOOP__W_HEAPBUFS;
     }
     for (i = 0; i < n; i++)
@@ -2956,7 +2994,14 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
     req->nbufs = n;
     req->bufs[0].iov_base = (char *)req->bufs[0].iov_base + wrote;
     req->bufs[0].iov_len -= wrote;
-    return evloop__enqueue(s, req, evloop__bufs_size(req->bufs, n));
+    rc = evloop__enqueue(s, req, evloop__bufs_size(req->bufs, n));
+    if (rc < 0) {
+        if (req->flags & EVLOOP__W_HEAPBUFS)
+            EVLOOP_FREE(req->bufs);
+        req->bufs = NULL;
+        return evloop__write_failed(s, partial, rc);
+    }
+    return 0;
 }
 
 EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len,
@@ -2982,7 +3027,7 @@ EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len
     left = len - wrote;
     req = (evloop_write_req *)EVLOOP_MALLOC(sizeof *req + left);
     if (!req)
-        return -ENOMEM;
+        return evloop__write_failed(s, wrote > 0, -ENOMEM);
     memset(req, 0, sizeof *req);
     req->data = arg;
     req->stream = s;
@@ -2997,7 +3042,12 @@ EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len
     req->nbufs = 1;
     req->u.bufsml[0].iov_base = (void *)(req + 1);
     req->u.bufsml[0].iov_len = left;
-    return evloop__enqueue(s, req, left);
+    rc = evloop__enqueue(s, req, left);
+    if (rc < 0) {
+        EVLOOP_FREE(req);
+        return evloop__write_failed(s, wrote > 0, rc);
+    }
+    return 0;
 }
 
 EVLOOP__DEF ssize_t evloop_try_write(evloop_stream *s, const evloop_buf *bufs, unsigned n)
@@ -3043,7 +3093,7 @@ EVLOOP__DEF int evloop_sendfile(evloop_write_req *req, evloop_stream *s, int fd,
         rc = evloop__file_step(s, req);
         if (rc < 0) {
             s->queued -= req->u.file.left;
-            return rc;
+            return evloop__write_failed(s, req->u.file.left != len, rc);
         }
         if (rc == 1) {
             evloop__done_later(s, req);
@@ -3051,7 +3101,8 @@ EVLOOP__DEF int evloop_sendfile(evloop_write_req *req, evloop_stream *s, int fd,
         }
     }
     s->queued -= req->u.file.left; /* evloop__enqueue counts it again */
-    return evloop__enqueue(s, req, req->u.file.left);
+    rc = evloop__enqueue(s, req, req->u.file.left);
+    return rc < 0 ? evloop__write_failed(s, req->u.file.left != len, rc) : 0;
 }
 
 EVLOOP__DEF int evloop_stream_detach(evloop_stream *s)

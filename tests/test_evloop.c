@@ -1285,8 +1285,12 @@ TEST(sendfile_in_order_with_writes)
     evloop_pipe_init(loop, &a);
     evloop_stream_open(&a, sv[0]);
     file_nstatus = 0;
-    CHECK_INT(evloop_sendfile(&r1, &a, fd, (int64_t)size - 10, 20, file_write_done), ==, -EIO);
     CHECK_INT(evloop_sendfile(&r1, &a, -1, 0, 20, file_write_done), ==, -EINVAL);
+    CHECK_INT(evloop_sendfile(&r1, &a, fd, (int64_t)size - 10, 20, file_write_done), ==, -EIO);
+    /* 10 of the 20 bytes went out: the stream takes no more writes */
+    CHECK_INT(evloop_write_copy(&a, "x", 1, NULL, NULL), ==, -EPIPE);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(file_nstatus, ==, 0);
     close(sv[1]);
     close(fd);
     unlink(path);
@@ -1371,6 +1375,152 @@ TEST(stream_detach_hands_over_fd)
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
     CHECK_MEM(file_got, file_ngot, "67890");
     close(sv[1]);
+    free_loop(loop);
+}
+
+/* ---- a call that fails never calls back ----------------------------------------------- */
+
+/* Makes the loop's backend refuse the next registration of a descriptor:
+ * epoll_ctl on a descriptor that is not an epoll instance fails; the poll
+ * backend's first registration needs memory. */
+#ifndef EVLOOP_BACKEND_POLL
+static int saved_backend_fd = -1;
+#endif
+static void break_backend(evloop *loop)
+{
+#ifdef EVLOOP_BACKEND_POLL
+    (void)loop;
+    alloc_fail = 1;
+#else
+    int devnull = open("/dev/null", O_RDONLY);
+    saved_backend_fd = dup(evloop_backend_fd(loop));
+    dup2(devnull, evloop_backend_fd(loop));
+    close(devnull);
+#endif
+}
+static void mend_backend(evloop *loop)
+{
+#ifdef EVLOOP_BACKEND_POLL
+    (void)loop;
+    alloc_fail = 0;
+#else
+    dup2(saved_backend_fd, evloop_backend_fd(loop));
+    close(saved_backend_fd);
+#endif
+}
+
+static int cb_calls;
+static void count_write_cb(evloop_write_req *r, int status)
+{
+    (void)r;
+    (void)status;
+    cb_calls++;
+}
+static void count_connect_cb(evloop_stream *s, int status)
+{
+    (void)s;
+    (void)status;
+    cb_calls++;
+}
+/* Fills a non-blocking socket's send buffer: the next write is queued. */
+static void fill_socket(int fd)
+{
+    static char junk[65536];
+    while (write(fd, junk, sizeof junk) > 0)
+        ;
+}
+
+TEST(failed_registration_never_calls_back)
+{
+    evloop *loop = new_loop(); /* nothing registered with the backend yet */
+    evloop_stream a, c;
+    evloop_write_req req;
+    evloop_buf b;
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    int sv[2], lfd, rc;
+    cb_calls = 0;
+    /* writes that must be queued, but writability cannot be watched */
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    REQUIRE_INT(evloop_stream_open(&a, sv[0]), ==, 0);
+    fill_socket(sv[0]);
+    b.iov_base = (void *)"x";
+    b.iov_len = 1;
+    break_backend(loop);
+    rc = evloop_write(&req, &a, &b, 1, count_write_cb);
+    mend_backend(loop);
+    CHECK_INT(rc, <, 0);
+    break_backend(loop);
+    rc = evloop_write_copy(&a, "x", 1, count_write_cb, NULL);
+    mend_backend(loop);
+    CHECK_INT(rc, <, 0);
+    CHECK_UINT(evloop_stream_queued(&a), ==, 0);
+    CHECK(evloop_stream_writable(&a)); /* nothing went out: still usable */
+    CHECK(!evloop_is_active(&a.handle));
+    /* a connect whose result cannot be watched */
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE_INT(bind(lfd, (struct sockaddr *)&sin, sizeof sin), ==, 0);
+    REQUIRE_INT(listen(lfd, 8), ==, 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    evloop_tcp_init(loop, &c);
+    break_backend(loop);
+    rc = evloop_tcp_connect(&c, (struct sockaddr *)&sin, count_connect_cb);
+    mend_backend(loop);
+    CHECK_INT(rc, <, 0);
+    CHECK_INT(evloop_stream_fd(&c), ==, -1); /* the socket it made is gone */
+    CHECK(!evloop_is_active(&c.handle));
+    evloop_close(&a.handle, NULL);
+    evloop_close(&c.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(cb_calls, ==, 0); /* not even -ECANCELED at close */
+    close(sv[1]);
+    close(lfd);
+    free_loop(loop);
+}
+
+/* No memory for what is left after part of a write went out: the call
+ * fails and the stream takes no more writes (its byte stream has a hole). */
+TEST(write_fails_after_partial_write)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, p;
+    evloop_write_req req;
+    evloop_buf bufs[8];
+    int sv[2], sv2[2], i, small = 65536;
+    char *big = (char *)calloc(8, 65536);
+    cb_calls = 0;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), ==, 0);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(sv2[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    evloop_pipe_init(loop, &a);
+    evloop_pipe_init(loop, &p);
+    evloop_stream_open(&a, sv[0]);
+    evloop_stream_open(&p, sv2[0]);
+    for (i = 0; i < 8; i++) { /* more than four: the rest needs an array */
+        bufs[i].iov_base = big + i * 65536;
+        bufs[i].iov_len = 65536;
+    }
+    alloc_fail = 1;
+    CHECK_INT(evloop_write(&req, &a, bufs, 8, count_write_cb), ==, -ENOMEM);
+    CHECK_INT(evloop_write_copy(&p, big, 8 * 65536, count_write_cb, NULL), ==, -ENOMEM);
+    alloc_fail = 0;
+    CHECK(!evloop_stream_writable(&a));
+    CHECK(!evloop_stream_writable(&p));
+    CHECK_INT(evloop_write_copy(&a, "x", 1, NULL, NULL), ==, -EPIPE);
+    CHECK_INT(evloop_write_copy(&p, "x", 1, NULL, NULL), ==, -EPIPE);
+    CHECK_INT(evloop_shutdown(&a, NULL), ==, -EPIPE);
+    evloop_close(&a.handle, NULL);
+    evloop_close(&p.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(cb_calls, ==, 0);
+    close(sv[1]);
+    close(sv2[1]);
+    free(big);
     free_loop(loop);
 }
 
@@ -2320,6 +2470,8 @@ int main(void)
     RUN(sendfile_in_order_with_writes);
     RUN(sendfile_fallback_copy);
     RUN(stream_detach_hands_over_fd);
+    RUN(failed_registration_never_calls_back);
+    RUN(write_fails_after_partial_write);
     RUN(tcp_peer_reset);
     RUN(write_to_closed_peer);
     RUN(emfile_on_accept_does_not_spin);
