@@ -222,7 +222,8 @@
  *   `options->cwd`. options->stdio[0..2] say what the child's stdin, stdout
  *   and stderr are: EVLOOP_STDIO_INHERIT (the default), EVLOOP_STDIO_IGNORE
  *   (/dev/null), EVLOOP_STDIO_PIPE (a socket pair; `stream` must point to a
- *   stream made with evloop_pipe_init, which becomes the parent's end), or
+ *   stream made with evloop_pipe_init and not yet opened, a different one
+ *   for each of the three, which becomes the parent's end), or
  *   EVLOOP_STDIO_FD (`fd` is duplicated into the child). A program that
  *   cannot be executed makes evloop_spawn fail with its errno (-ENOENT,
  *   -EACCES) and no process is left behind. on_exit(p, exit_status,
@@ -2122,6 +2123,15 @@ static int evloop__stream_set_fd(evloop_stream *s, int fd, int known_socket)
     return rc;
 }
 
+/* Takes back the descriptor evloop__stream_set_fd gave s, without closing it. */
+static void evloop__stream_unset_fd(evloop_stream *s)
+{
+    evloop__watcher_detach(s->handle.loop, &s->w);
+    s->w.fd = -1;
+    s->w.et = 0;
+    s->handle.flags &= ~EVLOOP__S_SOCKET;
+}
+
 EVLOOP__DEF int evloop_stream_open(evloop_stream *s, int fd)
 {
     EVLOOP_ASSERT(!evloop_is_closing(&s->handle));
@@ -2452,11 +2462,9 @@ static int evloop__connect(evloop_stream *s, int domain, const struct sockaddr *
     return 0;
 fail:
     if (created) {
-        evloop__watcher_detach(s->handle.loop, &s->w);
-        evloop__close_fd(s->w.fd);
-        s->w.fd = -1;
-        s->w.et = 0;
-        s->handle.flags &= ~EVLOOP__S_SOCKET;
+        int fd = s->w.fd;
+        evloop__stream_unset_fd(s);
+        evloop__close_fd(fd);
     }
     return r;
 }
@@ -3118,9 +3126,7 @@ EVLOOP__DEF int evloop_stream_detach(evloop_stream *s)
     s->handle.flags &= ~(EVLOOP__S_READING | EVLOOP__S_RHINT | EVLOOP__S_HUP | EVLOOP__S_READ_DUE);
     if (s->handle.flags & EVLOOP__S_PENDING)
         evloop__remove_pending(s);
-    evloop__watcher_detach(s->handle.loop, &s->w);
-    s->w.fd = -1;
-    s->w.et = 0;
+    evloop__stream_unset_fd(s);
     evloop__stream_sync(s);
     return fd;
 }
@@ -3622,7 +3628,7 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
                              evloop_exit_cb cb)
 {
     int pairs[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-    int src[3] = {-1, -1, -1};
+    int src[3] = {-1, -1, -1}, given[3] = {0, 0, 0};
     int errpipe[2] = {-1, -1};
     int rc, i, err = 0;
     sigset_t all, old;
@@ -3641,10 +3647,14 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
         return -EINVAL;
     for (i = 0; i < 3; i++) {
         const evloop_stdio *sd = &o->stdio[i];
+        int j;
         if (sd->kind == EVLOOP_STDIO_PIPE &&
             (!sd->stream || sd->stream->handle.type != EVLOOP_PIPE || sd->stream->w.fd >= 0 ||
              evloop_is_closing(&sd->stream->handle)))
             return -EINVAL;
+        for (j = 0; j < i && sd->kind == EVLOOP_STDIO_PIPE; j++)
+            if (o->stdio[j].kind == EVLOOP_STDIO_PIPE && o->stdio[j].stream == sd->stream)
+                return -EINVAL; /* one stream for two of the child's descriptors */
         if (sd->kind == EVLOOP_STDIO_FD && sd->fd < 0)
             return -EBADF;
         if ((unsigned)sd->kind > EVLOOP_STDIO_FD)
@@ -3669,6 +3679,11 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
                 goto fail;
             }
             src[i] = pairs[i][1];
+            /* the parent's end goes to its stream now: nothing may fail
+             * once the child runs */
+            if ((rc = evloop__stream_set_fd(o->stdio[i].stream, pairs[i][0], 0)) < 0)
+                goto fail;
+            given[i] = 1;
             break;
         case EVLOOP_STDIO_IGNORE:
             src[i] = pairs[i][1] = open("/dev/null", (i == 0 ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -3714,13 +3729,8 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
         rc = -err;
         goto fail;
     }
-    for (i = 0; i < 3; i++) {
-        if (pairs[i][1] >= 0)
-            close(pairs[i][1]);
-        if (o->stdio[i].kind == EVLOOP_STDIO_PIPE) {
-            (void)evloop__stream_set_fd(o->stdio[i].stream, pairs[i][0], 0);
-        }
-    }
+    for (i = 0; i < 3; i++)
+        evloop__close_fd(pairs[i][1]); /* the child's ends */
     EVLOOP__INIT(loop, p, EVLOOP_PROCESS);
     p->pid = pid;
     p->exit_cb = cb;
@@ -3730,6 +3740,8 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
     return 0;
 fail:
     for (i = 0; i < 3; i++) {
+        if (given[i])
+            evloop__stream_unset_fd(o->stdio[i].stream);
         evloop__close_fd(pairs[i][0]);
         evloop__close_fd(pairs[i][1]);
     }

@@ -1960,6 +1960,46 @@ TEST(process_close_before_exit_reaps_later)
     free_loop(loop);
 }
 
+/* No memory to give the parent's end of a stdio pipe to its stream: the
+ * spawn fails before any child exists, and both ends are closed. */
+TEST(process_spawn_pipe_without_memory)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    evloop_stream out;
+    int fillers_n = 0, filler[256], lowest, rc, status;
+    memset(&o, 0, sizeof o);
+    exits = 0;
+    REQUIRE_INT(spawn_sh(loop, &p, "true", &o), ==, 0); /* signal set-up done */
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    /* white-box: the pipe's descriptors will not fit the loop's fd table */
+    while (fillers_n < 256 && (lowest = dup(0)) < loop->nwatchers)
+        filler[fillers_n++] = lowest;
+    REQUIRE(lowest >= loop->nwatchers);
+    close(lowest);
+    evloop_pipe_init(loop, &out);
+    o.stdio[1].kind = EVLOOP_STDIO_PIPE;
+    o.stdio[1].stream = &out;
+    alloc_fail = 1;
+    rc = spawn_sh(loop, &p, "echo hi", &o);
+    alloc_fail = 0;
+    CHECK_INT(rc, ==, -ENOMEM);
+    CHECK_INT(evloop_stream_fd(&out), ==, -1);
+    CHECK_INT(fcntl(lowest, F_GETFD), ==, -1); /* both ends closed */
+    CHECK_INT(fcntl(lowest + 1, F_GETFD), ==, -1);
+    CHECK_INT(waitpid(-1, &status, WNOHANG), <=, 0); /* no child */
+    if (rc == 0)
+        evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    /* the same stream twice is refused */
+    o.stdio[2].kind = EVLOOP_STDIO_PIPE;
+    o.stdio[2].stream = &out;
+    CHECK_INT(spawn_sh(loop, &p, "true", &o), ==, -EINVAL);
+    while (fillers_n)
+        close(filler[--fillers_n]);
+    free_loop(loop);
+}
+
 /* The struct of a process that ended is reused for the next child from its
  * close callback (as examples/watch.c restarts its command). */
 static evloop_process respawn_p;
@@ -2483,6 +2523,7 @@ int main(void)
     RUN(process_stdio_pipes_env_cwd);
     RUN(process_stdio_fd);
     RUN(process_close_before_exit_reaps_later);
+    RUN(process_spawn_pipe_without_memory);
     RUN(process_respawn_from_close_callback);
     RUN(process_spawn_into_live_handle_asserts);
     RUN(fswatch_directory_recursive);
