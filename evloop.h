@@ -2369,11 +2369,12 @@ static void evloop__accept_resume(evloop_timer *t)
 static void evloop__accept_pause(evloop_stream *s)
 {
     evloop *loop = s->handle.loop;
+    if (loop->accept_timer.heap_index == SIZE_MAX &&
+        evloop_timer_start(&loop->accept_timer, evloop__accept_resume, loop->accept_retry_ms,
+                           0) < 0)
+        return; /* no memory for the timer: better polling on than never resuming */
     s->handle.flags |= EVLOOP__S_PAUSED;
     evloop__stream_sync(s);
-    if (loop->accept_timer.heap_index == SIZE_MAX)
-        (void)evloop_timer_start(&loop->accept_timer, evloop__accept_resume,
-                                 loop->accept_retry_ms, 0);
 }
 
 static void evloop__accept_batch(evloop *loop, evloop_stream *s)

@@ -1628,6 +1628,25 @@ static void release_fds(evloop_timer *t)
     while (nfillers)
         close(fillers[--nfillers]);
 }
+/* Lowers the descriptor limit to a little above what is open, then opens
+ * /dev/null until no descriptor is left (release_fds and setrlimit(old)
+ * undo it). 0 when the process is out of descriptors. */
+static int exhaust_fds(struct rlimit *old)
+{
+    struct rlimit lim;
+    int fd;
+    getrlimit(RLIMIT_NOFILE, old);
+    lim = *old;
+    fd = dup(0);
+    close(fd);
+    lim.rlim_cur = (rlim_t)fd + 8;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return -1;
+    nfillers = 0;
+    while (nfillers < 4096 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+        fillers[nfillers++] = fd;
+    return errno == EMFILE ? 0 : -1;
+}
 
 TEST(emfile_on_accept_does_not_spin)
 {
@@ -1635,25 +1654,16 @@ TEST(emfile_on_accept_does_not_spin)
     evloop_stream srv;
     evloop_hook chk;
     evloop_timer release, g;
-    struct rlimit old, lim;
+    struct rlimit old;
     struct sockaddr_storage a;
-    int port, client, fd;
+    int port, client;
     port = listen_local(loop, &srv, emfile_conn);
     REQUIRE(port > 0);
     /* a client that connects through the backlog before fds run out */
     evloop_addr("127.0.0.1", port, &a);
     client = socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
-    getrlimit(RLIMIT_NOFILE, &old);
-    lim = old;
-    fd = dup(0);
-    close(fd);
-    lim.rlim_cur = (rlim_t)fd + 8;
-    REQUIRE_INT(setrlimit(RLIMIT_NOFILE, &lim), ==, 0);
-    nfillers = 0;
-    while (nfillers < 4096 && (fd = open("/dev/null", O_RDONLY)) >= 0)
-        fillers[nfillers++] = fd;
-    REQUIRE_INT(errno, ==, EMFILE);
+    REQUIRE_INT(exhaust_fds(&old), ==, 0);
     iterations = emfile_errors = emfile_accepted = 0;
     evloop_hook_init(loop, &chk, EVLOOP_HOOK_CHECK);
     evloop_hook_start(&chk, count_iter);
@@ -1669,6 +1679,36 @@ TEST(emfile_on_accept_does_not_spin)
     CHECK_INT(emfile_errors, <=, 5);   /* once per 100 ms pause, not per wake-up */
     CHECK_INT(iterations, <, 50);      /* a spinning loop makes thousands */
     CHECK_INT(emfile_accepted, ==, 1); /* accepted once fds were free again */
+    close(client);
+    free_loop(loop);
+}
+
+/* Out of descriptors and without memory for the pause timer: the listener
+ * is not paused (it could never resume); it accepts once fds are back. */
+TEST(emfile_without_timer_memory_keeps_accepting)
+{
+    evloop *loop = new_loop(); /* no timer yet: the heap is not allocated */
+    evloop_stream srv;
+    struct rlimit old;
+    struct sockaddr_storage a;
+    int port, client, i;
+    port = listen_local(loop, &srv, emfile_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &a);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    REQUIRE_INT(exhaust_fds(&old), ==, 0);
+    emfile_errors = emfile_accepted = 0;
+    alloc_fail = 1;
+    for (i = 0; i < 3; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    alloc_fail = 0;
+    setrlimit(RLIMIT_NOFILE, &old);
+    release_fds(NULL);
+    CHECK_INT(emfile_errors, >=, 1);
+    for (i = 0; i < 10 && !emfile_accepted; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(emfile_accepted, ==, 1);
     close(client);
     free_loop(loop);
 }
@@ -2515,6 +2555,7 @@ int main(void)
     RUN(tcp_peer_reset);
     RUN(write_to_closed_peer);
     RUN(emfile_on_accept_does_not_spin);
+    RUN(emfile_without_timer_memory_keeps_accepting);
     RUN(signals);
     RUN(async_four_threads_never_lose_a_wakeup);
     RUN(async_send_from_loop_thread_and_unref);
