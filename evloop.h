@@ -909,6 +909,7 @@ struct evloop {
     int pfds_dirty;
 #else
     void *events;
+    int batch_next, batch_len; /* events of the poll not yet dispatched */
 #endif
 
     char *rbuf;
@@ -1205,6 +1206,7 @@ static int evloop__backend_init(evloop *loop);
 static void evloop__backend_free(evloop *loop);
 static int evloop__backend_update(evloop *loop, evloop__watcher *w);
 static void evloop__backend_remove(evloop *loop, evloop__watcher *w);
+static void evloop__backend_drop_events(evloop *loop, int fd);
 static void evloop__backend_poll(evloop *loop, int timeout);
 
 static void evloop__watcher_init(evloop__watcher *w, int fd,
@@ -1256,7 +1258,9 @@ static int evloop__watcher_set(evloop *loop, evloop__watcher *w, unsigned events
     return rc;
 }
 
-/* Forgets w before its descriptor is closed. */
+/* Forgets w before its descriptor is closed. Events of the poll being
+ * dispatched that are still due for its fd are dropped: a callback may
+ * reuse the fd number for a new watcher, which must not get them. */
 static void evloop__watcher_detach(evloop *loop, evloop__watcher *w)
 {
     if (w->fd < 0)
@@ -1266,6 +1270,7 @@ static void evloop__watcher_detach(evloop *loop, evloop__watcher *w)
         evloop__backend_remove(loop, w);
     if (w->fd < loop->nwatchers && loop->watchers[w->fd] == w)
         loop->watchers[w->fd] = NULL;
+    evloop__backend_drop_events(loop, w->fd);
 }
 
 /* Translates what the backend saw into the events w asked for. */
@@ -1363,17 +1368,29 @@ static void evloop__backend_remove(evloop *loop, evloop__watcher *w)
     w->registered = 0;
 }
 
+static void evloop__backend_drop_events(evloop *loop, int fd)
+{
+    struct epoll_event *ev = (struct epoll_event *)loop->events;
+    int i;
+    for (i = loop->batch_next; i < loop->batch_len; i++)
+        if (ev[i].data.fd == fd)
+            ev[i].data.fd = -1;
+}
+
 static void evloop__backend_poll(evloop *loop, int timeout)
 {
     struct epoll_event *ev = (struct epoll_event *)loop->events;
     int n = epoll_wait(loop->backend_fd, ev, loop->max_events, timeout), i;
     if (timeout != 0)
         evloop_update_time(loop);
+    loop->batch_len = n > 0 ? n : 0;
     for (i = 0; i < n; i++) {
         uint32_t e = ev[i].events;
+        loop->batch_next = i + 1;
         evloop__dispatch(loop, ev[i].data.fd, (e & EPOLLIN) != 0, (e & EPOLLOUT) != 0,
                          (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0);
     }
+    loop->batch_len = 0;
 }
 
 #elif defined(EVLOOP__KQUEUE)
@@ -1436,6 +1453,15 @@ static void evloop__backend_remove(evloop *loop, evloop__watcher *w)
     (void)evloop__kq_apply(loop, w, 0, 1);
 }
 
+static void evloop__backend_drop_events(evloop *loop, int fd)
+{
+    struct kevent *ev = (struct kevent *)loop->events;
+    int i;
+    for (i = loop->batch_next; i < loop->batch_len; i++)
+        if (ev[i].ident == (uintptr_t)fd)
+            ev[i].ident = (uintptr_t)-1;
+}
+
 static void evloop__backend_poll(evloop *loop, int timeout)
 {
     struct kevent *ev = (struct kevent *)loop->events;
@@ -1449,11 +1475,14 @@ static void evloop__backend_poll(evloop *loop, int timeout)
     n = kevent(loop->backend_fd, NULL, 0, ev, loop->max_events, tsp);
     if (timeout != 0)
         evloop_update_time(loop);
+    loop->batch_len = n > 0 ? n : 0;
     for (i = 0; i < n; i++) {
-        int fd = (int)ev[i].ident;
+        int fd = ev[i].ident > (uintptr_t)INT_MAX ? -1 : (int)ev[i].ident;
         int err = (ev[i].flags & EV_ERROR) != 0;
+        loop->batch_next = i + 1;
         evloop__dispatch(loop, fd, ev[i].filter == EVFILT_READ, ev[i].filter == EVFILT_WRITE, err);
     }
+    loop->batch_len = 0;
 }
 
 #else /* poll(2) */
@@ -1504,6 +1533,14 @@ static void evloop__backend_remove(evloop *loop, evloop__watcher *w)
         w->poll_index = -1;
     }
     w->registered = 0;
+}
+
+/* Nothing to drop: removing a watcher clears its slot (fd -1), and a new
+ * watcher of the same fd gets a slot past the ones being dispatched. */
+static void evloop__backend_drop_events(evloop *loop, int fd)
+{
+    (void)loop;
+    (void)fd;
 }
 
 static void evloop__poll_compact(evloop *loop)

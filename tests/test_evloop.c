@@ -509,6 +509,70 @@ TEST(io_watcher_pipe)
     close(p[1]);
 }
 
+/* A callback closes a watcher whose event is still due in the same poll
+ * and a new watcher gets the same fd number: the stale event must not be
+ * delivered to the new one (its pipe is empty). */
+static evloop_io stale_first, stale_old, stale_new;
+static int stale_new_events, stale_newpipe[2];
+static void on_stale_new(evloop_io *io, unsigned ev)
+{
+    char c;
+    (void)ev;
+    stale_new_events++;
+    CHECK_INT(read(io->w.fd, &c, 1), ==, 1); /* really readable */
+}
+static void on_stale_first(evloop_io *io, unsigned ev)
+{
+    int fd = stale_old.w.fd;
+    char c;
+    (void)ev;
+    CHECK_INT(read(io->w.fd, &c, 1), ==, 1);
+    evloop_io_stop(io);
+    REQUIRE_INT(pipe(stale_newpipe), ==, 0); /* made first: it cannot take fd */
+    evloop_close(&stale_old.handle, NULL);
+    close(fd);
+    REQUIRE_INT(dup2(stale_newpipe[0], fd), ==, fd); /* the same number, a new pipe */
+    close(stale_newpipe[0]);
+    stale_newpipe[0] = fd;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    evloop_io_init(io->handle.loop, &stale_new, fd);
+    REQUIRE_INT(evloop_io_start(&stale_new, EVLOOP_READABLE, on_stale_new), ==, 0);
+}
+static void on_stale_old(evloop_io *io, unsigned ev)
+{
+    (void)io;
+    (void)ev;
+    CHECK(0); /* closed before its turn */
+}
+
+TEST(io_stale_event_after_fd_reuse)
+{
+    evloop *loop = new_loop();
+    int p1[2], p2[2];
+    REQUIRE_INT(pipe(p1), ==, 0);
+    REQUIRE_INT(pipe(p2), ==, 0);
+    stale_new_events = 0;
+    evloop_io_init(loop, &stale_first, p1[0]);
+    evloop_io_init(loop, &stale_old, p2[0]);
+    evloop_io_start(&stale_first, EVLOOP_READABLE, on_stale_first);
+    evloop_io_start(&stale_old, EVLOOP_READABLE, on_stale_old);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT); /* registered, nothing ready */
+    /* ready in this order: one poll reports both, stale_first first */
+    CHECK_INT(write(p1[1], "a", 1), ==, 1);
+    CHECK_INT(write(p2[1], "b", 1), ==, 1);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(stale_new_events, ==, 0);
+    CHECK_INT(write(stale_newpipe[1], "c", 1), ==, 1);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(stale_new_events, ==, 1);
+    free_loop(loop);
+    close(p1[0]);
+    close(p1[1]);
+    close(p2[1]);
+    close(stale_newpipe[0]);
+    close(stale_newpipe[1]);
+}
+
 TEST(io_watcher_regular_file)
 {
 #ifdef EVLOOP_BACKEND_POLL
@@ -2534,6 +2598,7 @@ int main(void)
     RUN(ref_unref_and_walk);
     RUN(io_watcher_pipe);
     RUN(io_watcher_regular_file);
+    RUN(io_stale_event_after_fd_reuse);
     RUN(addr_parsing);
     RUN(tcp_echo_ipv4);
     RUN(tcp_echo_ipv6);
