@@ -201,7 +201,9 @@
  * 8. SIGNALS -------------------------------------------------------------------
  *
  *   evloop_signal_start(sig, cb, signum) runs cb(sig, signum) on the loop
- *   thread each time the process receives signum (bursts may coalesce).
+ *   thread each time the process receives signum; signals that arrive
+ *   before the loop gets to them coalesce (one call per signal number),
+ *   but none is lost, however many arrive.
  *   Several handles, and several loops, may watch the same signal; the
  *   previous disposition is restored when the last handle stops. A handle
  *   made with evloop_signal_start_oneshot stops after its first delivery.
@@ -3321,11 +3323,16 @@ static void evloop__stream_finish_close(evloop_stream *s)
 
 /* ---- signals ---------------------------------------------------------------------------- */
 
-/* Process-wide: each loop that watches signals has a pipe; the handler
- * writes the signal number into the pipe of every such loop, and each loop
- * dispatches to its own handles. slots[] holds write fds plus one (0 means
- * free) so the table needs no initializer. */
+/* Process-wide: each loop that watches signals has a slot. The handler
+ * sets the signal's bit in the pending mask of every such loop and, when
+ * no wake-up is in flight for that loop yet, writes one byte into its
+ * pipe; the loop empties the pipe, then takes the mask. A pipe therefore
+ * never fills up, and a signal is never lost (only coalesced with others
+ * of the same number). slots[] holds write fds plus one (0 means free) so
+ * the table needs no initializer. */
 static int evloop__sig_slots[EVLOOP__MAX_SIGLOOPS];
+static unsigned evloop__sig_pending[EVLOOP__MAX_SIGLOOPS][2]; /* bit signum - 1 */
+static int evloop__sig_wake[EVLOOP__MAX_SIGLOOPS]; /* a byte is (being) written */
 static int evloop__sig_inflight; /* handlers running now */
 static unsigned evloop__sig_refs[EVLOOP__NSIG];
 static struct sigaction evloop__sig_saved[EVLOOP__NSIG];
@@ -3334,12 +3341,17 @@ static pthread_mutex_t evloop__sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static void evloop__sig_handler(int signum)
 {
     int saved = errno, i;
-    unsigned char b = (unsigned char)signum;
+    unsigned bit = 1u << ((unsigned)(signum - 1) % 32u);
+    int word = (signum - 1) / 32;
     __atomic_add_fetch(&evloop__sig_inflight, 1, __ATOMIC_SEQ_CST);
     for (i = 0; i < EVLOOP__MAX_SIGLOOPS; i++) {
         int fd = __atomic_load_n(&evloop__sig_slots[i], __ATOMIC_SEQ_CST);
-        if (fd > 0) {
-            ssize_t r = write(fd - 1, &b, 1); /* a full pipe drops it: signals coalesce */
+        if (fd <= 0)
+            continue;
+        __atomic_fetch_or(&evloop__sig_pending[i][word], bit, __ATOMIC_SEQ_CST);
+        if (!__atomic_exchange_n(&evloop__sig_wake[i], 1, __ATOMIC_SEQ_CST)) {
+            unsigned char b = 1;
+            ssize_t r = write(fd - 1, &b, 1);
             (void)r;
         }
     }
@@ -3378,33 +3390,43 @@ static void evloop__sig_unref(int signum)
 
 static void evloop__reap(evloop *loop);
 
+/* Runs the handles watching signum (and reaps children on SIGCHLD). */
+static void evloop__sig_dispatch(evloop *loop, int signum)
+{
+    evloop__queue tmp;
+    if (signum == SIGCHLD && (loop->children || loop->norphans))
+        evloop__reap(loop);
+    evloop__q_move(&loop->signals, &tmp);
+    while (!evloop__q_empty(&tmp)) {
+        evloop__queue *q = tmp.next;
+        evloop_signal *sig = EVLOOP__CONTAINER(q, evloop_signal, node);
+        evloop__q_remove(q);
+        evloop__q_push(&loop->signals, q);
+        if (sig->signum != signum)
+            continue;
+        if (sig->oneshot)
+            evloop_signal_stop(sig);
+        sig->cb(sig, signum);
+        EVLOOP__TICKS(loop);
+    }
+}
+
 static void evloop__sig_read(evloop *loop, evloop__watcher *w, unsigned events)
 {
-    unsigned char buf[128];
+    unsigned char buf[64];
+    unsigned pending[2];
+    int slot = loop->sig_slot, signum;
     ssize_t n;
     (void)events;
-    while ((n = read(w->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-        ssize_t i;
-        for (i = 0; i < n; i++) {
-            int signum = buf[i];
-            evloop__queue tmp;
-            if (signum == SIGCHLD && (loop->children || loop->norphans))
-                evloop__reap(loop);
-            evloop__q_move(&loop->signals, &tmp);
-            while (!evloop__q_empty(&tmp)) {
-                evloop__queue *q = tmp.next;
-                evloop_signal *sig = EVLOOP__CONTAINER(q, evloop_signal, node);
-                evloop__q_remove(q);
-                evloop__q_push(&loop->signals, q);
-                if (sig->signum != signum)
-                    continue;
-                if (sig->oneshot)
-                    evloop_signal_stop(sig);
-                sig->cb(sig, signum);
-                EVLOOP__TICKS(loop);
-            }
-        }
-    }
+    while ((n = read(w->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        ;
+    /* in this order: a signal after the store writes a new byte */
+    __atomic_store_n(&evloop__sig_wake[slot], 0, __ATOMIC_SEQ_CST);
+    pending[0] = __atomic_exchange_n(&evloop__sig_pending[slot][0], 0u, __ATOMIC_SEQ_CST);
+    pending[1] = __atomic_exchange_n(&evloop__sig_pending[slot][1], 0u, __ATOMIC_SEQ_CST);
+    for (signum = 1; signum < EVLOOP__NSIG; signum++)
+        if (pending[(signum - 1) / 32] & (1u << ((unsigned)(signum - 1) % 32u)))
+            evloop__sig_dispatch(loop, signum);
 }
 
 /* Gives the loop its signal pipe and slot, once. */
@@ -3455,6 +3477,10 @@ static void evloop__signals_release(evloop *loop)
     __atomic_store_n(&evloop__sig_slots[loop->sig_slot], 0, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&evloop__sig_inflight, __ATOMIC_SEQ_CST))
         sched_yield();
+    /* no handler can touch the slot now: leave it clean for the next loop */
+    __atomic_store_n(&evloop__sig_pending[loop->sig_slot][0], 0u, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&evloop__sig_pending[loop->sig_slot][1], 0u, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&evloop__sig_wake[loop->sig_slot], 0, __ATOMIC_SEQ_CST);
     evloop__watcher_detach(loop, &loop->sig_w);
     evloop__close_fd(loop->sig_w.fd);
     evloop__close_fd(loop->sig_wfd);

@@ -1821,6 +1821,29 @@ TEST(signals)
     free_loop(loop);
 }
 
+/* A flood of one signal before the loop reads any (more than a pipe holds,
+ * one byte per signal) must not cost another signal that follows. */
+TEST(signal_flood_loses_no_other_signal)
+{
+    evloop *loop = new_loop();
+    evloop_signal a, b;
+    int i;
+    sig_a = sig_b = 0;
+    evloop_signal_init(loop, &a);
+    evloop_signal_init(loop, &b);
+    REQUIRE_INT(evloop_signal_start(&a, on_sig_a, SIGUSR1), ==, 0);
+    REQUIRE_INT(evloop_signal_start(&b, on_sig_b, SIGUSR2), ==, 0);
+    for (i = 0; i < 70000; i++)
+        kill(getpid(), SIGUSR1);
+    kill(getpid(), SIGUSR2);
+    for (i = 0; i < 3; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(sig_b, ==, 1);
+    CHECK_INT(sig_a, >=, 1);
+    CHECK_INT(sig_a, <=, 3); /* coalesced */
+    free_loop(loop);
+}
+
 /* ---- async: 4 threads x 100k sends --------------------------------------------------- */
 
 #define ASYNC_THREADS 4
@@ -2622,6 +2645,7 @@ int main(void)
     RUN(emfile_on_accept_does_not_spin);
     RUN(emfile_without_timer_memory_keeps_accepting);
     RUN(signals);
+    RUN(signal_flood_loses_no_other_signal);
     RUN(async_four_threads_never_lose_a_wakeup);
     RUN(async_send_from_loop_thread_and_unref);
     RUN(process_exit_codes_and_signals);
