@@ -56,10 +56,14 @@
  *                           recognised as one of those.
  *
  *   The implementation uses POSIX and Linux interfaces (accept4, pipe2,
- *   inotify). On glibc this header defines _GNU_SOURCE when it is included
- *   before any system header; if your file includes system headers first,
- *   compile with -D_GNU_SOURCE (or -std=gnu11), else the build stops with
- *   a message that says so.
+ *   inotify) that glibc declares only with _GNU_SOURCE (strict -std=c11
+ *   hides even POSIX). evloop.h defines _GNU_SOURCE itself when it comes
+ *   before every system header, so: in the file that defines
+ *   EVLOOP_IMPLEMENTATION, include evloop.h first, and plain -std=c11 (or
+ *   any -std) works. If a system header must come first there, compile
+ *   that file with -D_GNU_SOURCE; -std=gnu11 alone is not enough (it does
+ *   not define _GNU_SOURCE), and the build stops with an #error that says
+ *   so. Files that include only the declarations need nothing.
  *
  * 3. THE LOOP AND ITS PHASES ----------------------------------------------
  *
