@@ -147,6 +147,13 @@
  *   evloop_io watches a descriptor you own for EVLOOP_READABLE and/or
  *   EVLOOP_WRITABLE (level-triggered). Closing the handle does not close the
  *   descriptor. Only one watcher (io handle or stream) per descriptor.
+ *   EVLOOP_DISCONNECT comes with the other events on a hang-up or an error
+ *   (epoll's EPOLLHUP/EPOLLERR/EPOLLRDHUP, poll's POLLHUP/POLLERR/POLLNVAL,
+ *   kqueue's EV_EOF/EV_ERROR). Regular files and directories are always
+ *   "ready", so evloop_io_start refuses them with -EPERM on every backend;
+ *   for other descriptors that do not support polling (some devices, such
+ *   as /dev/null) epoll refuses them with -EPERM, while poll and kqueue
+ *   report them always ready.
  *
  * 7. STREAMS: TCP, UNIX SOCKETS, PIPES ----------------------------------------
  *
@@ -641,7 +648,8 @@ EVLOOP_API int evloop_hook_stop(evloop_hook *h);
 /* Watches fd (yours; made non-blocking by you). -EBADF for a bad fd. */
 EVLOOP_API int evloop_io_init(evloop *loop, evloop_io *io, int fd);
 /* events: EVLOOP_READABLE | EVLOOP_WRITABLE. -EEXIST when another watcher
- * has the fd, -EPERM for a descriptor that cannot be polled (a file). */
+ * has the fd, -EPERM for a regular file or directory (and, with epoll,
+ * any descriptor that cannot be polled; see section 6). */
 EVLOOP_API int evloop_io_start(evloop_io *io, unsigned events, evloop_io_cb cb);
 EVLOOP_API int evloop_io_stop(evloop_io *io);
 
@@ -857,6 +865,8 @@ extern char **environ;
 #define EVLOOP__S_HUP        0x100000u /* the peer hung up: read to the end */
 /* process flags */
 #define EVLOOP__P_EXITED     0x0020u
+/* io flags */
+#define EVLOOP__IO_FILE      0x0020u /* a regular file or directory: no readiness */
 /* write request flags */
 #define EVLOOP__W_OWNED      1u /* allocated by evloop_write_copy */
 #define EVLOOP__W_HEAPBUFS   2u /* bufs array allocated */
@@ -1484,9 +1494,9 @@ static void evloop__backend_poll(evloop *loop, int timeout)
     loop->batch_len = n > 0 ? n : 0;
     for (i = 0; i < n; i++) {
         int fd = ev[i].ident > (uintptr_t)INT_MAX ? -1 : (int)ev[i].ident;
-        int err = (ev[i].flags & EV_ERROR) != 0;
+        int hup = (ev[i].flags & (EV_ERROR | EV_EOF)) != 0; /* EV_EOF: the peer hung up */
         loop->batch_next = i + 1;
-        evloop__dispatch(loop, fd, ev[i].filter == EVFILT_READ, ev[i].filter == EVFILT_WRITE, err);
+        evloop__dispatch(loop, fd, ev[i].filter == EVFILT_READ, ev[i].filter == EVFILT_WRITE, hup);
     }
     loop->batch_len = 0;
 }
@@ -2083,11 +2093,16 @@ static void evloop__io_cb(evloop *loop, evloop__watcher *w, unsigned events)
 
 EVLOOP__DEF int evloop_io_init(evloop *loop, evloop_io *io, int fd)
 {
+    struct stat sb;
     EVLOOP_ASSERT(loop && io);
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+    if (fd < 0 || fstat(fd, &sb) < 0)
         return -EBADF;
     EVLOOP__INIT(loop, io, EVLOOP_IO);
     evloop__watcher_init(&io->w, fd, evloop__io_cb);
+    /* epoll refuses these, poll and kqueue call them always ready: refuse
+     * them on every backend */
+    if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))
+        io->handle.flags |= EVLOOP__IO_FILE;
     return 0;
 }
 
@@ -2099,6 +2114,8 @@ EVLOOP__DEF int evloop_io_start(evloop_io *io, unsigned events, evloop_io_cb cb)
     events &= EVLOOP_READABLE | EVLOOP_WRITABLE;
     if (!events)
         return -EINVAL;
+    if (io->handle.flags & EVLOOP__IO_FILE)
+        return -EPERM;
     rc = evloop__watcher_attach(loop, &io->w);
     if (rc < 0)
         return rc;

@@ -573,21 +573,24 @@ TEST(io_stale_event_after_fd_reuse)
     close(stale_newpipe[1]);
 }
 
+/* Regular files and directories are refused on every backend. */
 TEST(io_watcher_regular_file)
 {
-#ifdef EVLOOP_BACKEND_POLL
-    SKIP("poll accepts regular files");
-#else
     evloop *loop = new_loop();
-    evloop_io io;
-    int fd = open("/proc/self/stat", O_RDONLY);
+    evloop_io io, dir;
+    int fd = open("/proc/self/stat", O_RDONLY), dfd = open("/", O_RDONLY);
     REQUIRE(fd >= 0);
+    REQUIRE(dfd >= 0);
     evloop_io_init(loop, &io, fd);
+    evloop_io_init(loop, &dir, dfd);
     CHECK_INT(evloop_io_start(&io, EVLOOP_READABLE, on_io), ==, -EPERM);
+    CHECK_INT(evloop_io_start(&io, EVLOOP_WRITABLE, on_io), ==, -EPERM);
+    CHECK_INT(evloop_io_start(&dir, EVLOOP_READABLE, on_io), ==, -EPERM);
     CHECK_INT(evloop_io_start(&io, 0, on_io), ==, -EINVAL);
+    CHECK(!evloop_is_active(&io.handle));
     free_loop(loop);
     close(fd);
-#endif
+    close(dfd);
 }
 
 /* ---- TCP: an echo server with many clients ------------------------------------- */
