@@ -225,7 +225,10 @@
  *   called from any thread (and from a signal handler). It makes the loop
  *   run a's callback at least once after the call; several sends before
  *   the callback runs coalesce into one call. An async handle is active
- *   (keeps the loop alive) until closed, unless unreferenced.
+ *   (keeps the loop alive) until closed, unless unreferenced. Close it (on
+ *   the loop thread) only once no other thread can call evloop_async_send
+ *   on it any more, e.g. after joining them: a send that races with the
+ *   close, or comes after it, uses memory the close gave back to you.
  *
  * 10. CHILD PROCESSES --------------------------------------------------------------
  *
@@ -734,8 +737,9 @@ EVLOOP_API int evloop_signal_start_oneshot(evloop_signal *sig, evloop_signal_cb 
 EVLOOP_API int evloop_signal_stop(evloop_signal *sig);
 
 EVLOOP_API int evloop_async_init(evloop *loop, evloop_async *a, evloop_async_cb cb);
-/* Thread-safe and async-signal-safe. Returns 0, or -EBADF... never in
- * practice; the wake-up cannot be lost. */
+/* Thread-safe and async-signal-safe; always returns 0. The callback runs
+ * at least once after this call (sends before it runs coalesce). The
+ * handle must not be closed while another thread may still call this. */
 EVLOOP_API int evloop_async_send(evloop_async *a);
 
 /* ---- processes -------------------------------------------------------------- */
