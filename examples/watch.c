@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define MAX_DIRS 16
@@ -31,6 +32,8 @@
 typedef struct watched {
     evloop_fswatch w;
     const char *dir; /* as given, without a leading "./" */
+    char *prefix;    /* what names are relative to: the directory, or a file's
+                        directory; "" for the current one */
 } watched;
 
 static watched dirs[MAX_DIRS];
@@ -81,6 +84,38 @@ static int ignored(const char *name)
         }
     }
     return 1;
+}
+
+/* The directory names are relative to, for printing: dir itself without
+ * trailing slashes, or the directory of a watched file; "" for ".". */
+static char *display_prefix(const char *dir)
+{
+    struct stat sb;
+    size_t n = strlen(dir);
+    char *p;
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) { /* a file: names are its name */
+        const char *slash = strrchr(dir, '/');
+        n = slash ? (size_t)(slash - dir) + (slash == dir) : 0;
+    }
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (n == 1 && dir[0] == '.')
+        n = 0;
+    p = (char *)malloc(n + 1);
+    if (p) {
+        memcpy(p, dir, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static void print_path(const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix);
+    if (!n)
+        printf("%s\n", name);
+    else
+        printf("%s%s%s\n", prefix, prefix[n - 1] == '/' ? "" : "/", name);
 }
 
 static void start_command(void);
@@ -156,10 +191,8 @@ static void on_change(evloop_fswatch *w, const char *name, unsigned events)
         if (ignored(name))
             return;
         stamp();
-        if (strcmp(d->dir, ".") == 0)
-            printf("%s: %s\n", what, name);
-        else
-            printf("%s: %s/%s\n", what, d->dir, name);
+        printf("%s: ", what);
+        print_path(d->prefix, name);
     }
     fflush(stdout);
     if (!restart_pending) {
@@ -226,6 +259,10 @@ int main(int argc, char **argv)
         return 1;
     }
     for (i = 0; i < ndirs; i++) {
+        if (!(dirs[i].prefix = display_prefix(dirs[i].dir))) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
         dirs[i].w.handle.data = &dirs[i];
         evloop_fswatch_init(loop, &dirs[i].w);
         rc = evloop_fswatch_start(&dirs[i].w, dirs[i].dir, &o, on_change);
@@ -244,5 +281,7 @@ int main(int argc, char **argv)
         start_command();
     fflush(stdout);
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    for (i = 0; i < ndirs; i++)
+        free(dirs[i].prefix);
     return evloop_free(loop) == 0 ? 0 : 1;
 }
