@@ -15,6 +15,8 @@ static void *test_realloc(void *p, size_t n);
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -308,6 +310,41 @@ TEST(timer_zero_restart_does_not_starve)
     free_loop(loop);
 }
 
+/* A repeating timer stopped from its own callback runs no more; one that
+ * calls evloop_timer_again from its callback is rescheduled a full repeat
+ * from then. */
+static int rep_runs;
+static void rep_stop_third(evloop_timer *t)
+{
+    if (++rep_runs == 3)
+        CHECK_INT(evloop_timer_stop(t), ==, 0);
+}
+static void rep_again(evloop_timer *t)
+{
+    CHECK_INT(evloop_timer_again(t), ==, 0);
+    CHECK_UINT(evloop_timer_due_in(t), ==, 5);
+    CHECK(evloop_is_active(&t->handle));
+    if (++rep_runs == 4)
+        evloop_timer_stop(t);
+}
+
+TEST(repeating_timer_stopped_or_again_from_callback)
+{
+    evloop *loop = new_loop();
+    evloop_timer t;
+    evloop_timer_init(loop, &t);
+    rep_runs = 0;
+    evloop_timer_start(&t, rep_stop_third, 1, 1);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0); /* ends: the timer stopped */
+    CHECK_INT(rep_runs, ==, 3);
+    CHECK(!evloop_is_active(&t.handle));
+    rep_runs = 0;
+    evloop_timer_start(&t, rep_again, 1, 5);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(rep_runs, ==, 4);
+    free_loop(loop);
+}
+
 /* ---- ticks, immediates, hooks, run modes -------------------------------------- */
 
 static char trace[64];
@@ -366,6 +403,45 @@ TEST(next_tick_and_immediates_order)
     /* b (tick before run); iteration 1: T a b (ticks after T) U, prepare p,
      * poll, check: I a b (ticks after I), c; iteration 2: p, J, c */
     CHECK_STR(trace, "bTabUpIabcpJc");
+    free_loop(loop);
+}
+
+/* Hooks stopped and started inside their own phase: a hook stopped by an
+ * earlier one of the phase does not run in it; one started during the
+ * phase runs from the next iteration. */
+static evloop_hook hk[3];
+static void hk_first(evloop_hook *h)
+{
+    mark('1');
+    evloop_hook_stop(&hk[1]); /* another one, due later in this phase */
+    evloop_hook_stop(h);      /* itself */
+}
+static void hk_second(evloop_hook *h) { (void)h; mark('2'); }
+static void hk_third(evloop_hook *h)
+{
+    (void)h;
+    mark('3');
+    if (!evloop_is_active(&hk[1].handle))
+        evloop_hook_start(&hk[1], hk_second);
+}
+
+TEST(hooks_stopped_and_started_in_their_phase)
+{
+    evloop *loop = new_loop();
+    int i;
+    ntrace = 0;
+    trace[0] = 0;
+    for (i = 0; i < 3; i++)
+        evloop_hook_init(loop, &hk[i], EVLOOP_HOOK_CHECK);
+    evloop_hook_start(&hk[0], hk_first);
+    evloop_hook_start(&hk[1], hk_second);
+    evloop_hook_start(&hk[2], hk_third);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_STR(trace, "13");
+    mark('|');
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_STR(trace, "13|32");
+    CHECK(!evloop_is_active(&hk[0].handle));
     free_loop(loop);
 }
 
@@ -784,6 +860,114 @@ TEST(tcp_bind_errors)
     CHECK_INT(evloop_listen(&b, 0, echo_conn), ==, -EINVAL); /* not bound */
     CHECK_INT(evloop_read_start(&b, echo_read), ==, -ENOTCONN);
     CHECK_INT(evloop_write_copy(&b, "x", 1, NULL, NULL), ==, -ENOTCONN);
+    free_loop(loop);
+}
+
+/* evloop_backend_fd and evloop_backend_timeout, for embedding the loop. */
+TEST(backend_fd_and_timeout)
+{
+    evloop *loop = new_loop();
+    evloop_io io;
+    evloop_timer t;
+    int p[2];
+#ifdef EVLOOP_BACKEND_POLL
+    CHECK_INT(evloop_backend_fd(loop), ==, -1);
+#else
+    {
+        struct epoll_event e;
+        REQUIRE_INT(evloop_backend_fd(loop), >=, 0);
+        CHECK_INT(epoll_wait(evloop_backend_fd(loop), &e, 1, 0), ==, 0); /* an epoll fd */
+    }
+#endif
+    CHECK_INT(evloop_backend_timeout(loop), ==, 0); /* nothing alive: do not wait */
+    REQUIRE_INT(pipe(p), ==, 0);
+    evloop_io_init(loop, &io, p[0]);
+    evloop_io_start(&io, EVLOOP_READABLE, on_io);
+    CHECK_INT(evloop_backend_timeout(loop), ==, -1); /* only I/O: wait for it */
+    evloop_timer_init(loop, &t);
+    evloop_timer_start(&t, count_timer, UINT64_MAX, 0); /* saturates, never overflows */
+    CHECK_INT(evloop_backend_timeout(loop), ==, INT_MAX);
+    CHECK_UINT(evloop_timer_due_in(&t), >=, UINT64_MAX - evloop_now(loop) - 1);
+    evloop_timer_start(&t, count_timer, 250, 0);
+    CHECK_INT(evloop_backend_timeout(loop), ==, 250);
+    free_loop(loop);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* Addresses and TCP options of an accepted connection, checked with the
+ * system's own calls; -EBADF on a stream without a socket. */
+static evloop_stream names_peer;
+static int names_accepted;
+static void names_conn(evloop_stream *server, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    evloop_tcp_init(server->handle.loop, &names_peer);
+    REQUIRE_INT(evloop_accept(server, &names_peer), ==, 0);
+    names_accepted = 1;
+}
+static void ignore_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)s;
+    (void)n;
+    (void)buf;
+}
+
+TEST(tcp_names_and_options)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv, fresh;
+    struct sockaddr_storage a, got;
+    struct sockaddr_in local;
+    socklen_t len = sizeof local, ol;
+    int port, client, i, v;
+    port = listen_local(loop, &srv, names_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &a);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    getsockname(client, (struct sockaddr *)&local, &len);
+    names_accepted = 0;
+    for (i = 0; i < 100 && !names_accepted; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    REQUIRE(names_accepted);
+    CHECK_INT(evloop_peername(&names_peer, &got), ==, 0);
+    CHECK_INT(got.ss_family, ==, AF_INET);
+    CHECK_INT(evloop_addr_port((struct sockaddr *)&got), ==, ntohs(local.sin_port));
+    CHECK_INT(evloop_sockname(&names_peer, &got), ==, 0);
+    CHECK_INT(evloop_addr_port((struct sockaddr *)&got), ==, port);
+    CHECK_INT(evloop_peername(&srv, &got), ==, -ENOTCONN);
+    /* TCP_NODELAY and keep-alive as the socket reports them */
+    ol = sizeof v;
+    CHECK_INT(evloop_tcp_nodelay(&names_peer, 1), ==, 0);
+    getsockopt(evloop_stream_fd(&names_peer), IPPROTO_TCP, TCP_NODELAY, &v, &ol);
+    CHECK_INT(v, ==, 1);
+    CHECK_INT(evloop_tcp_nodelay(&names_peer, 0), ==, 0);
+    getsockopt(evloop_stream_fd(&names_peer), IPPROTO_TCP, TCP_NODELAY, &v, &ol);
+    CHECK_INT(v, ==, 0);
+    CHECK_INT(evloop_tcp_keepalive(&names_peer, 1, 42), ==, 0);
+    getsockopt(evloop_stream_fd(&names_peer), SOL_SOCKET, SO_KEEPALIVE, &v, &ol);
+    CHECK_INT(v, ==, 1);
+    getsockopt(evloop_stream_fd(&names_peer), IPPROTO_TCP, TCP_KEEPIDLE, &v, &ol);
+    CHECK_INT(v, ==, 42);
+    CHECK_INT(evloop_tcp_keepalive(&names_peer, 0, 0), ==, 0);
+    getsockopt(evloop_stream_fd(&names_peer), SOL_SOCKET, SO_KEEPALIVE, &v, &ol);
+    CHECK_INT(v, ==, 0);
+    /* reading, as evloop_is_reading says */
+    CHECK(!evloop_is_reading(&names_peer));
+    CHECK_INT(evloop_read_start(&names_peer, ignore_read), ==, 0);
+    CHECK(evloop_is_reading(&names_peer));
+    CHECK(evloop_is_active(&names_peer.handle));
+    evloop_read_stop(&names_peer);
+    CHECK(!evloop_is_reading(&names_peer));
+    /* without a socket */
+    evloop_tcp_init(loop, &fresh);
+    CHECK_INT(evloop_peername(&fresh, &got), ==, -EBADF);
+    CHECK_INT(evloop_sockname(&fresh, &got), ==, -EBADF);
+    CHECK_INT(evloop_tcp_nodelay(&fresh, 1), ==, -EBADF);
+    CHECK_INT(evloop_tcp_keepalive(&fresh, 1, 10), ==, -EBADF);
+    CHECK_INT(evloop_stream_fd(&fresh), ==, -1);
+    close(client);
     free_loop(loop);
 }
 
@@ -1308,6 +1492,106 @@ TEST(read_resumes_without_new_events)
     free_loop(loop);
 }
 
+
+/* ---- closing and stopping from inside callbacks ------------------------------------ */
+
+static int cl_status[4], cl_n, cl_closed, cl_drains;
+static void cl_on_closed(evloop_handle *h)
+{
+    (void)h;
+    cl_closed++;
+}
+static void cl_write_then_close(evloop_write_req *req, int status)
+{
+    cl_status[cl_n++] = status;
+    if (cl_n == 1)
+        evloop_close(&req->stream->handle, cl_on_closed);
+}
+static void cl_drain_close(evloop_stream *s)
+{
+    cl_drains++;
+    CHECK(evloop_stream_writable(s));
+    evloop_close(&s->handle, cl_on_closed);
+}
+static void cl_connect_close(evloop_stream *s, int status)
+{
+    CHECK_INT(status, ==, 0);
+    evloop_close(&s->handle, cl_on_closed);
+}
+static void cl_record_write(evloop_write_req *req, int status)
+{
+    (void)req;
+    cl_status[cl_n++] = status;
+}
+static void cl_sink_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    if (n < 0)
+        evloop_close(&s->handle, NULL);
+}
+
+/* A stream closed from its write callback, its drain callback and its
+ * connect callback: what is still queued is cancelled, the close
+ * callback runs once. */
+TEST(close_stream_from_its_callbacks)
+{
+    evloop *loop = new_loop();
+    evloop_stream a, b, srv, c;
+    evloop_write_req r1, r2;
+    evloop_buf small, large;
+    struct sockaddr_storage addr;
+    evloop_timer g;
+    int sv[2], port;
+    char *big = (char *)calloc(1, 8 << 20);
+    small.iov_base = (void *)"x";
+    small.iov_len = 1;
+    large.iov_base = big;
+    large.iov_len = 8 << 20; /* more than the socket takes */
+    start_guard(loop, &g, 10000);
+    /* the write callback: the first write is done, the second is queued */
+    cl_n = cl_closed = 0;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_stream_open(&a, sv[0]);
+    CHECK_INT(evloop_write(&r1, &a, &small, 1, cl_write_then_close), ==, 0);
+    CHECK_INT(evloop_write(&r2, &a, &large, 1, cl_write_then_close), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(cl_n, ==, 2);
+    CHECK_INT(cl_status[0], ==, 0);
+    CHECK_INT(cl_status[1], ==, -ECANCELED);
+    CHECK_INT(cl_closed, ==, 1);
+    close(sv[1]);
+    /* the drain callback */
+    cl_closed = cl_drains = 0;
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_pipe_init(loop, &a);
+    evloop_pipe_init(loop, &b);
+    evloop_stream_open(&a, sv[0]);
+    evloop_stream_open(&b, sv[1]);
+    evloop_stream_set_hwm(&a, 1 << 20, cl_drain_close);
+    CHECK_INT(evloop_write(&r1, &a, &large, 1, NULL), ==, 0);
+    CHECK(!evloop_stream_writable(&a));
+    evloop_read_start(&b, cl_sink_read);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(cl_drains, ==, 1);
+    CHECK_INT(cl_closed, ==, 1);
+    /* the connect callback, with a write queued while connecting */
+    cl_n = cl_closed = 0;
+    port = listen_local(loop, &srv, names_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &addr);
+    evloop_tcp_init(loop, &c);
+    REQUIRE_INT(evloop_tcp_connect(&c, (struct sockaddr *)&addr, cl_connect_close), ==, 0);
+    CHECK_INT(evloop_write(&r1, &c, &large, 1, cl_record_write), ==, 0);
+    while (!cl_closed && !guard_fired)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    CHECK_INT(cl_closed, ==, 1);
+    CHECK_INT(cl_n, ==, 1);
+    CHECK_INT(cl_status[0], ==, -ECANCELED);
+    CHECK_INT(guard_fired, ==, 0);
+    free_loop(loop);
+    free(big);
+}
 
 /* ---- sendfile and detach ---------------------------------------------------------- */
 
@@ -2623,6 +2907,76 @@ TEST(fswatch_debounce_without_timer_memory)
     sh("rm -rf %s", fsdir);
 }
 
+/* Handles closed from their own callbacks: an fd watcher, a signal handle
+ * (another one keeps SIGUSR1 caught), a file watcher while delivering a
+ * read batch and while delivering a debounced burst. */
+static int own_calls;
+static void own_io(evloop_io *io, unsigned ev)
+{
+    (void)ev;
+    own_calls++;
+    evloop_close(&io->handle, on_closed);
+}
+static void own_sig(evloop_signal *sig, int signum)
+{
+    (void)signum;
+    own_calls++;
+    evloop_close(&sig->handle, on_closed);
+}
+static void own_fs(evloop_fswatch *w, const char *name, unsigned ev)
+{
+    on_fs(w, name, ev);
+    evloop_close(&w->handle, on_closed);
+}
+
+TEST(handles_closed_from_their_own_callbacks)
+{
+    evloop *loop = new_loop();
+    evloop_io io;
+    evloop_signal self, keep;
+    evloop_fswatch w;
+    evloop_fswatch_options o;
+    int p[2], debounced;
+    REQUIRE_INT(pipe(p), ==, 0);
+    CHECK_INT(write(p[1], "ab", 2), ==, 2);
+    own_calls = closed_count = 0;
+    evloop_io_init(loop, &io, p[0]);
+    evloop_io_start(&io, EVLOOP_READABLE, own_io);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT); /* still readable, but closed */
+    CHECK_INT(own_calls, ==, 1);
+    CHECK_INT(closed_count, ==, 1);
+    close(p[0]);
+    close(p[1]);
+    own_calls = closed_count = sig_b = 0;
+    evloop_signal_init(loop, &self);
+    evloop_signal_init(loop, &keep);
+    evloop_signal_start(&self, own_sig, SIGUSR1);
+    evloop_signal_start(&keep, on_sig_b, SIGUSR1);
+    kill(getpid(), SIGUSR1);
+    run_for(loop, 20);
+    kill(getpid(), SIGUSR1);
+    run_for(loop, 20);
+    CHECK_INT(own_calls, ==, 1);
+    CHECK_INT(closed_count, ==, 1);
+    CHECK_INT(sig_b, ==, 2);
+    evloop_close(&keep.handle, NULL);
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw7-%d", (int)getpid());
+    for (debounced = 0; debounced < 2; debounced++) {
+        sh("rm -rf %s && mkdir -p %s", fsdir);
+        memset(&o, 0, sizeof o);
+        o.debounce_ms = debounced ? 20 : 0;
+        nfs = closed_count = 0;
+        evloop_fswatch_init(loop, &w);
+        REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &o, own_fs), ==, 0);
+        sh("touch %s/a %s/b %s/c", fsdir);
+        run_for(loop, 100);
+        CHECK_INT(nfs, ==, 1); /* closed by the first delivery */
+        CHECK_INT(closed_count, ==, 1);
+    }
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
 /* ---- errors ---------------------------------------------------------------------------------- */
 
 TEST(error_names)
@@ -2646,8 +3000,10 @@ int main(void)
     RUN(timers_million);
     RUN(timers_modified_from_callbacks);
     RUN(timer_zero_restart_does_not_starve);
+    RUN(repeating_timer_stopped_or_again_from_callback);
     RUN(next_tick_and_immediates_order);
     RUN(hooks_idle_prevents_blocking);
+    RUN(hooks_stopped_and_started_in_their_phase);
     RUN(run_modes_and_stop);
     RUN(run_reentry_refused);
     RUN(ref_unref_and_walk);
@@ -2659,6 +3015,8 @@ int main(void)
     RUN(tcp_echo_ipv6);
     RUN(tcp_connect_refused);
     RUN(tcp_bind_errors);
+    RUN(backend_fd_and_timeout);
+    RUN(tcp_names_and_options);
     RUN(unix_socket_echo);
     RUN(socketpair_64mib_backpressure);
     RUN(writes_shutdown_half_close);
@@ -2666,6 +3024,7 @@ int main(void)
     RUN(shutdown_while_connecting_unix);
     RUN(close_cancels_queued_writes);
     RUN(write_many_buffers);
+    RUN(close_stream_from_its_callbacks);
     RUN(read_resumes_without_new_events);
     RUN(sendfile_in_order_with_writes);
     RUN(sendfile_fallback_copy);
@@ -2694,6 +3053,7 @@ int main(void)
     RUN(fswatch_root_symlink_deleted_moved);
     RUN(fswatch_debounce_without_timer_memory);
     RUN(no_allocation_in_steady_state);
+    RUN(handles_closed_from_their_own_callbacks);
     RUN(error_names);
     return test_done();
 }
