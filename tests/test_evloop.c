@@ -70,6 +70,9 @@ static void free_loop(evloop *loop)
     CHECK_INT(evloop_free(loop), ==, 0);
 }
 
+/* Runs the loop for ms milliseconds (defined with the file-watch tests). */
+static void run_for(evloop *loop, uint64_t ms);
+
 /* A watchdog timer: stops the loop and marks the test failed. */
 static int guard_fired;
 static void on_guard(evloop_timer *t)
@@ -1360,6 +1363,87 @@ TEST(shutdown_while_connecting_unix)
     shutdown_while_connecting(1, "abc");
 }
 
+/* Half-close over TCP: the client sends and shuts down its side; the
+ * server reads to EOF, answers, shuts down; the client reads the answer,
+ * then EOF. */
+static evloop_stream hc_peer, hc_client, *hc_server;
+static char hc_srv_got[16], hc_cli_got[16];
+static size_t hc_srv_n, hc_cli_n;
+static int hc_srv_eof, hc_cli_eof, hc_shut[2];
+static void hc_server_shut(evloop_stream *s, int status)
+{
+    hc_shut[1] = status;
+    evloop_close(&s->handle, NULL);
+}
+static void hc_client_shut(evloop_stream *s, int status)
+{
+    (void)s;
+    hc_shut[0] = status;
+}
+static void hc_server_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0 && hc_srv_n + (size_t)n <= sizeof hc_srv_got) {
+        memcpy(hc_srv_got + hc_srv_n, buf, (size_t)n);
+        hc_srv_n += (size_t)n;
+        return;
+    }
+    hc_srv_eof = n == EVLOOP_EOF;
+    CHECK_INT(evloop_write_copy(s, "bye", 3, NULL, NULL), ==, 0); /* still writable */
+    CHECK_INT(evloop_shutdown(s, hc_server_shut), ==, 0);
+}
+static void hc_client_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    if (n > 0 && hc_cli_n + (size_t)n <= sizeof hc_cli_got) {
+        memcpy(hc_cli_got + hc_cli_n, buf, (size_t)n);
+        hc_cli_n += (size_t)n;
+        return;
+    }
+    hc_cli_eof = n == EVLOOP_EOF;
+    evloop_close(&s->handle, NULL);
+    evloop_close(&hc_server->handle, NULL);
+}
+static void hc_accept(evloop_stream *server, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    evloop_tcp_init(server->handle.loop, &hc_peer);
+    REQUIRE_INT(evloop_accept(server, &hc_peer), ==, 0);
+    evloop_read_start(&hc_peer, hc_server_read);
+}
+static void hc_connected(evloop_stream *s, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    CHECK_INT(evloop_write_copy(s, "hello", 5, NULL, NULL), ==, 0);
+    CHECK_INT(evloop_shutdown(s, hc_client_shut), ==, 0);
+    evloop_read_start(s, hc_client_read); /* reading goes on after our shutdown */
+}
+
+TEST(tcp_half_close)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv;
+    struct sockaddr_storage a;
+    evloop_timer g;
+    int port = listen_local(loop, &srv, hc_accept);
+    REQUIRE(port > 0);
+    hc_server = &srv;
+    hc_srv_n = hc_cli_n = 0;
+    hc_srv_eof = hc_cli_eof = 0;
+    hc_shut[0] = hc_shut[1] = 1;
+    evloop_addr("127.0.0.1", port, &a);
+    evloop_tcp_init(loop, &hc_client);
+    REQUIRE_INT(evloop_tcp_connect(&hc_client, (struct sockaddr *)&a, hc_connected), ==, 0);
+    start_guard(loop, &g, 5000);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(guard_fired, ==, 0);
+    CHECK_MEM(hc_srv_got, hc_srv_n, "hello");
+    CHECK_INT(hc_srv_eof, ==, 1);
+    CHECK_MEM(hc_cli_got, hc_cli_n, "bye");
+    CHECK_INT(hc_cli_eof, ==, 1);
+    CHECK_INT(hc_shut[0], ==, 0);
+    CHECK_INT(hc_shut[1], ==, 0);
+    free_loop(loop);
+}
+
 /* A write queued behind a full socket, then the stream closed: the callback
  * runs with -ECANCELED before the close callback. */
 static int cancel_status, cancel_seen_before_close;
@@ -1961,6 +2045,65 @@ TEST(tcp_peer_reset)
     free_loop(loop);
 }
 
+/* The peer resets the connection while a write is queued: its callback
+ * gets the error (-ECONNRESET, or -EPIPE once the socket knows). */
+static int qreset_status = 1;
+static void qreset_written(evloop_write_req *req, int status)
+{
+    (void)req;
+    qreset_status = status;
+}
+
+TEST(tcp_peer_reset_fails_queued_write)
+{
+    evloop *loop = new_loop();
+    evloop_stream c;
+    evloop_write_req req;
+    evloop_buf b;
+    evloop_timer g;
+    struct sockaddr_in sin;
+    struct linger lg;
+    socklen_t sl = sizeof sin;
+    int lfd, pfd, small = 65536;
+    char *big = (char *)calloc(1, 8 << 20);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small); /* inherited */
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE_INT(bind(lfd, (struct sockaddr *)&sin, sizeof sin), ==, 0);
+    REQUIRE_INT(listen(lfd, 8), ==, 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    evloop_tcp_init(loop, &c);
+    connect_status = 1;
+    REQUIRE_INT(evloop_tcp_connect(&c, (struct sockaddr *)&sin, record_connect), ==, 0);
+    start_guard(loop, &g, 5000);
+    while (connect_status == 1 && !guard_fired)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    REQUIRE_INT(connect_status, ==, 0);
+    pfd = accept(lfd, NULL, NULL);
+    REQUIRE(pfd >= 0);
+    setsockopt(evloop_stream_fd(&c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    b.iov_base = big;
+    b.iov_len = 8 << 20;
+    qreset_status = 1;
+    REQUIRE_INT(evloop_write(&req, &c, &b, 1, qreset_written), ==, 0);
+    CHECK_UINT(evloop_stream_queued(&c), >, 0);
+    lg.l_onoff = 1; /* close with RST */
+    lg.l_linger = 0;
+    setsockopt(pfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(pfd);
+    while (qreset_status == 1 && !guard_fired)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    CHECK(qreset_status == -ECONNRESET || qreset_status == -EPIPE);
+    CHECK_UINT(evloop_stream_queued(&c), ==, 0);
+    CHECK(!evloop_stream_writable(&c));
+    CHECK_INT(evloop_write_copy(&c, "x", 1, NULL, NULL), ==, -EPIPE);
+    close(lfd);
+    free(big);
+    free_loop(loop);
+}
+
 /* A write to a reset peer fails with an error, never SIGPIPE. */
 TEST(write_to_closed_peer)
 {
@@ -2158,6 +2301,83 @@ TEST(signal_flood_loses_no_other_signal)
     CHECK_INT(sig_a, >=, 1);
     CHECK_INT(sig_a, <=, 3); /* coalesced */
     free_loop(loop);
+}
+
+/* The signals a server handles: each handle gets its own number; once
+ * they are closed, the previous disposition is back. */
+static int sig_seen[EVLOOP__NSIG];
+static void on_sig_record(evloop_signal *s, int signum)
+{
+    CHECK_INT(signum, ==, s->signum);
+    sig_seen[signum]++;
+}
+
+TEST(signals_int_term_hup)
+{
+    evloop *loop = new_loop();
+    evloop_signal h[3];
+    const int nums[3] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    int i;
+    memset(sig_seen, 0, sizeof sig_seen);
+    for (i = 0; i < 3; i++) {
+        evloop_signal_init(loop, &h[i]);
+        REQUIRE_INT(evloop_signal_start(&h[i], on_sig_record, nums[i]), ==, 0);
+    }
+    for (i = 0; i < 3; i++)
+        kill(getpid(), nums[i]);
+    kill(getpid(), SIGTERM);
+    run_for(loop, 20);
+    CHECK_INT(sig_seen[SIGINT], ==, 1);
+    CHECK_INT(sig_seen[SIGTERM], >=, 1); /* twice, maybe coalesced */
+    CHECK_INT(sig_seen[SIGHUP], ==, 1);
+    CHECK_INT(evloop_signal_stop(&h[0]), ==, 0);
+    CHECK_INT(evloop_signal_stop(&h[0]), ==, 0); /* stopping twice is fine */
+    CHECK(!evloop_is_active(&h[0].handle));
+    sigaction(SIGINT, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+    free_loop(loop);
+    sigaction(SIGTERM, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+}
+
+/* Two loops watch one signal: each of them gets it. A handle restarted
+ * with another number watches only that one. */
+TEST(signal_two_loops_and_restart_with_another_number)
+{
+    evloop *l1 = new_loop(), *l2 = new_loop();
+    evloop_signal a, b, keep;
+    struct sigaction sa;
+    memset(sig_seen, 0, sizeof sig_seen);
+    sig_a = sig_b = 0;
+    evloop_signal_init(l1, &a);
+    evloop_signal_init(l2, &b);
+    evloop_signal_start(&a, on_sig_a, SIGUSR1);
+    evloop_signal_start(&b, on_sig_b, SIGUSR1);
+    kill(getpid(), SIGUSR1);
+    evloop_run(l1, EVLOOP_RUN_NOWAIT);
+    evloop_run(l2, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(sig_a, ==, 1);
+    CHECK_INT(sig_b, ==, 1);
+    /* a moves to SIGUSR2; b (another loop) keeps SIGUSR1 caught */
+    evloop_signal_init(l1, &keep);
+    REQUIRE_INT(evloop_signal_start(&keep, on_sig_record, SIGUSR2), ==, 0);
+    REQUIRE_INT(evloop_signal_start(&a, on_sig_record, SIGUSR2), ==, 0);
+    CHECK_INT(a.signum, ==, SIGUSR2);
+    kill(getpid(), SIGUSR1);
+    evloop_run(l1, EVLOOP_RUN_NOWAIT);
+    evloop_run(l2, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(sig_a, ==, 1); /* no longer */
+    CHECK_INT(sig_b, ==, 2);
+    kill(getpid(), SIGUSR2);
+    evloop_run(l1, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(sig_seen[SIGUSR2], ==, 2); /* a and keep */
+    evloop_close(&b.handle, NULL);
+    evloop_run(l2, EVLOOP_RUN_NOWAIT);
+    sigaction(SIGUSR1, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL); /* a let SIGUSR1 go when it moved */
+    free_loop(l1);
+    free_loop(l2);
 }
 
 /* ---- async: 4 threads x 100k sends --------------------------------------------------- */
@@ -2509,6 +2729,38 @@ TEST(process_spawn_into_live_handle_asserts)
     REQUIRE_INT(waitpid(pid, &status, 0), ==, pid);
     CHECK(WIFSIGNALED(status));
     CHECK_INT(WIFSIGNALED(status) ? WTERMSIG(status) : 0, ==, SIGABRT);
+}
+
+/* SIGCHLD watched by the user while the loop spawns children: both the
+ * user's handle and the exit callbacks run, before and after the user's
+ * handle is closed. */
+TEST(signal_sigchld_watched_while_spawning)
+{
+    evloop *loop = new_loop();
+    evloop_signal chld;
+    evloop_process p;
+    evloop_process_options o;
+    evloop_timer g;
+    memset(&o, 0, sizeof o);
+    memset(sig_seen, 0, sizeof sig_seen);
+    evloop_signal_init(loop, &chld);
+    REQUIRE_INT(evloop_signal_start(&chld, on_sig_record, SIGCHLD), ==, 0);
+    exits = 0;
+    start_guard(loop, &g, 10000);
+    REQUIRE_INT(spawn_sh(loop, &p, "exit 5", &o), ==, 0);
+    while (!exits && !guard_fired)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    CHECK_INT(exits, ==, 1);
+    CHECK_INT(exit_code, ==, 5);
+    run_for(loop, 20); /* the handle may run in the same iteration or the next */
+    CHECK_INT(sig_seen[SIGCHLD], >=, 1);
+    evloop_close(&chld.handle, NULL);
+    REQUIRE_INT(spawn_sh(loop, &p, "exit 6", &o), ==, 0);
+    while (exits < 2 && !guard_fired)
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    CHECK_INT(exits, ==, 2);
+    CHECK_INT(exit_code, ==, 6);
+    free_loop(loop);
 }
 
 /* ---- file watching ------------------------------------------------------------------------- */
@@ -3020,6 +3272,7 @@ int main(void)
     RUN(unix_socket_echo);
     RUN(socketpair_64mib_backpressure);
     RUN(writes_shutdown_half_close);
+    RUN(tcp_half_close);
     RUN(shutdown_while_connecting_tcp);
     RUN(shutdown_while_connecting_unix);
     RUN(close_cancels_queued_writes);
@@ -3032,11 +3285,14 @@ int main(void)
     RUN(failed_registration_never_calls_back);
     RUN(write_fails_after_partial_write);
     RUN(tcp_peer_reset);
+    RUN(tcp_peer_reset_fails_queued_write);
     RUN(write_to_closed_peer);
     RUN(emfile_on_accept_does_not_spin);
     RUN(emfile_without_timer_memory_keeps_accepting);
     RUN(signals);
     RUN(signal_flood_loses_no_other_signal);
+    RUN(signals_int_term_hup);
+    RUN(signal_two_loops_and_restart_with_another_number);
     RUN(async_four_threads_never_lose_a_wakeup);
     RUN(async_send_from_loop_thread_and_unref);
     RUN(process_exit_codes_and_signals);
@@ -3047,6 +3303,7 @@ int main(void)
     RUN(process_spawn_pipe_without_memory);
     RUN(process_respawn_from_close_callback);
     RUN(process_spawn_into_live_handle_asserts);
+    RUN(signal_sigchld_watched_while_spawning);
     RUN(fswatch_directory_recursive);
     RUN(fswatch_debounce_and_single_file);
     RUN(fswatch_restart_from_callback);
