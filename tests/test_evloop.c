@@ -3119,6 +3119,144 @@ TEST(fswatch_root_symlink_deleted_moved)
     free_loop(loop);
 }
 
+/* More events than the kernel queues before the loop reads: one
+ * EVLOOP_FS_OVERFLOW with an empty name. */
+static int overflow_seen, overflow_events;
+static void on_fs_overflow(evloop_fswatch *w, const char *name, unsigned ev)
+{
+    (void)w;
+    overflow_events++;
+    if (ev & EVLOOP_FS_OVERFLOW) {
+        CHECK_STR(name, "");
+        CHECK_UINT(ev, ==, EVLOOP_FS_OVERFLOW);
+        overflow_seen++;
+    }
+}
+
+TEST(fswatch_overflow)
+{
+    evloop *loop;
+    evloop_fswatch w;
+    char path[192];
+    long max = 16384, i;
+    int fd[2];
+    FILE *f = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 16384;
+        fclose(f);
+    }
+    if (max > (1L << 20))
+        SKIP("fs.inotify.max_queued_events is too large to overflow quickly");
+    loop = new_loop();
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw8-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s && touch %s/a %s/b", fsdir);
+    evloop_fswatch_init(loop, &w);
+    REQUIRE_INT(evloop_fswatch_start(&w, fsdir, NULL, on_fs_overflow), ==, 0);
+    snprintf(path, sizeof path, "%s/a", fsdir);
+    fd[0] = open(path, O_WRONLY);
+    snprintf(path, sizeof path, "%s/b", fsdir);
+    fd[1] = open(path, O_WRONLY);
+    REQUIRE(fd[0] >= 0 && fd[1] >= 0);
+    overflow_seen = overflow_events = 0;
+    for (i = 0; i < max + 100; i++) /* alternating, so the kernel merges none */
+        CHECK_INT(write(fd[i & 1], "x", 1), ==, 1);
+    run_for(loop, 100);
+    CHECK_INT(overflow_seen, ==, 1);
+    CHECK_INT(overflow_events, >=, max / 2);
+    close(fd[0]);
+    close(fd[1]);
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
+/* Recursive: a directory moved out of the tree is no longer watched; one
+ * moved in is, and what it holds is reported as added. */
+TEST(fswatch_directory_moved_out_and_in)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    evloop_fswatch_options o;
+    char root[192];
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw9-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s/root/sub %s/outside/in-dir && touch %s/outside/in-dir/f", fsdir);
+    snprintf(root, sizeof root, "%s/root", fsdir);
+    memset(&o, 0, sizeof o);
+    o.flags = EVLOOP_FSWATCH_RECURSIVE;
+    nfs = 0;
+    evloop_fswatch_init(loop, &w);
+    REQUIRE_INT(evloop_fswatch_start(&w, root, &o, on_fs), ==, 0);
+    sh("touch %s/root/sub/before", fsdir);
+    run_for(loop, 50);
+    CHECK(fs_events_for("sub/before") & EVLOOP_FS_ADD);
+    sh("mv %s/root/sub %s/outside/sub", fsdir);
+    run_for(loop, 50);
+    CHECK_UINT(fs_events_for("sub"), ==, EVLOOP_FS_RENAME);
+    sh("touch %s/outside/sub/after", fsdir);
+    sh("mv %s/outside/in-dir %s/root/in", fsdir);
+    run_for(loop, 50);
+    CHECK_INT(fs_count_for("sub/after"), ==, 0);
+    CHECK_UINT(fs_events_for("in"), ==, EVLOOP_FS_RENAME);
+    CHECK(fs_events_for("in/f") & EVLOOP_FS_ADD);
+    sh("touch %s/root/in/g", fsdir);
+    run_for(loop, 50);
+    CHECK(fs_events_for("in/g") & EVLOOP_FS_ADD);
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
+/* Events that never pause are still delivered: at most ten debounce
+ * periods after the first one (here 300 ms, while writes go on for
+ * 1.5 s; without the cap the first delivery would wait for their end). */
+static int cap_fd, cap_writes;
+static double cap_first_write, cap_first_delivery;
+static void cap_write(evloop_timer *t)
+{
+    CHECK_INT(write(cap_fd, "x", 1), ==, 1);
+    if (!cap_first_write)
+        cap_first_write = test_now_ms();
+    if (++cap_writes == 150)
+        evloop_timer_stop(t);
+}
+static void cap_on_fs(evloop_fswatch *w, const char *name, unsigned ev)
+{
+    (void)w;
+    (void)name;
+    (void)ev;
+    if (!cap_first_delivery)
+        cap_first_delivery = test_now_ms();
+}
+
+TEST(fswatch_debounce_cap)
+{
+    evloop *loop = new_loop();
+    evloop_fswatch w;
+    evloop_fswatch_options o;
+    evloop_timer writer;
+    char file[192];
+    snprintf(fsdir, sizeof fsdir, "/tmp/evloop-fsw10-%d", (int)getpid());
+    sh("rm -rf %s && mkdir -p %s && touch %s/f", fsdir);
+    snprintf(file, sizeof file, "%s/f", fsdir);
+    cap_fd = open(file, O_WRONLY);
+    REQUIRE(cap_fd >= 0);
+    memset(&o, 0, sizeof o);
+    o.debounce_ms = 30;
+    evloop_fswatch_init(loop, &w);
+    REQUIRE_INT(evloop_fswatch_start(&w, fsdir, &o, cap_on_fs), ==, 0);
+    cap_writes = 0;
+    cap_first_write = cap_first_delivery = 0;
+    evloop_timer_init(loop, &writer);
+    evloop_timer_start(&writer, cap_write, 10, 10);
+    while (evloop_is_active(&writer.handle))
+        evloop_run(loop, EVLOOP_RUN_ONCE);
+    run_for(loop, 100);
+    CHECK(cap_first_delivery > 0);
+    CHECK(cap_first_delivery - cap_first_write < 1000);
+    close(cap_fd);
+    sh("rm -rf %s", fsdir);
+    free_loop(loop);
+}
+
 /* With no memory to arm the debounce timer (the heap is full and cannot
  * grow), an event is delivered at once instead of never. */
 TEST(fswatch_debounce_without_timer_memory)
@@ -3309,6 +3447,9 @@ int main(void)
     RUN(fswatch_restart_from_callback);
     RUN(fswatch_root_symlink_deleted_moved);
     RUN(fswatch_debounce_without_timer_memory);
+    RUN(fswatch_overflow);
+    RUN(fswatch_directory_moved_out_and_in);
+    RUN(fswatch_debounce_cap);
     RUN(no_allocation_in_steady_state);
     RUN(handles_closed_from_their_own_callbacks);
     RUN(error_names);
