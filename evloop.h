@@ -293,7 +293,8 @@
  *
  *   Limits (evloop_options, all zero = defaults):
  *     read_buffer_size   shared read buffer, default 65536 bytes
- *     max_events         events taken per poll, default 1024
+ *     max_events         events taken per poll, default 1024 (epoll and
+ *                        kqueue; the poll backend takes all at once)
  *     accept_retry_ms    pause of a listener out of descriptors, default 100
  *     keep_sigpipe       1: leave SIGPIPE's disposition alone
  *   Listen backlog: evloop_listen's argument, default 511 when <= 0.
@@ -387,7 +388,7 @@ enum {
 
 typedef struct evloop_options {
     size_t read_buffer_size;  /* shared read buffer; default 65536 */
-    int max_events;           /* events per poll; default 1024 */
+    int max_events;           /* events per poll (epoll, kqueue); default 1024 */
     unsigned accept_retry_ms; /* listener pause after EMFILE; default 100 */
     int keep_sigpipe;         /* 1: do not ignore SIGPIPE */
 } evloop_options;

@@ -21,6 +21,7 @@ static void *test_realloc(void *p, size_t n);
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -72,6 +73,14 @@ static void free_loop(evloop *loop)
 
 /* Runs the loop for ms milliseconds (defined with the file-watch tests). */
 static void run_for(evloop *loop, uint64_t ms);
+
+/* Fills a non-blocking socket's send buffer: the next write is queued. */
+static void fill_socket(int fd)
+{
+    static char junk[65536];
+    while (write(fd, junk, sizeof junk) > 0)
+        ;
+}
 
 /* A watchdog timer: stops the loop and marks the test failed. */
 static int guard_fired;
@@ -970,6 +979,261 @@ TEST(tcp_names_and_options)
     CHECK_INT(evloop_tcp_nodelay(&fresh, 1), ==, -EBADF);
     CHECK_INT(evloop_tcp_keepalive(&fresh, 1, 10), ==, -EBADF);
     CHECK_INT(evloop_stream_fd(&fresh), ==, -1);
+    close(client);
+    free_loop(loop);
+}
+
+/* ---- options -------------------------------------------------------------------------- */
+
+/* max_events = 1: one event per poll (epoll), and every ready stream is
+ * still served, over several iterations. */
+static int maxev_reads;
+static void maxev_read(evloop_stream *s, ssize_t n, const char *buf)
+{
+    (void)buf;
+    if (n > 0)
+        maxev_reads++;
+    evloop_read_stop(s);
+}
+
+TEST(option_max_events_one)
+{
+    evloop *loop;
+    evloop_options o;
+    evloop_stream st[10];
+    int sv[10][2], i, first;
+    memset(&o, 0, sizeof o);
+    o.max_events = 1;
+    REQUIRE_INT(evloop_new(&loop, &o), ==, 0);
+    for (i = 0; i < 10; i++) {
+        REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), ==, 0);
+        evloop_pipe_init(loop, &st[i]);
+        evloop_stream_open(&st[i], sv[i][0]);
+        evloop_read_start(&st[i], maxev_read);
+    }
+    evloop_run(loop, EVLOOP_RUN_NOWAIT); /* registered; nothing to read */
+    for (i = 0; i < 10; i++)
+        CHECK_INT(write(sv[i][1], "x", 1), ==, 1);
+    maxev_reads = 0;
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    first = maxev_reads;
+#ifdef EVLOOP_BACKEND_POLL
+    CHECK_INT(first, ==, 10); /* poll(2) has no such limit */
+#else
+    CHECK_INT(first, ==, 1);
+#endif
+    for (i = 0; i < 20 && maxev_reads < 10; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(maxev_reads, ==, 10);
+    for (i = 0; i < 10; i++)
+        close(sv[i][1]);
+    free_loop(loop);
+}
+
+/* keep_sigpipe leaves SIGPIPE alone; by default a loop ignores it. */
+TEST(option_keep_sigpipe)
+{
+    evloop *loop;
+    evloop_options o;
+    struct sigaction sa, saved;
+    sigaction(SIGPIPE, NULL, &saved);
+    signal(SIGPIPE, SIG_DFL);
+    memset(&o, 0, sizeof o);
+    o.keep_sigpipe = 1;
+    REQUIRE_INT(evloop_new(&loop, &o), ==, 0);
+    sigaction(SIGPIPE, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+    CHECK_INT(evloop_free(loop), ==, 0);
+    loop = new_loop();
+    sigaction(SIGPIPE, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_IGN);
+    CHECK_INT(evloop_free(loop), ==, 0);
+    sigaction(SIGPIPE, &saved, NULL);
+}
+
+/* EVLOOP_BIND_IPV6ONLY: a listener on [::] that IPv4 peers cannot reach;
+ * without it the socket is dual-stack. */
+TEST(option_bind_ipv6only)
+{
+    evloop *loop = new_loop();
+    evloop_stream only, dual;
+    struct sockaddr_storage a, v4;
+    socklen_t ol = sizeof(int);
+    int v = -1, port, fd;
+    evloop_tcp_init(loop, &only);
+    evloop_tcp_init(loop, &dual);
+    evloop_addr("::", 0, &a);
+    if (evloop_tcp_bind(&only, (struct sockaddr *)&a, EVLOOP_BIND_IPV6ONLY) != 0) {
+        free_loop(loop);
+        SKIP("no IPv6");
+    }
+    REQUIRE_INT(evloop_listen(&only, 0, names_conn), ==, 0);
+    getsockopt(evloop_stream_fd(&only), IPPROTO_IPV6, IPV6_V6ONLY, &v, &ol);
+    CHECK_INT(v, ==, 1);
+    evloop_sockname(&only, &a);
+    port = evloop_addr_port((struct sockaddr *)&a);
+    evloop_addr("127.0.0.1", port, &v4);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_INT(connect(fd, (struct sockaddr *)&v4, sizeof(struct sockaddr_in)), ==, -1);
+    CHECK_INT(errno, ==, ECONNREFUSED);
+    close(fd);
+    evloop_addr("::", 0, &a);
+    REQUIRE_INT(evloop_tcp_bind(&dual, (struct sockaddr *)&a, 0), ==, 0);
+    REQUIRE_INT(evloop_listen(&dual, 0, names_conn), ==, 0);
+    getsockopt(evloop_stream_fd(&dual), IPPROTO_IPV6, IPV6_V6ONLY, &v, &ol);
+    CHECK_INT(v, ==, 0);
+    evloop_sockname(&dual, &a);
+    evloop_addr("127.0.0.1", evloop_addr_port((struct sockaddr *)&a), &v4);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_INT(connect(fd, (struct sockaddr *)&v4, sizeof(struct sockaddr_in)), ==, 0);
+    close(fd);
+    free_loop(loop);
+}
+
+/* Several connections waiting in the backlog are all accepted in one
+ * wake-up; two SO_REUSEPORT listeners on one port both get connections. */
+static evloop_stream acc_pool[64];
+static int acc_n, acc_by[2];
+static void acc_conn(evloop_stream *server, int status)
+{
+    REQUIRE_INT(status, ==, 0);
+    REQUIRE(acc_n < 64);
+    evloop_tcp_init(server->handle.loop, &acc_pool[acc_n]);
+    REQUIRE_INT(evloop_accept(server, &acc_pool[acc_n]), ==, 0);
+    acc_n++;
+    acc_by[server->handle.data != NULL]++;
+}
+
+TEST(accept_several_per_wakeup_and_reuseport)
+{
+    evloop *loop = new_loop();
+    evloop_stream srv, r1, r2;
+    struct sockaddr_storage a;
+    int port, clients[40], i;
+    port = listen_local(loop, &srv, acc_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &a);
+    for (i = 0; i < 5; i++) {
+        clients[i] = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE_INT(connect(clients[i], (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    }
+    usleep(20000); /* let the kernel finish the handshakes */
+    acc_n = acc_by[0] = acc_by[1] = 0;
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(acc_n, ==, 5); /* one iteration, one wake-up */
+    for (i = 0; i < 5; i++)
+        close(clients[i]);
+    free_loop(loop);
+    /* two listeners, one port */
+    loop = new_loop();
+    r1.handle.data = NULL; /* init keeps data: tells the listeners apart */
+    r2.handle.data = &r2;
+    evloop_tcp_init(loop, &r1);
+    evloop_tcp_init(loop, &r2);
+    evloop_addr("127.0.0.1", 0, &a);
+    REQUIRE_INT(evloop_tcp_bind(&r1, (struct sockaddr *)&a, EVLOOP_BIND_REUSEPORT), ==, 0);
+    evloop_sockname(&r1, &a);
+    REQUIRE_INT(evloop_tcp_bind(&r2, (struct sockaddr *)&a, EVLOOP_BIND_REUSEPORT), ==, 0);
+    REQUIRE_INT(evloop_listen(&r1, 64, acc_conn), ==, 0);
+    REQUIRE_INT(evloop_listen(&r2, 64, acc_conn), ==, 0);
+    acc_n = acc_by[0] = acc_by[1] = 0;
+    for (i = 0; i < 40; i++) {
+        clients[i] = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE_INT(connect(clients[i], (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    }
+    for (i = 0; i < 100 && acc_n < 40; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(acc_n, ==, 40);
+    CHECK_INT(acc_by[0], >, 0); /* the kernel spreads them by address hash */
+    CHECK_INT(acc_by[1], >, 0);
+    for (i = 0; i < 40; i++)
+        close(clients[i]);
+    free_loop(loop);
+}
+
+/* ---- bad input and misuse that returns an error -------------------------------------------- */
+
+static int bad_cb_calls;
+static void bad_connect_cb(evloop_stream *s, int status)
+{
+    (void)s;
+    (void)status;
+    bad_cb_calls++;
+}
+static int bad_accept_rc[2];
+static void bad_accept(evloop_stream *server, int status)
+{
+    evloop_stream *pipe_s = (evloop_stream *)server->handle.data;
+    REQUIRE_INT(status, ==, 0);
+    bad_accept_rc[0] = evloop_accept(server, pipe_s); /* not a socket stream */
+    bad_accept_rc[1] = evloop_accept(server, &names_peer); /* already open */
+}
+
+TEST(bad_input_is_refused)
+{
+    evloop *loop = new_loop();
+    evloop_stream u, t, t2, srv, pipe_s, sp;
+    evloop_write_req req;
+    evloop_buf b;
+    struct sockaddr_storage a;
+    struct sockaddr_un sun;
+    char path[64];
+    int port, client, sv[2], i;
+    /* addresses */
+    CHECK_INT(evloop_addr(NULL, 80, &a), ==, -EINVAL);
+    CHECK_INT(evloop_addr("127.0.0.1", -1, &a), ==, -EINVAL);
+    CHECK_INT(evloop_addr("::1", 65536, &a), ==, -EINVAL);
+    /* a Unix socket path that does not exist: the call fails, no callback */
+    bad_cb_calls = 0;
+    snprintf(path, sizeof path, "/tmp/evloop-missing-%d.sock", (int)getpid());
+    unlink(path);
+    evloop_unix_init(loop, &u);
+    CHECK_INT(evloop_unix_connect(&u, path, bad_connect_cb), ==, -ENOENT);
+    CHECK_INT(evloop_stream_fd(&u), ==, -1);
+    /* a TCP stream given an AF_UNIX address, and the reverse */
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    evloop_tcp_init(loop, &t);
+    CHECK_INT(evloop_tcp_connect(&t, (struct sockaddr *)&sun, bad_connect_cb), ==, -EINVAL);
+    CHECK_INT(evloop_tcp_bind(&t, (struct sockaddr *)&sun, 0), ==, -EINVAL);
+    evloop_addr("127.0.0.1", 1, &a);
+    CHECK_INT(evloop_tcp_connect(&u, (struct sockaddr *)&a, bad_connect_cb), ==, -EINVAL);
+    /* accepting into a pipe stream or an open one; the connection is refused */
+    evloop_pipe_init(loop, &pipe_s);
+    port = listen_local(loop, &srv, bad_accept);
+    REQUIRE(port > 0);
+    srv.handle.data = &pipe_s;
+    evloop_tcp_init(loop, &names_peer);
+    REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    evloop_stream_open(&names_peer, sv[0]);
+    evloop_addr("127.0.0.1", port, &a);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    bad_accept_rc[0] = bad_accept_rc[1] = 1;
+    for (i = 0; i < 100 && bad_accept_rc[0] == 1; i++)
+        evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(bad_accept_rc[0], ==, -EINVAL);
+    CHECK_INT(bad_accept_rc[1], ==, -EINVAL);
+    CHECK_INT(evloop_accept(&srv, &pipe_s), ==, -EAGAIN); /* outside the callback */
+    /* connecting a listening or a reading stream */
+    CHECK_INT(evloop_tcp_connect(&srv, (struct sockaddr *)&a, bad_connect_cb), ==, -EISCONN);
+    evloop_read_start(&names_peer, ignore_read);
+    CHECK_INT(evloop_tcp_connect(&names_peer, (struct sockaddr *)&a, bad_connect_cb), ==, -EISCONN);
+    /* detaching a stream that is busy */
+    CHECK_INT(evloop_stream_detach(&srv), ==, -EBUSY); /* listening */
+    evloop_pipe_init(loop, &sp);
+    evloop_stream_open(&sp, sv[1]);
+    fill_socket(sv[1]);
+    b.iov_base = (void *)"x";
+    b.iov_len = 1;
+    REQUIRE_INT(evloop_write(&req, &sp, &b, 1, NULL), ==, 0); /* queued */
+    CHECK_INT(evloop_stream_detach(&sp), ==, -EBUSY);
+    evloop_tcp_init(loop, &t2);
+    REQUIRE_INT(evloop_tcp_connect(&t2, (struct sockaddr *)&a, bad_connect_cb), ==, 0);
+    CHECK_INT(evloop_stream_detach(&t2), ==, -EBUSY); /* connecting */
+    evloop_close(&t2.handle, NULL);
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(bad_cb_calls, ==, 1); /* only the connect that succeeded: -ECANCELED */
     close(client);
     free_loop(loop);
 }
@@ -1886,13 +2150,6 @@ static void count_connect_cb(evloop_stream *s, int status)
     (void)status;
     cb_calls++;
 }
-/* Fills a non-blocking socket's send buffer: the next write is queued. */
-static void fill_socket(int fd)
-{
-    static char junk[65536];
-    while (write(fd, junk, sizeof junk) > 0)
-        ;
-}
 
 TEST(failed_registration_never_calls_back)
 {
@@ -2231,6 +2488,48 @@ TEST(emfile_without_timer_memory_keeps_accepting)
     CHECK_INT(emfile_errors, >=, 1);
     for (i = 0; i < 10 && !emfile_accepted; i++)
         evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    CHECK_INT(emfile_accepted, ==, 1);
+    close(client);
+    free_loop(loop);
+}
+
+/* accept_retry_ms is the pause of a listener out of descriptors. */
+static uint64_t retry_due_in;
+static void retry_conn(evloop_stream *server, int status)
+{
+    if (status < 0 && !retry_due_in)
+        retry_due_in = evloop_timer_due_in(&server->handle.loop->accept_timer); /* white-box */
+    emfile_conn(server, status);
+}
+
+TEST(option_accept_retry_ms)
+{
+    evloop *loop;
+    evloop_options o;
+    evloop_stream srv;
+    evloop_timer g;
+    struct rlimit old;
+    struct sockaddr_storage a;
+    int port, client;
+    memset(&o, 0, sizeof o);
+    o.accept_retry_ms = 30;
+    REQUIRE_INT(evloop_new(&loop, &o), ==, 0);
+    port = listen_local(loop, &srv, retry_conn);
+    REQUIRE(port > 0);
+    evloop_addr("127.0.0.1", port, &a);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    start_guard(loop, &g, 5000);
+    REQUIRE_INT(exhaust_fds(&old), ==, 0);
+    retry_due_in = 0;
+    emfile_errors = emfile_accepted = 0;
+    evloop_run(loop, EVLOOP_RUN_NOWAIT);
+    setrlimit(RLIMIT_NOFILE, &old);
+    release_fds(NULL);
+    CHECK_INT(emfile_errors, ==, 1);
+    CHECK_UINT(retry_due_in, ==, 30);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT); /* resumes after 30 ms, accepts, closes */
+    CHECK_INT(guard_fired, ==, 0);
     CHECK_INT(emfile_accepted, ==, 1);
     close(client);
     free_loop(loop);
@@ -2620,6 +2919,55 @@ TEST(process_close_before_exit_reaps_later)
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
     CHECK_INT(exits, ==, 0);
     CHECK_INT(kill(pid, 0), ==, -1); /* gone, not a zombie */
+    free_loop(loop);
+}
+
+/* EVLOOP_PROCESS_DETACHED: the child leads a session of its own. */
+TEST(process_detached)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    /* field 6 of /proc/PID/stat is the session; a session leader's is its pid */
+    const char *leader = "read -r a b c d e s rest < /proc/$$/stat; [ \"$s\" = \"$$\" ]";
+    memset(&o, 0, sizeof o);
+    exits = 0;
+    o.flags = EVLOOP_PROCESS_DETACHED;
+    REQUIRE_INT(spawn_sh(loop, &p, leader, &o), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exits, ==, 1);
+    CHECK_INT(exit_code, ==, 0);
+    o.flags = 0;
+    REQUIRE_INT(spawn_sh(loop, &p, leader, &o), ==, 0);
+    evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    CHECK_INT(exits, ==, 2);
+    CHECK_INT(exit_code, ==, 1); /* in our session */
+    free_loop(loop);
+}
+
+/* Bad options are refused before anything starts; no child is left. */
+TEST(process_bad_options)
+{
+    evloop *loop = new_loop();
+    evloop_process p;
+    evloop_process_options o;
+    int status;
+    memset(&o, 0, sizeof o);
+    exits = 0;
+    o.stdio[1].kind = (evloop_stdio_kind)99;
+    CHECK_INT(spawn_sh(loop, &p, "true", &o), ==, -EINVAL);
+    o.stdio[1].kind = EVLOOP_STDIO_FD;
+    o.stdio[1].fd = -1;
+    CHECK_INT(spawn_sh(loop, &p, "true", &o), ==, -EBADF);
+    o.stdio[1].kind = EVLOOP_STDIO_PIPE;
+    o.stdio[1].stream = NULL;
+    CHECK_INT(spawn_sh(loop, &p, "true", &o), ==, -EINVAL);
+    memset(&o, 0, sizeof o);
+    o.cwd = "/nonexistent/dir";
+    CHECK_INT(spawn_sh(loop, &p, "true", &o), ==, -ENOENT);
+    CHECK_INT(waitpid(-1, &status, WNOHANG), <=, 0);
+    CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
+    CHECK_INT(exits, ==, 0);
     free_loop(loop);
 }
 
@@ -3407,6 +3755,11 @@ int main(void)
     RUN(tcp_bind_errors);
     RUN(backend_fd_and_timeout);
     RUN(tcp_names_and_options);
+    RUN(option_max_events_one);
+    RUN(option_keep_sigpipe);
+    RUN(option_bind_ipv6only);
+    RUN(accept_several_per_wakeup_and_reuseport);
+    RUN(bad_input_is_refused);
     RUN(unix_socket_echo);
     RUN(socketpair_64mib_backpressure);
     RUN(writes_shutdown_half_close);
@@ -3427,6 +3780,7 @@ int main(void)
     RUN(write_to_closed_peer);
     RUN(emfile_on_accept_does_not_spin);
     RUN(emfile_without_timer_memory_keeps_accepting);
+    RUN(option_accept_retry_ms);
     RUN(signals);
     RUN(signal_flood_loses_no_other_signal);
     RUN(signals_int_term_hup);
@@ -3438,6 +3792,8 @@ int main(void)
     RUN(process_stdio_pipes_env_cwd);
     RUN(process_stdio_fd);
     RUN(process_close_before_exit_reaps_later);
+    RUN(process_detached);
+    RUN(process_bad_options);
     RUN(process_spawn_pipe_without_memory);
     RUN(process_respawn_from_close_callback);
     RUN(process_spawn_into_live_handle_asserts);
