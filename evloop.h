@@ -187,10 +187,10 @@
  *   unusable), or -ECANCELED when the stream was closed first. A write
  *   call that fails returns the error and never runs on_write; if it
  *   fails after part of its bytes went out (no memory to queue the rest),
- *   the stream is unusable from then on: later writes fail with -EPIPE. evloop_write_copy()
- *   copies what it cannot write at once, so the caller's bytes may be
- *   reused immediately; its callback may be NULL. evloop_try_write()
- *   writes what it can now and never queues.
+ *   the stream is unusable from then on: later writes fail with -EPIPE.
+ *   evloop_write_copy() copies what it cannot write at once, so the
+ *   caller's bytes may be reused immediately; its callback may be NULL.
+ *   evloop_try_write() writes what it can now and never queues.
  *
  *   Backpressure: evloop_stream_queued(s) is the number of bytes waiting.
  *   evloop_stream_set_hwm(s, high_water_mark, on_drain): once a write
