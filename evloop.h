@@ -56,10 +56,14 @@
  *                           recognised as one of those.
  *
  *   The implementation uses POSIX and Linux interfaces (accept4, pipe2,
- *   inotify). On glibc this header defines _GNU_SOURCE when it is included
- *   before any system header; if your file includes system headers first,
- *   compile with -D_GNU_SOURCE (or -std=gnu11), else the build stops with
- *   a message that says so.
+ *   inotify) that glibc declares only with _GNU_SOURCE (strict -std=c11
+ *   hides even POSIX). evloop.h defines _GNU_SOURCE itself when it comes
+ *   before every system header, so: in the file that defines
+ *   EVLOOP_IMPLEMENTATION, include evloop.h first, and plain -std=c11 (or
+ *   any -std) works. If a system header must come first there, compile
+ *   that file with -D_GNU_SOURCE; -std=gnu11 alone is not enough (it does
+ *   not define _GNU_SOURCE), and the build stops with an #error that says
+ *   so. Files that include only the declarations need nothing.
  *
  * 3. THE LOOP AND ITS PHASES ----------------------------------------------
  *
@@ -143,6 +147,13 @@
  *   evloop_io watches a descriptor you own for EVLOOP_READABLE and/or
  *   EVLOOP_WRITABLE (level-triggered). Closing the handle does not close the
  *   descriptor. Only one watcher (io handle or stream) per descriptor.
+ *   EVLOOP_DISCONNECT comes with the other events on a hang-up or an error
+ *   (epoll's EPOLLHUP/EPOLLERR/EPOLLRDHUP, poll's POLLHUP/POLLERR/POLLNVAL,
+ *   kqueue's EV_EOF/EV_ERROR). Regular files and directories are always
+ *   "ready", so evloop_io_start refuses them with -EPERM on every backend;
+ *   for other descriptors that do not support polling (some devices, such
+ *   as /dev/null) epoll refuses them with -EPERM, while poll and kqueue
+ *   report them always ready.
  *
  * 7. STREAMS: TCP, UNIX SOCKETS, PIPES ----------------------------------------
  *
@@ -169,14 +180,17 @@
  *   you keep. Idle connections cost no buffer memory.
  *
  *   Writing: evloop_write(req, s, bufs, n, on_write) writes at once what the
- *   kernel takes and queues the rest. The bytes stay yours and must stay
- *   valid until on_write(req, status) runs (the array `bufs` itself is
- *   copied). Queued writes go out in order, several per writev. Status is
- *   0, or a negative errno (then the connection is unusable), or
- *   -ECANCELED when the stream was closed first. evloop_write_copy()
- *   copies what it cannot write at once, so the caller's bytes may be
- *   reused immediately; its callback may be NULL. evloop_try_write()
- *   writes what it can now and never queues.
+ *   kernel takes and queues the rest. The request and the bytes stay yours
+ *   and must stay valid, untouched, until on_write(req, status) runs (the
+ *   array `bufs` itself is copied). Queued writes go out in order, several
+ *   per writev. Status is 0, or a negative errno (then the connection is
+ *   unusable), or -ECANCELED when the stream was closed first. A write
+ *   call that fails returns the error and never runs on_write; if it
+ *   fails after part of its bytes went out (no memory to queue the rest),
+ *   the stream is unusable from then on: later writes fail with -EPIPE.
+ *   evloop_write_copy() copies what it cannot write at once, so the
+ *   caller's bytes may be reused immediately; its callback may be NULL.
+ *   evloop_try_write() writes what it can now and never queues.
  *
  *   Backpressure: evloop_stream_queued(s) is the number of bytes waiting.
  *   evloop_stream_set_hwm(s, high_water_mark, on_drain): once a write
@@ -188,7 +202,9 @@
  *   a write elsewhere); the file descriptor must stay open until on_write.
  *
  *   evloop_shutdown(s, on_shutdown) half-closes (SHUT_WR) after the queued
- *   writes; the stream can still read. evloop_tcp_nodelay and
+ *   writes (and, on a stream still connecting, once it is connected); the
+ *   stream can still read. A connect or a queued write that fails fails the
+ *   shutdown with the same error. evloop_tcp_nodelay and
  *   evloop_tcp_keepalive set TCP options on an open socket.
  *   evloop_stream_detach(s) hands the descriptor out without closing it
  *   (for a protocol upgrade that moves the connection elsewhere).
@@ -196,7 +212,9 @@
  * 8. SIGNALS -------------------------------------------------------------------
  *
  *   evloop_signal_start(sig, cb, signum) runs cb(sig, signum) on the loop
- *   thread each time the process receives signum (bursts may coalesce).
+ *   thread each time the process receives signum; signals that arrive
+ *   before the loop gets to them coalesce (one call per signal number),
+ *   but none is lost, however many arrive.
  *   Several handles, and several loops, may watch the same signal; the
  *   previous disposition is restored when the last handle stops. A handle
  *   made with evloop_signal_start_oneshot stops after its first delivery.
@@ -207,7 +225,10 @@
  *   called from any thread (and from a signal handler). It makes the loop
  *   run a's callback at least once after the call; several sends before
  *   the callback runs coalesce into one call. An async handle is active
- *   (keeps the loop alive) until closed, unless unreferenced.
+ *   (keeps the loop alive) until closed, unless unreferenced. Close it (on
+ *   the loop thread) only once no other thread can call evloop_async_send
+ *   on it any more, e.g. after joining them: a send that races with the
+ *   close, or comes after it, uses memory the close gave back to you.
  *
  * 10. CHILD PROCESSES --------------------------------------------------------------
  *
@@ -217,7 +238,8 @@
  *   `options->cwd`. options->stdio[0..2] say what the child's stdin, stdout
  *   and stderr are: EVLOOP_STDIO_INHERIT (the default), EVLOOP_STDIO_IGNORE
  *   (/dev/null), EVLOOP_STDIO_PIPE (a socket pair; `stream` must point to a
- *   stream made with evloop_pipe_init, which becomes the parent's end), or
+ *   stream made with evloop_pipe_init and not yet opened, a different one
+ *   for each of the three, which becomes the parent's end), or
  *   EVLOOP_STDIO_FD (`fd` is duplicated into the child). A program that
  *   cannot be executed makes evloop_spawn fail with its errno (-ENOENT,
  *   -EACCES) and no process is left behind. on_exit(p, exit_status,
@@ -226,21 +248,40 @@
  *   Children are reaped with waitpid() on their pid when SIGCHLD arrives:
  *   do not reap them elsewhere (waitpid(-1, ...)) in the same process.
  *
+ *   evloop_spawn initializes p itself (there is no evloop_process_init): p
+ *   must not be a live handle. To run another child in the same struct,
+ *   close the previous one and spawn from its close callback, or later;
+ *   EVLOOP_ASSERT catches a struct still in use. When evloop_spawn fails,
+ *   p is not a handle (nothing to close). Closing a process that is still
+ *   running cancels its exit callback; the child keeps running and is
+ *   reaped in the background when it ends (no zombie is left).
+ *
  * 11. FILE WATCHING ---------------------------------------------------------------
  *
  *   evloop_fswatch_start(w, path, options, cb) watches a file or a directory
  *   (inotify; Linux only, -ENOSYS elsewhere). cb(w, name, events) gets the
  *   path relative to the watched directory (for a file: its name) and
- *   EVLOOP_FS_ADD / _CHANGE / _DELETE / _RENAME bits. With
+ *   EVLOOP_FS_ADD / _CHANGE / _DELETE / _RENAME bits. The name is valid
+ *   only during the callback (copy it to keep it). With
  *   EVLOOP_FSWATCH_RECURSIVE subdirectories are watched too, including
  *   ones created later (files already in them are reported as added). With
  *   options->debounce_ms > 0 events are collected until no new one arrives
  *   for that long (at most 10 times that long after the first), merged per
- *   path, and delivered in order of first occurrence. A single file is
- *   watched through its directory, so editors that save by writing a new
- *   file and renaming it over the old one are seen as a change. When the
- *   kernel's event queue overflows, cb runs once with EVLOOP_FS_OVERFLOW
- *   and an empty name: rescan what you watch.
+ *   path, and delivered in order of first occurrence.
+ *
+ *   In a directory, a rename reports EVLOOP_FS_RENAME for the old name and
+ *   for the new one. A single file is watched through its directory, by
+ *   name: a file renamed over it (how editors save) reports
+ *   EVLOOP_FS_CHANGE, the file renamed away EVLOOP_FS_DELETE, made again
+ *   EVLOOP_FS_ADD. A symbolic link given as the directory is followed
+ *   (links inside the tree are not); a link given as the single file is
+ *   watched as the link's own name in its directory (writes through it to
+ *   a target that lives elsewhere are not seen). Deleting (or moving) the
+ *   watched directory reports EVLOOP_FS_DELETE with an empty name; the
+ *   watcher then stays started but sees nothing more. When the kernel's
+ *   event queue overflows, cb runs once with EVLOOP_FS_OVERFLOW and an
+ *   empty name: rescan what you watch. A callback may stop, restart or
+ *   close its watcher; events not yet delivered are then dropped.
  *
  * 12. ERRORS, LIMITS, THREADING ------------------------------------------------------
  *
@@ -252,7 +293,8 @@
  *
  *   Limits (evloop_options, all zero = defaults):
  *     read_buffer_size   shared read buffer, default 65536 bytes
- *     max_events         events taken per poll, default 1024
+ *     max_events         events taken per poll, default 1024 (epoll and
+ *                        kqueue; the poll backend takes all at once)
  *     accept_retry_ms    pause of a listener out of descriptors, default 100
  *     keep_sigpipe       1: leave SIGPIPE's disposition alone
  *   Listen backlog: evloop_listen's argument, default 511 when <= 0.
@@ -264,8 +306,11 @@
  *   Node's cluster); signals are delivered to every loop that watches them.
  *
  *   Memory: no allocation per event in steady state. Queues (timers heap,
- *   next-tick, immediates, fd table) grow geometrically and are reused.
- *   evloop_write_copy allocates for the part it cannot write at once.
+ *   next-tick, immediates, fd table, a file watcher's path and debounce
+ *   buffers) grow geometrically and are reused. evloop_write_copy
+ *   allocates for the part it cannot write at once, evloop_write for an
+ *   array of more than 4 buffers it cannot write at once, a file watcher
+ *   for each new directory it follows.
  */
 
 #ifndef EVLOOP_H
@@ -343,7 +388,7 @@ enum {
 
 typedef struct evloop_options {
     size_t read_buffer_size;  /* shared read buffer; default 65536 */
-    int max_events;           /* events per poll; default 1024 */
+    int max_events;           /* events per poll (epoll, kqueue); default 1024 */
     unsigned accept_retry_ms; /* listener pause after EMFILE; default 100 */
     int keep_sigpipe;         /* 1: do not ignore SIGPIPE */
 } evloop_options;
@@ -530,6 +575,7 @@ struct evloop_fswatch {
     evloop_fswatch_cb cb;
     evloop_timer debounce;
     struct evloop__fswatch_state *st; /* private, allocated by start */
+    unsigned gen; /* counts stops: a callback may stop (and restart) w */
 };
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -606,7 +652,8 @@ EVLOOP_API int evloop_hook_stop(evloop_hook *h);
 /* Watches fd (yours; made non-blocking by you). -EBADF for a bad fd. */
 EVLOOP_API int evloop_io_init(evloop *loop, evloop_io *io, int fd);
 /* events: EVLOOP_READABLE | EVLOOP_WRITABLE. -EEXIST when another watcher
- * has the fd, -EPERM for a descriptor that cannot be polled (a file). */
+ * has the fd, -EPERM for a regular file or directory (and, with epoll,
+ * any descriptor that cannot be polled; see section 6). */
 EVLOOP_API int evloop_io_start(evloop_io *io, unsigned events, evloop_io_cb cb);
 EVLOOP_API int evloop_io_stop(evloop_io *io);
 
@@ -652,9 +699,10 @@ EVLOOP_API int evloop_read_start(evloop_stream *s, evloop_read_cb cb);
 EVLOOP_API int evloop_read_stop(evloop_stream *s);
 EVLOOP_API int evloop_is_reading(const evloop_stream *s);
 
-/* Writes bufs[0..n) in order; see section 7. -EPIPE after shutdown or on a
- * closing stream, -ENOTCONN before the stream is open, or the error of the
- * first write attempt (the callback does not run then). */
+/* Writes bufs[0..n) in order; see section 7. req and the bytes must stay
+ * valid until cb. -EPIPE after shutdown, on a closing stream or after a
+ * failed write, -ENOTCONN before the stream is open, -ENOMEM, or the error
+ * of the first write attempt (the callback does not run then). */
 EVLOOP_API int evloop_write(evloop_write_req *req, evloop_stream *s, const evloop_buf *bufs,
                             unsigned n, evloop_write_cb cb);
 /* Like evloop_write, but copies what is not written at once; cb may be NULL
@@ -690,12 +738,15 @@ EVLOOP_API int evloop_signal_start_oneshot(evloop_signal *sig, evloop_signal_cb 
 EVLOOP_API int evloop_signal_stop(evloop_signal *sig);
 
 EVLOOP_API int evloop_async_init(evloop *loop, evloop_async *a, evloop_async_cb cb);
-/* Thread-safe and async-signal-safe. Returns 0, or -EBADF... never in
- * practice; the wake-up cannot be lost. */
+/* Thread-safe and async-signal-safe; always returns 0. The callback runs
+ * at least once after this call (sends before it runs coalesce). The
+ * handle must not be closed while another thread may still call this. */
 EVLOOP_API int evloop_async_send(evloop_async *a);
 
 /* ---- processes -------------------------------------------------------------- */
 
+/* Starts a child in p (initialized here; p must not be a live handle, see
+ * section 10). On failure p is not a handle and cb never runs. */
 EVLOOP_API int evloop_spawn(evloop *loop, evloop_process *p, const evloop_process_options *opts,
                             evloop_exit_cb cb);
 /* -ESRCH once the child has been reaped. */
@@ -819,6 +870,8 @@ extern char **environ;
 #define EVLOOP__S_HUP        0x100000u /* the peer hung up: read to the end */
 /* process flags */
 #define EVLOOP__P_EXITED     0x0020u
+/* io flags */
+#define EVLOOP__IO_FILE      0x0020u /* a regular file or directory: no readiness */
 /* write request flags */
 #define EVLOOP__W_OWNED      1u /* allocated by evloop_write_copy */
 #define EVLOOP__W_HEAPBUFS   2u /* bufs array allocated */
@@ -877,6 +930,7 @@ struct evloop {
     int pfds_dirty;
 #else
     void *events;
+    int batch_next, batch_len; /* events of the poll not yet dispatched */
 #endif
 
     char *rbuf;
@@ -1173,6 +1227,7 @@ static int evloop__backend_init(evloop *loop);
 static void evloop__backend_free(evloop *loop);
 static int evloop__backend_update(evloop *loop, evloop__watcher *w);
 static void evloop__backend_remove(evloop *loop, evloop__watcher *w);
+static void evloop__backend_drop_events(evloop *loop, int fd);
 static void evloop__backend_poll(evloop *loop, int timeout);
 
 static void evloop__watcher_init(evloop__watcher *w, int fd,
@@ -1224,7 +1279,9 @@ static int evloop__watcher_set(evloop *loop, evloop__watcher *w, unsigned events
     return rc;
 }
 
-/* Forgets w before its descriptor is closed. */
+/* Forgets w before its descriptor is closed. Events of the poll being
+ * dispatched that are still due for its fd are dropped: a callback may
+ * reuse the fd number for a new watcher, which must not get them. */
 static void evloop__watcher_detach(evloop *loop, evloop__watcher *w)
 {
     if (w->fd < 0)
@@ -1234,6 +1291,7 @@ static void evloop__watcher_detach(evloop *loop, evloop__watcher *w)
         evloop__backend_remove(loop, w);
     if (w->fd < loop->nwatchers && loop->watchers[w->fd] == w)
         loop->watchers[w->fd] = NULL;
+    evloop__backend_drop_events(loop, w->fd);
 }
 
 /* Translates what the backend saw into the events w asked for. */
@@ -1331,17 +1389,29 @@ static void evloop__backend_remove(evloop *loop, evloop__watcher *w)
     w->registered = 0;
 }
 
+static void evloop__backend_drop_events(evloop *loop, int fd)
+{
+    struct epoll_event *ev = (struct epoll_event *)loop->events;
+    int i;
+    for (i = loop->batch_next; i < loop->batch_len; i++)
+        if (ev[i].data.fd == fd)
+            ev[i].data.fd = -1;
+}
+
 static void evloop__backend_poll(evloop *loop, int timeout)
 {
     struct epoll_event *ev = (struct epoll_event *)loop->events;
     int n = epoll_wait(loop->backend_fd, ev, loop->max_events, timeout), i;
     if (timeout != 0)
         evloop_update_time(loop);
+    loop->batch_len = n > 0 ? n : 0;
     for (i = 0; i < n; i++) {
         uint32_t e = ev[i].events;
+        loop->batch_next = i + 1;
         evloop__dispatch(loop, ev[i].data.fd, (e & EPOLLIN) != 0, (e & EPOLLOUT) != 0,
                          (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0);
     }
+    loop->batch_len = 0;
 }
 
 #elif defined(EVLOOP__KQUEUE)
@@ -1404,6 +1474,15 @@ static void evloop__backend_remove(evloop *loop, evloop__watcher *w)
     (void)evloop__kq_apply(loop, w, 0, 1);
 }
 
+static void evloop__backend_drop_events(evloop *loop, int fd)
+{
+    struct kevent *ev = (struct kevent *)loop->events;
+    int i;
+    for (i = loop->batch_next; i < loop->batch_len; i++)
+        if (ev[i].ident == (uintptr_t)fd)
+            ev[i].ident = (uintptr_t)-1;
+}
+
 static void evloop__backend_poll(evloop *loop, int timeout)
 {
     struct kevent *ev = (struct kevent *)loop->events;
@@ -1417,11 +1496,14 @@ static void evloop__backend_poll(evloop *loop, int timeout)
     n = kevent(loop->backend_fd, NULL, 0, ev, loop->max_events, tsp);
     if (timeout != 0)
         evloop_update_time(loop);
+    loop->batch_len = n > 0 ? n : 0;
     for (i = 0; i < n; i++) {
-        int fd = (int)ev[i].ident;
-        int err = (ev[i].flags & EV_ERROR) != 0;
-        evloop__dispatch(loop, fd, ev[i].filter == EVFILT_READ, ev[i].filter == EVFILT_WRITE, err);
+        int fd = ev[i].ident > (uintptr_t)INT_MAX ? -1 : (int)ev[i].ident;
+        int hup = (ev[i].flags & (EV_ERROR | EV_EOF)) != 0; /* EV_EOF: the peer hung up */
+        loop->batch_next = i + 1;
+        evloop__dispatch(loop, fd, ev[i].filter == EVFILT_READ, ev[i].filter == EVFILT_WRITE, hup);
     }
+    loop->batch_len = 0;
 }
 
 #else /* poll(2) */
@@ -1472,6 +1554,14 @@ static void evloop__backend_remove(evloop *loop, evloop__watcher *w)
         w->poll_index = -1;
     }
     w->registered = 0;
+}
+
+/* Nothing to drop: removing a watcher clears its slot (fd -1), and a new
+ * watcher of the same fd gets a slot past the ones being dispatched. */
+static void evloop__backend_drop_events(evloop *loop, int fd)
+{
+    (void)loop;
+    (void)fd;
 }
 
 static void evloop__poll_compact(evloop *loop)
@@ -2008,11 +2098,16 @@ static void evloop__io_cb(evloop *loop, evloop__watcher *w, unsigned events)
 
 EVLOOP__DEF int evloop_io_init(evloop *loop, evloop_io *io, int fd)
 {
+    struct stat sb;
     EVLOOP_ASSERT(loop && io);
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+    if (fd < 0 || fstat(fd, &sb) < 0)
         return -EBADF;
     EVLOOP__INIT(loop, io, EVLOOP_IO);
     evloop__watcher_init(&io->w, fd, evloop__io_cb);
+    /* epoll refuses these, poll and kqueue call them always ready: refuse
+     * them on every backend */
+    if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))
+        io->handle.flags |= EVLOOP__IO_FILE;
     return 0;
 }
 
@@ -2024,6 +2119,8 @@ EVLOOP__DEF int evloop_io_start(evloop_io *io, unsigned events, evloop_io_cb cb)
     events &= EVLOOP_READABLE | EVLOOP_WRITABLE;
     if (!events)
         return -EINVAL;
+    if (io->handle.flags & EVLOOP__IO_FILE)
+        return -EPERM;
     rc = evloop__watcher_attach(loop, &io->w);
     if (rc < 0)
         return rc;
@@ -2089,6 +2186,15 @@ static int evloop__stream_set_fd(evloop_stream *s, int fd, int known_socket)
     if (rc < 0)
         s->w.fd = -1;
     return rc;
+}
+
+/* Takes back the descriptor evloop__stream_set_fd gave s, without closing it. */
+static void evloop__stream_unset_fd(evloop_stream *s)
+{
+    evloop__watcher_detach(s->handle.loop, &s->w);
+    s->w.fd = -1;
+    s->w.et = 0;
+    s->handle.flags &= ~EVLOOP__S_SOCKET;
 }
 
 EVLOOP__DEF int evloop_stream_open(evloop_stream *s, int fd)
@@ -2328,11 +2434,12 @@ static void evloop__accept_resume(evloop_timer *t)
 static void evloop__accept_pause(evloop_stream *s)
 {
     evloop *loop = s->handle.loop;
+    if (loop->accept_timer.heap_index == SIZE_MAX &&
+        evloop_timer_start(&loop->accept_timer, evloop__accept_resume, loop->accept_retry_ms,
+                           0) < 0)
+        return; /* no memory for the timer: better polling on than never resuming */
     s->handle.flags |= EVLOOP__S_PAUSED;
     evloop__stream_sync(s);
-    if (loop->accept_timer.heap_index == SIZE_MAX)
-        (void)evloop_timer_start(&loop->accept_timer, evloop__accept_resume,
-                                 loop->accept_retry_ms, 0);
 }
 
 static void evloop__accept_batch(evloop *loop, evloop_stream *s)
@@ -2404,22 +2511,28 @@ static int evloop__connect(evloop_stream *s, int domain, const struct sockaddr *
         r = connect(s->w.fd, addr, len);
     while (r < 0 && errno == EINTR);
     if (r < 0 && errno != EINPROGRESS) {
-        int err = -errno;
-        if (created) {
-            evloop__watcher_detach(s->handle.loop, &s->w);
-            evloop__close_fd(s->w.fd);
-            s->w.fd = -1;
-        }
-        return err == -EINPROGRESS ? 0 : err;
+        r = -errno;
+        goto fail;
     }
     s->cb.connect = cb;
-    s->handle.flags |= EVLOOP__S_CONNECTING;
-    if (r == 0) { /* done at once (Unix sockets): report it from the pending phase */
-        s->handle.flags |= EVLOOP__S_CONNECTED;
-        s->error = 0;
-        evloop__add_pending(s);
+    s->handle.flags |= EVLOOP__S_CONNECTING | (r == 0 ? EVLOOP__S_CONNECTED : 0u);
+    if ((r = evloop__stream_sync(s)) < 0) { /* cannot watch for the result */
+        s->handle.flags &= ~(EVLOOP__S_CONNECTING | EVLOOP__S_CONNECTED);
+        (void)evloop__stream_sync(s);
+        goto fail;
     }
-    return evloop__stream_sync(s);
+    if (s->handle.flags & EVLOOP__S_CONNECTED) { /* done at once (Unix sockets) */
+        s->error = 0;
+        evloop__add_pending(s); /* reported from the pending phase */
+    }
+    return 0;
+fail:
+    if (created) {
+        int fd = s->w.fd;
+        evloop__stream_unset_fd(s);
+        evloop__close_fd(fd);
+    }
+    return r;
 }
 
 EVLOOP__DEF int evloop_tcp_connect(evloop_stream *s, const struct sockaddr *addr, evloop_connect_cb cb)
@@ -2443,6 +2556,7 @@ EVLOOP__DEF int evloop_unix_connect(evloop_stream *s, const char *path, evloop_c
 }
 
 static void evloop__fail_writes(evloop_stream *s, int err);
+static void evloop__shutdown_if_due(evloop_stream *s);
 
 static void evloop__finish_connect(evloop *loop, evloop_stream *s)
 {
@@ -2455,6 +2569,8 @@ static void evloop__finish_connect(evloop *loop, evloop_stream *s)
     s->handle.flags &= ~EVLOOP__S_CONNECTING;
     if (err)
         evloop__fail_writes(s, -err);
+    else
+        evloop__shutdown_if_due(s);
     evloop__stream_sync(s);
     s->cb.connect(s, -err);
     EVLOOP__TICKS(loop);
@@ -2659,10 +2775,16 @@ static void evloop__req_complete(evloop *loop, evloop_write_req *req)
         EVLOOP_FREE(req);
 }
 
-/* Moves every queued request to the done list with status err. */
+/* Moves every queued request to the done list with status err; a shutdown
+ * waiting for them (or for the connect) fails with err too. */
 static void evloop__fail_writes(evloop_stream *s, int err)
 {
     evloop_write_req *r = s->wq_head;
+    if (s->handle.flags & EVLOOP__S_SHUTTING) {
+        s->error = err;
+        s->handle.flags = (s->handle.flags & ~EVLOOP__S_SHUTTING) | EVLOOP__S_SHUT | EVLOOP__S_SHUT_CB;
+        evloop__add_pending(s);
+    }
     if (!r)
         return;
     while (r) {
@@ -2684,6 +2806,19 @@ static void evloop__do_shutdown(evloop_stream *s)
 {
     s->error = shutdown(s->w.fd, SHUT_WR) < 0 ? -errno : 0;
     s->handle.flags = (s->handle.flags & ~EVLOOP__S_SHUTTING) | EVLOOP__S_SHUT | EVLOOP__S_SHUT_CB;
+}
+
+/* A requested shutdown happens once the stream is connected and its write
+ * queue is empty; its callback runs from the pending phase. Called where
+ * either condition may have become true outside evloop__stream_flush. */
+static void evloop__shutdown_if_due(evloop_stream *s)
+{
+    if ((s->handle.flags & (EVLOOP__S_SHUTTING | EVLOOP__S_CONNECTING | EVLOOP__F_CLOSING)) ==
+            EVLOOP__S_SHUTTING &&
+        !s->wq_head) {
+        evloop__do_shutdown(s);
+        evloop__add_pending(s);
+    }
 }
 
 static void evloop__run_shutdown_cb(evloop *loop, evloop_stream *s)
@@ -2835,19 +2970,44 @@ static int evloop__write_check(const evloop_stream *s)
     return 0;
 }
 
-/* Appends req (whose bufs hold what is left) to the write queue. */
+/* Appends req (whose bufs hold what is left) to the write queue. When the
+ * backend refuses to watch for writability, the queue is left as it was
+ * and the error returned: req is not queued, its callback will not run. */
 static int evloop__enqueue(evloop_stream *s, evloop_write_req *req, size_t left)
 {
+    evloop_write_req *tail = s->wq_tail;
+    uint32_t drain = s->handle.flags & EVLOOP__S_NEED_DRAIN;
+    int rc;
     req->next = NULL;
-    if (s->wq_tail)
-        s->wq_tail->next = req;
+    if (tail)
+        tail->next = req;
     else
         s->wq_head = req;
     s->wq_tail = req;
     s->queued += left;
     if (s->hwm && s->queued >= s->hwm)
         s->handle.flags |= EVLOOP__S_NEED_DRAIN;
-    return evloop__stream_sync(s);
+    rc = evloop__stream_sync(s);
+    if (rc < 0) {
+        if (tail)
+            tail->next = NULL;
+        else
+            s->wq_head = NULL;
+        s->wq_tail = tail;
+        s->queued -= left;
+        s->handle.flags = (s->handle.flags & ~EVLOOP__S_NEED_DRAIN) | drain;
+        (void)evloop__stream_sync(s);
+    }
+    return rc;
+}
+
+/* A write call fails after part of its bytes went out: the peer got a
+ * truncated message, so the stream must not carry any more writes. */
+static int evloop__write_failed(evloop_stream *s, int partial, int err)
+{
+    if (partial)
+        s->handle.flags |= EVLOOP__S_WFAILED;
+    return err;
 }
 
 static void evloop__done_later(evloop_stream *s, evloop_write_req *req)
@@ -2868,7 +3028,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
 {
     size_t total = evloop__bufs_size(bufs, n), wrote = 0;
     unsigned i;
-    int rc = evloop__write_check(s);
+    int rc = evloop__write_check(s), partial;
     if (rc < 0)
         return rc;
     req->stream = s;
@@ -2889,6 +3049,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
         return 0;
     }
     /* keep a copy of the descriptors of what is left */
+    partial = wrote > 0;
     while (n && wrote >= bufs[0].iov_len) {
         wrote -= bufs[0].iov_len;
         bufs++;
@@ -2899,7 +3060,7 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
     } else {
         req->bufs = (evloop_buf *)EVLOOP_MALLOC(n * sizeof *bufs);
         if (!req->bufs)
-            return -ENOMEM; /* some bytes may be gone: the stream is unusable */
+            return evloop__write_failed(s, partial, -ENOMEM);
         req->flags |= EVLOOP__W_HEAPBUFS;
     }
     for (i = 0; i < n; i++)
@@ -2907,7 +3068,14 @@ EVLOOP__DEF int evloop_write(evloop_write_req *req, evloop_stream *s, const evlo
     req->nbufs = n;
     req->bufs[0].iov_base = (char *)req->bufs[0].iov_base + wrote;
     req->bufs[0].iov_len -= wrote;
-    return evloop__enqueue(s, req, evloop__bufs_size(req->bufs, n));
+    rc = evloop__enqueue(s, req, evloop__bufs_size(req->bufs, n));
+    if (rc < 0) {
+        if (req->flags & EVLOOP__W_HEAPBUFS)
+            EVLOOP_FREE(req->bufs);
+        req->bufs = NULL;
+        return evloop__write_failed(s, partial, rc);
+    }
+    return 0;
 }
 
 EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len,
@@ -2933,7 +3101,7 @@ EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len
     left = len - wrote;
     req = (evloop_write_req *)EVLOOP_MALLOC(sizeof *req + left);
     if (!req)
-        return -ENOMEM;
+        return evloop__write_failed(s, wrote > 0, -ENOMEM);
     memset(req, 0, sizeof *req);
     req->data = arg;
     req->stream = s;
@@ -2948,7 +3116,12 @@ EVLOOP__DEF int evloop_write_copy(evloop_stream *s, const void *data, size_t len
     req->nbufs = 1;
     req->u.bufsml[0].iov_base = (void *)(req + 1);
     req->u.bufsml[0].iov_len = left;
-    return evloop__enqueue(s, req, left);
+    rc = evloop__enqueue(s, req, left);
+    if (rc < 0) {
+        EVLOOP_FREE(req);
+        return evloop__write_failed(s, wrote > 0, rc);
+    }
+    return 0;
 }
 
 EVLOOP__DEF ssize_t evloop_try_write(evloop_stream *s, const evloop_buf *bufs, unsigned n)
@@ -2994,7 +3167,7 @@ EVLOOP__DEF int evloop_sendfile(evloop_write_req *req, evloop_stream *s, int fd,
         rc = evloop__file_step(s, req);
         if (rc < 0) {
             s->queued -= req->u.file.left;
-            return rc;
+            return evloop__write_failed(s, req->u.file.left != len, rc);
         }
         if (rc == 1) {
             evloop__done_later(s, req);
@@ -3002,7 +3175,8 @@ EVLOOP__DEF int evloop_sendfile(evloop_write_req *req, evloop_stream *s, int fd,
         }
     }
     s->queued -= req->u.file.left; /* evloop__enqueue counts it again */
-    return evloop__enqueue(s, req, req->u.file.left);
+    rc = evloop__enqueue(s, req, req->u.file.left);
+    return rc < 0 ? evloop__write_failed(s, req->u.file.left != len, rc) : 0;
 }
 
 EVLOOP__DEF int evloop_stream_detach(evloop_stream *s)
@@ -3018,9 +3192,7 @@ EVLOOP__DEF int evloop_stream_detach(evloop_stream *s)
     s->handle.flags &= ~(EVLOOP__S_READING | EVLOOP__S_RHINT | EVLOOP__S_HUP | EVLOOP__S_READ_DUE);
     if (s->handle.flags & EVLOOP__S_PENDING)
         evloop__remove_pending(s);
-    evloop__watcher_detach(s->handle.loop, &s->w);
-    s->w.fd = -1;
-    s->w.et = 0;
+    evloop__stream_unset_fd(s);
     evloop__stream_sync(s);
     return fd;
 }
@@ -3049,10 +3221,7 @@ EVLOOP__DEF int evloop_shutdown(evloop_stream *s, evloop_shutdown_cb cb)
                    : rc;
     s->shutdown_cb = cb;
     s->handle.flags |= EVLOOP__S_SHUTTING;
-    if (!s->wq_head && !(s->handle.flags & EVLOOP__S_CONNECTING)) {
-        evloop__do_shutdown(s);
-        evloop__add_pending(s);
-    }
+    evloop__shutdown_if_due(s); /* else after the connect or the queued writes */
     evloop__stream_sync(s);
     return 0;
 }
@@ -3093,6 +3262,7 @@ static void evloop__stream_pending(evloop *loop, evloop_stream *s)
         return; /* its close delivers everything */
     if (s->handle.flags & EVLOOP__S_CONNECTED) {
         s->handle.flags &= ~(EVLOOP__S_CONNECTING | EVLOOP__S_CONNECTED);
+        evloop__shutdown_if_due(s); /* its callback runs below, after this one */
         evloop__stream_sync(s);
         s->cb.connect(s, s->error);
         EVLOOP__TICKS(loop);
@@ -3179,11 +3349,16 @@ static void evloop__stream_finish_close(evloop_stream *s)
 
 /* ---- signals ---------------------------------------------------------------------------- */
 
-/* Process-wide: each loop that watches signals has a pipe; the handler
- * writes the signal number into the pipe of every such loop, and each loop
- * dispatches to its own handles. slots[] holds write fds plus one (0 means
- * free) so the table needs no initializer. */
+/* Process-wide: each loop that watches signals has a slot. The handler
+ * sets the signal's bit in the pending mask of every such loop and, when
+ * no wake-up is in flight for that loop yet, writes one byte into its
+ * pipe; the loop empties the pipe, then takes the mask. A pipe therefore
+ * never fills up, and a signal is never lost (only coalesced with others
+ * of the same number). slots[] holds write fds plus one (0 means free) so
+ * the table needs no initializer. */
 static int evloop__sig_slots[EVLOOP__MAX_SIGLOOPS];
+static unsigned evloop__sig_pending[EVLOOP__MAX_SIGLOOPS][2]; /* bit signum - 1 */
+static int evloop__sig_wake[EVLOOP__MAX_SIGLOOPS]; /* a byte is (being) written */
 static int evloop__sig_inflight; /* handlers running now */
 static unsigned evloop__sig_refs[EVLOOP__NSIG];
 static struct sigaction evloop__sig_saved[EVLOOP__NSIG];
@@ -3192,12 +3367,17 @@ static pthread_mutex_t evloop__sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static void evloop__sig_handler(int signum)
 {
     int saved = errno, i;
-    unsigned char b = (unsigned char)signum;
+    unsigned bit = 1u << ((unsigned)(signum - 1) % 32u);
+    int word = (signum - 1) / 32;
     __atomic_add_fetch(&evloop__sig_inflight, 1, __ATOMIC_SEQ_CST);
     for (i = 0; i < EVLOOP__MAX_SIGLOOPS; i++) {
         int fd = __atomic_load_n(&evloop__sig_slots[i], __ATOMIC_SEQ_CST);
-        if (fd > 0) {
-            ssize_t r = write(fd - 1, &b, 1); /* a full pipe drops it: signals coalesce */
+        if (fd <= 0)
+            continue;
+        __atomic_fetch_or(&evloop__sig_pending[i][word], bit, __ATOMIC_SEQ_CST);
+        if (!__atomic_exchange_n(&evloop__sig_wake[i], 1, __ATOMIC_SEQ_CST)) {
+            unsigned char b = 1;
+            ssize_t r = write(fd - 1, &b, 1);
             (void)r;
         }
     }
@@ -3236,33 +3416,43 @@ static void evloop__sig_unref(int signum)
 
 static void evloop__reap(evloop *loop);
 
+/* Runs the handles watching signum (and reaps children on SIGCHLD). */
+static void evloop__sig_dispatch(evloop *loop, int signum)
+{
+    evloop__queue tmp;
+    if (signum == SIGCHLD && (loop->children || loop->norphans))
+        evloop__reap(loop);
+    evloop__q_move(&loop->signals, &tmp);
+    while (!evloop__q_empty(&tmp)) {
+        evloop__queue *q = tmp.next;
+        evloop_signal *sig = EVLOOP__CONTAINER(q, evloop_signal, node);
+        evloop__q_remove(q);
+        evloop__q_push(&loop->signals, q);
+        if (sig->signum != signum)
+            continue;
+        if (sig->oneshot)
+            evloop_signal_stop(sig);
+        sig->cb(sig, signum);
+        EVLOOP__TICKS(loop);
+    }
+}
+
 static void evloop__sig_read(evloop *loop, evloop__watcher *w, unsigned events)
 {
-    unsigned char buf[128];
+    unsigned char buf[64];
+    unsigned pending[2];
+    int slot = loop->sig_slot, signum;
     ssize_t n;
     (void)events;
-    while ((n = read(w->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-        ssize_t i;
-        for (i = 0; i < n; i++) {
-            int signum = buf[i];
-            evloop__queue tmp;
-            if (signum == SIGCHLD && (loop->children || loop->norphans))
-                evloop__reap(loop);
-            evloop__q_move(&loop->signals, &tmp);
-            while (!evloop__q_empty(&tmp)) {
-                evloop__queue *q = tmp.next;
-                evloop_signal *sig = EVLOOP__CONTAINER(q, evloop_signal, node);
-                evloop__q_remove(q);
-                evloop__q_push(&loop->signals, q);
-                if (sig->signum != signum)
-                    continue;
-                if (sig->oneshot)
-                    evloop_signal_stop(sig);
-                sig->cb(sig, signum);
-                EVLOOP__TICKS(loop);
-            }
-        }
-    }
+    while ((n = read(w->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        ;
+    /* in this order: a signal after the store writes a new byte */
+    __atomic_store_n(&evloop__sig_wake[slot], 0, __ATOMIC_SEQ_CST);
+    pending[0] = __atomic_exchange_n(&evloop__sig_pending[slot][0], 0u, __ATOMIC_SEQ_CST);
+    pending[1] = __atomic_exchange_n(&evloop__sig_pending[slot][1], 0u, __ATOMIC_SEQ_CST);
+    for (signum = 1; signum < EVLOOP__NSIG; signum++)
+        if (pending[(signum - 1) / 32] & (1u << ((unsigned)(signum - 1) % 32u)))
+            evloop__sig_dispatch(loop, signum);
 }
 
 /* Gives the loop its signal pipe and slot, once. */
@@ -3313,6 +3503,10 @@ static void evloop__signals_release(evloop *loop)
     __atomic_store_n(&evloop__sig_slots[loop->sig_slot], 0, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&evloop__sig_inflight, __ATOMIC_SEQ_CST))
         sched_yield();
+    /* no handler can touch the slot now: leave it clean for the next loop */
+    __atomic_store_n(&evloop__sig_pending[loop->sig_slot][0], 0u, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&evloop__sig_pending[loop->sig_slot][1], 0u, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&evloop__sig_wake[loop->sig_slot], 0, __ATOMIC_SEQ_CST);
     evloop__watcher_detach(loop, &loop->sig_w);
     evloop__close_fd(loop->sig_w.fd);
     evloop__close_fd(loop->sig_wfd);
@@ -3524,21 +3718,33 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
                              evloop_exit_cb cb)
 {
     int pairs[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-    int src[3] = {-1, -1, -1};
+    int src[3] = {-1, -1, -1}, given[3] = {0, 0, 0};
     int errpipe[2] = {-1, -1};
     int rc, i, err = 0;
     sigset_t all, old;
     pid_t pid;
     ssize_t n;
     EVLOOP_ASSERT(loop && p && o);
+    /* p must not be listed (a live handle, or a closed one whose close
+     * callback is still due): init would wipe it while the loop holds it.
+     * A walk of the handles is cheap next to the fork. */
+    {
+        const evloop_handle *h;
+        for (h = loop->handles; h; h = h->next)
+            EVLOOP_ASSERT(h != &p->handle);
+    }
     if (!o->file || !o->args || !o->args[0])
         return -EINVAL;
     for (i = 0; i < 3; i++) {
         const evloop_stdio *sd = &o->stdio[i];
+        int j;
         if (sd->kind == EVLOOP_STDIO_PIPE &&
             (!sd->stream || sd->stream->handle.type != EVLOOP_PIPE || sd->stream->w.fd >= 0 ||
              evloop_is_closing(&sd->stream->handle)))
             return -EINVAL;
+        for (j = 0; j < i && sd->kind == EVLOOP_STDIO_PIPE; j++)
+            if (o->stdio[j].kind == EVLOOP_STDIO_PIPE && o->stdio[j].stream == sd->stream)
+                return -EINVAL; /* one stream for two of the child's descriptors */
         if (sd->kind == EVLOOP_STDIO_FD && sd->fd < 0)
             return -EBADF;
         if ((unsigned)sd->kind > EVLOOP_STDIO_FD)
@@ -3563,6 +3769,11 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
                 goto fail;
             }
             src[i] = pairs[i][1];
+            /* the parent's end goes to its stream now: nothing may fail
+             * once the child runs */
+            if ((rc = evloop__stream_set_fd(o->stdio[i].stream, pairs[i][0], 0)) < 0)
+                goto fail;
+            given[i] = 1;
             break;
         case EVLOOP_STDIO_IGNORE:
             src[i] = pairs[i][1] = open("/dev/null", (i == 0 ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -3608,13 +3819,8 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
         rc = -err;
         goto fail;
     }
-    for (i = 0; i < 3; i++) {
-        if (pairs[i][1] >= 0)
-            close(pairs[i][1]);
-        if (o->stdio[i].kind == EVLOOP_STDIO_PIPE) {
-            (void)evloop__stream_set_fd(o->stdio[i].stream, pairs[i][0], 0);
-        }
-    }
+    for (i = 0; i < 3; i++)
+        evloop__close_fd(pairs[i][1]); /* the child's ends */
     EVLOOP__INIT(loop, p, EVLOOP_PROCESS);
     p->pid = pid;
     p->exit_cb = cb;
@@ -3624,6 +3830,8 @@ EVLOOP__DEF int evloop_spawn(evloop *loop, evloop_process *p, const evloop_proce
     return 0;
 fail:
     for (i = 0; i < 3; i++) {
+        if (given[i])
+            evloop__stream_unset_fd(o->stdio[i].stream);
         evloop__close_fd(pairs[i][0]);
         evloop__close_fd(pairs[i][1]);
     }
@@ -3732,9 +3940,18 @@ typedef struct evloop__wd {
 } evloop__wd;
 
 typedef struct evloop__fsev {
-    char *path;
+    size_t name; /* offset of the path in the queue's names */
     unsigned events;
 } evloop__fsev;
+
+/* Debounced events, merged per path, in order of first occurrence. A flush
+ * empties it but keeps its memory for the next burst. */
+typedef struct evloop__fsq {
+    evloop__fsev *ev;
+    size_t n, cap;
+    char *names; /* the paths, each NUL-terminated */
+    size_t len, names_cap;
+} evloop__fsq;
 
 struct evloop__fswatch_state {
     char *root;  /* the directory watched */
@@ -3742,9 +3959,10 @@ struct evloop__fswatch_state {
     unsigned flags, debounce_ms;
     evloop__wd *wds;
     size_t nwds, capwds;
-    evloop__fsev *q; /* debounced events, in order of first occurrence */
-    size_t nq, capq;
+    evloop__fsq q;
     uint64_t burst_start;
+    char *path; /* the path of the event being delivered; reused */
+    size_t path_cap;
 };
 
 #define EVLOOP__IN_MASK (IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | \
@@ -3774,9 +3992,44 @@ static char *evloop__join(const char *a, const char *b)
     return d;
 }
 
+/* Makes room for `need` elements of `size` bytes in *buf (capacity *cap,
+ * doubled as needed, never shrunk). */
+static int evloop__reserve(void **buf, size_t *cap, size_t need, size_t size)
+{
+    size_t ncap = *cap ? *cap : 16;
+    void *nb;
+    if (need <= *cap)
+        return 0;
+    while (ncap < need)
+        ncap *= 2;
+    nb = EVLOOP_REALLOC(*buf, ncap * size);
+    if (!nb)
+        return -ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+/* rel "/" name in the state's path buffer (name alone when rel is ""). */
+static const char *evloop__fs_path(struct evloop__fswatch_state *st, const char *rel,
+                                   const char *name)
+{
+    size_t nr = strlen(rel), nn = strlen(name);
+    if (evloop__reserve((void **)&st->path, &st->path_cap, nr + nn + 2, 1) < 0)
+        return NULL;
+    memcpy(st->path, rel, nr);
+    if (nr)
+        st->path[nr++] = '/';
+    memcpy(st->path + nr, name, nn + 1);
+    return st->path;
+}
+
+/* Delivers an event, or adds it to the debounce queue and (re)arms the
+ * flush. Without memory for the queue, or for the timer, it goes out now. */
 static void evloop__fs_emit(evloop_fswatch *w, const char *path, unsigned events)
 {
     struct evloop__fswatch_state *st = w->st;
+    evloop__fsq *q = &st->q;
     evloop *loop = w->handle.loop;
     uint64_t now = loop->time, due, limit;
     size_t i;
@@ -3785,53 +4038,55 @@ static void evloop__fs_emit(evloop_fswatch *w, const char *path, unsigned events
         EVLOOP__TICKS(loop);
         return;
     }
-    for (i = 0; i < st->nq; i++)
-        if (strcmp(st->q[i].path, path) == 0)
+    for (i = 0; i < q->n; i++)
+        if (strcmp(q->names + q->ev[i].name, path) == 0)
             break;
-    if (i < st->nq) {
-        st->q[i].events |= events;
+    if (i < q->n) {
+        q->ev[i].events |= events;
     } else {
-        char *copy = evloop__strdup(path);
-        if (st->nq == st->capq) {
-            size_t ncap = st->capq ? st->capq * 2 : 16;
-            evloop__fsev *nq = (evloop__fsev *)EVLOOP_REALLOC(st->q, ncap * sizeof *nq);
-            if (nq) {
-                st->q = nq;
-                st->capq = ncap;
-            }
-        }
-        if (!copy || st->nq == st->capq) { /* no memory: deliver it now */
-            EVLOOP_FREE(copy);
+        size_t len = strlen(path) + 1;
+        if (evloop__reserve((void **)&q->ev, &q->cap, q->n + 1, sizeof *q->ev) < 0 ||
+            evloop__reserve((void **)&q->names, &q->names_cap, q->len + len, 1) < 0) {
             w->cb(w, path, events);
             EVLOOP__TICKS(loop);
             return;
         }
-        if (!st->nq)
+        if (!q->n)
             st->burst_start = now;
-        st->q[st->nq].path = copy;
-        st->q[st->nq].events = events;
-        st->nq++;
+        memcpy(q->names + q->len, path, len);
+        q->ev[q->n].name = q->len;
+        q->ev[q->n].events = events;
+        q->n++;
+        q->len += len;
     }
     limit = st->burst_start + 10u * (uint64_t)st->debounce_ms;
     due = now + st->debounce_ms < limit ? now + st->debounce_ms : limit;
-    (void)evloop_timer_start(&w->debounce, evloop__fs_flush, due > now ? due - now : 0, 0);
+    if (evloop_timer_start(&w->debounce, evloop__fs_flush, due > now ? due - now : 0, 0) < 0)
+        evloop__fs_flush(&w->debounce); /* no room for the timer: no delay either */
 }
 
+/* The debounce timer: delivers the queue from a copy (a callback may stop
+ * w, which frees st), then gives the memory back for the next burst. No
+ * event can be queued meanwhile: inotify is read in the poll phase only. */
 static void evloop__fs_flush(evloop_timer *t)
 {
     evloop_fswatch *w = EVLOOP__CONTAINER(t, evloop_fswatch, debounce);
-    evloop__fsev *q = w->st->q;
-    size_t n = w->st->nq, i;
-    w->st->q = NULL;
-    w->st->nq = w->st->capq = 0;
-    for (i = 0; i < n; i++) {
-        if (w->st && !(w->handle.flags & EVLOOP__F_CLOSING)) {
-            w->cb(w, q[i].path, q[i].events);
-            EVLOOP__TICKS(w->handle.loop);
-        }
-        EVLOOP_FREE(q[i].path);
+    evloop__fsq q = w->st->q;
+    unsigned gen = w->gen;
+    size_t i;
+    memset(&w->st->q, 0, sizeof w->st->q);
+    evloop_timer_stop(&w->debounce); /* when called directly by evloop__fs_emit */
+    for (i = 0; i < q.n && w->gen == gen; i++) { /* until a callback stops w */
+        w->cb(w, q.names + q.ev[i].name, q.ev[i].events);
+        EVLOOP__TICKS(w->handle.loop);
     }
-    EVLOOP_FREE(q);
+    if (w->gen == gen) {
+        q.n = q.len = 0;
+        w->st->q = q;
+    } else {
+        EVLOOP_FREE(q.ev);
+        EVLOOP_FREE(q.names);
+    }
 }
 
 /* Watches root/rel; with RECURSIVE its subdirectories too. report: also
@@ -3841,10 +4096,14 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     struct evloop__fswatch_state *st = w->st;
     char *full = rel[0] ? evloop__join(st->root, rel) : evloop__strdup(st->root);
     int wd, rc = 0;
+    unsigned gen = w->gen;
     size_t i;
     if (!full)
         return -ENOMEM;
-    wd = inotify_add_watch(w->w.fd, full, EVLOOP__IN_MASK | IN_ONLYDIR | IN_DONT_FOLLOW);
+    /* the root may be a symbolic link to a directory; links inside the tree
+     * are not followed (they could loop) */
+    wd = inotify_add_watch(w->w.fd, full,
+                           EVLOOP__IN_MASK | IN_ONLYDIR | (rel[0] ? IN_DONT_FOLLOW : 0u));
     if (wd < 0) {
         rc = -errno;
         EVLOOP_FREE(full);
@@ -3878,7 +4137,7 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     if (st->flags & EVLOOP_FSWATCH_RECURSIVE) {
         DIR *d = opendir(full);
         struct dirent *e;
-        while (d && (e = readdir(d)) != NULL && w->st) {
+        while (d && (e = readdir(d)) != NULL && w->gen == gen) {
             char *child;
             int isdir;
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -3895,7 +4154,7 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
             }
             if (report)
                 evloop__fs_emit(w, child, EVLOOP_FS_ADD);
-            if (isdir && w->st)
+            if (isdir && w->gen == gen)
                 (void)evloop__fs_add_dir(w, child, report); /* gone already: fine */
             EVLOOP_FREE(child);
         }
@@ -3906,14 +4165,15 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     return 0;
 }
 
-/* A directory moved away: stop watching it and everything under it. */
+/* A directory moved away: stop watching it and everything under it (all
+ * of the tree for the root, rel ""). */
 static void evloop__fs_forget(evloop_fswatch *w, const char *rel)
 {
     struct evloop__fswatch_state *st = w->st;
     size_t n = strlen(rel), i;
     for (i = 0; i < st->nwds;) {
         const char *r = st->wds[i].rel;
-        if (strncmp(r, rel, n) == 0 && (r[n] == 0 || r[n] == '/')) {
+        if (!n || (strncmp(r, rel, n) == 0 && (r[n] == 0 || r[n] == '/'))) {
             (void)inotify_rm_watch(w->w.fd, st->wds[i].wd);
             EVLOOP_FREE(st->wds[i].rel);
             st->wds[i] = st->wds[--st->nwds];
@@ -3926,9 +4186,8 @@ static void evloop__fs_forget(evloop_fswatch *w, const char *rel)
 static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, const char *name)
 {
     struct evloop__fswatch_state *st = w->st;
-    const char *rel;
-    char *path;
-    unsigned ev = 0;
+    const char *rel, *path;
+    unsigned ev = 0, gen = w->gen;
     int isdir = (e->mask & IN_ISDIR) != 0;
     size_t i;
     if (e->mask & IN_Q_OVERFLOW) {
@@ -3946,8 +4205,11 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
     }
     rel = st->wds[i].rel;
     if (!e->len || !name[0]) { /* about the watched directory itself */
-        if ((e->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) && !rel[0])
+        if ((e->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) && !rel[0]) {
             evloop__fs_emit(w, st->only ? st->only : "", EVLOOP_FS_DELETE);
+            if (w->gen == gen) /* moved away, it would go on reporting */
+                evloop__fs_forget(w, "");
+        }
         return;
     }
     if (st->only && (rel[0] || strcmp(name, st->only) != 0))
@@ -3956,28 +4218,31 @@ static void evloop__fs_event(evloop_fswatch *w, const struct inotify_event *e, c
         ev = EVLOOP_FS_ADD;
     else if (e->mask & IN_DELETE)
         ev = EVLOOP_FS_DELETE;
-    else if (e->mask & (IN_MOVED_FROM | IN_MOVED_TO))
-        ev = EVLOOP_FS_RENAME;
+    else if (e->mask & IN_MOVED_TO) /* a watched file replaced by a rename: saved */
+        ev = st->only ? EVLOOP_FS_CHANGE : EVLOOP_FS_RENAME;
+    else if (e->mask & IN_MOVED_FROM) /* a watched file renamed away: gone */
+        ev = st->only ? EVLOOP_FS_DELETE : EVLOOP_FS_RENAME;
     else if ((e->mask & (IN_MODIFY | IN_ATTRIB)) && !isdir)
         ev = EVLOOP_FS_CHANGE;
     if (!ev)
         return;
-    path = evloop__join(rel, name);
+    path = evloop__fs_path(st, rel, name);
     if (!path)
         return;
     evloop__fs_emit(w, path, ev);
-    if (w->st && isdir && (st->flags & EVLOOP_FSWATCH_RECURSIVE)) {
+    /* the callback may have stopped w, freeing st: look at it only if not */
+    if (w->gen == gen && isdir && (st->flags & EVLOOP_FSWATCH_RECURSIVE)) {
         if (e->mask & (IN_CREATE | IN_MOVED_TO))
             (void)evloop__fs_add_dir(w, path, 1);
         else if (e->mask & IN_MOVED_FROM)
             evloop__fs_forget(w, path);
     }
-    EVLOOP_FREE(path);
 }
 
 static void evloop__fs_read(evloop *loop, evloop__watcher *iow, unsigned events)
 {
     evloop_fswatch *w = EVLOOP__CONTAINER(iow, evloop_fswatch, w);
+    unsigned gen = w->gen;
     (void)events;
     for (;;) {
         ssize_t n = read(iow->fd, loop->rbuf, loop->rbuf_size), off = 0;
@@ -3990,7 +4255,7 @@ static void evloop__fs_read(evloop *loop, evloop__watcher *iow, unsigned events)
             memcpy(&e, loop->rbuf + off, sizeof e);
             evloop__fs_event(w, &e, loop->rbuf + off + sizeof e);
             off += (ssize_t)(sizeof e + e.len);
-            if (!w->st || (w->handle.flags & EVLOOP__F_CLOSING))
+            if (w->gen != gen) /* stopped or closed: the rest is the old watch's */
                 return;
         }
     }
@@ -4001,10 +4266,10 @@ static void evloop__fs_free_state(struct evloop__fswatch_state *st)
     size_t i;
     for (i = 0; i < st->nwds; i++)
         EVLOOP_FREE(st->wds[i].rel);
-    for (i = 0; i < st->nq; i++)
-        EVLOOP_FREE(st->q[i].path);
     EVLOOP_FREE(st->wds);
-    EVLOOP_FREE(st->q);
+    EVLOOP_FREE(st->q.ev);
+    EVLOOP_FREE(st->q.names);
+    EVLOOP_FREE(st->path);
     EVLOOP_FREE(st->root);
     EVLOOP_FREE(st->only);
     EVLOOP_FREE(st);
@@ -4080,6 +4345,7 @@ EVLOOP__DEF int evloop_fswatch_stop(evloop_fswatch *w)
 {
     if (!w->st)
         return 0;
+    w->gen++; /* tells a delivery in progress that st is gone */
     evloop_timer_stop(&w->debounce);
     evloop__watcher_detach(w->handle.loop, &w->w);
     evloop__close_fd(w->w.fd);

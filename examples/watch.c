@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define MAX_DIRS 16
@@ -31,14 +32,19 @@
 typedef struct watched {
     evloop_fswatch w;
     const char *dir; /* as given, without a leading "./" */
+    char *prefix;    /* what names are relative to: the directory, or a file's
+                        directory; "" for the current one */
 } watched;
 
 static watched dirs[MAX_DIRS];
 static int ndirs;
 static const char *command, *extensions;
 static evloop *loop;
+/* The command's process. Its struct is reused for the next run only after
+ * the close callback of the previous one ran (CHILD_CLOSING until then). */
 static evloop_process child;
-static int child_running, restart_pending, quitting;
+static enum { CHILD_NONE, CHILD_RUNNING, CHILD_CLOSING } child_state;
+static int restart_pending, quitting;
 static evloop_signal sigint, sigterm;
 
 static void stamp(void)
@@ -80,24 +86,60 @@ static int ignored(const char *name)
     return 1;
 }
 
+/* The directory names are relative to, for printing: dir itself without
+ * trailing slashes, or the directory of a watched file; "" for ".". */
+static char *display_prefix(const char *dir)
+{
+    struct stat sb;
+    size_t n = strlen(dir);
+    char *p;
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) { /* a file: names are its name */
+        const char *slash = strrchr(dir, '/');
+        n = slash ? (size_t)(slash - dir) + (slash == dir) : 0;
+    }
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (n == 1 && dir[0] == '.')
+        n = 0;
+    p = (char *)malloc(n + 1);
+    if (p) {
+        memcpy(p, dir, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static void print_path(const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix);
+    if (!n)
+        printf("%s\n", name);
+    else
+        printf("%s%s%s\n", prefix, prefix[n - 1] == '/' ? "" : "/", name);
+}
+
 static void start_command(void);
+
+static void on_child_closed(evloop_handle *h)
+{
+    (void)h;
+    child_state = CHILD_NONE;
+    if (!quitting && restart_pending) {
+        restart_pending = 0;
+        start_command();
+    }
+}
 
 static void on_exit_cb(evloop_process *p, int64_t status, int sig)
 {
-    child_running = 0;
     stamp();
     if (sig)
         printf("Stopped by signal %d\n", sig);
     else
         printf("Exited with code %lld\n", (long long)status);
     fflush(stdout);
-    evloop_close(&p->handle, NULL);
-    if (quitting)
-        return;
-    if (restart_pending) {
-        restart_pending = 0;
-        start_command();
-    }
+    child_state = CHILD_CLOSING;
+    evloop_close(&p->handle, on_child_closed); /* restarts from there if due */
 }
 
 static void start_command(void)
@@ -117,7 +159,7 @@ static void start_command(void)
         printf("Cannot run /bin/sh: %s\n", evloop_strerror(rc));
         return;
     }
-    child_running = 1;
+    child_state = CHILD_RUNNING;
 }
 
 /* After a burst has been printed: run (or restart) the command once. */
@@ -125,10 +167,10 @@ static void rerun(evloop *l, void *arg)
 {
     (void)l;
     (void)arg;
-    if (!restart_pending)
-        return;
-    if (child_running) {
-        evloop_process_kill(&child, SIGTERM); /* restarts from on_exit_cb */
+    if (!restart_pending || child_state == CHILD_CLOSING)
+        return; /* on_child_closed starts it */
+    if (child_state == CHILD_RUNNING) {
+        evloop_process_kill(&child, SIGTERM); /* then on_exit_cb, on_child_closed */
         return;
     }
     restart_pending = 0;
@@ -149,10 +191,8 @@ static void on_change(evloop_fswatch *w, const char *name, unsigned events)
         if (ignored(name))
             return;
         stamp();
-        if (strcmp(d->dir, ".") == 0)
-            printf("%s: %s\n", what, name);
-        else
-            printf("%s: %s/%s\n", what, d->dir, name);
+        printf("%s: ", what);
+        print_path(d->prefix, name);
     }
     fflush(stdout);
     if (!restart_pending) {
@@ -172,7 +212,7 @@ static void on_signal(evloop_signal *s, int signum)
 {
     (void)signum;
     quitting = 1;
-    if (child_running)
+    if (child_state == CHILD_RUNNING)
         evloop_process_kill(&child, SIGTERM);
     evloop_walk(s->handle.loop, close_all, NULL);
 }
@@ -219,6 +259,10 @@ int main(int argc, char **argv)
         return 1;
     }
     for (i = 0; i < ndirs; i++) {
+        if (!(dirs[i].prefix = display_prefix(dirs[i].dir))) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
         dirs[i].w.handle.data = &dirs[i];
         evloop_fswatch_init(loop, &dirs[i].w);
         rc = evloop_fswatch_start(&dirs[i].w, dirs[i].dir, &o, on_change);
@@ -237,5 +281,7 @@ int main(int argc, char **argv)
         start_command();
     fflush(stdout);
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
+    for (i = 0; i < ndirs; i++)
+        free(dirs[i].prefix);
     return evloop_free(loop) == 0 ? 0 : 1;
 }
