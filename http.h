@@ -3628,6 +3628,7 @@ typedef struct http__conn {
     http_req *body_req;               /* its body is arriving */
     unsigned inflight;
     unsigned nrequests;
+    unsigned tq_nrequests;            /* nrequests when the timer was last set */
     unsigned flags;
     uint8_t tkind;
 } http__conn;
@@ -3812,6 +3813,7 @@ static void http__tq_set(http__conn *c, int kind, bool rearm)
     q = &srv->tq[kind];
     c->tkind = (uint8_t)kind;
     c->deadline = evloop_now(srv->loop) + srv->tdur[kind];
+    c->tq_nrequests = c->nrequests;
     c->tprev = q->tail;
     c->tnext = NULL;
     if (q->tail)
@@ -3862,10 +3864,14 @@ static bool http__body_held(const http__conn *c)
 }
 
 /* Which timeout applies now (7.5). The body timeout limits silence: body
- * bytes since the last call restart it. */
+ * bytes since the last call restart it. A request that came and went
+ * since the timer was set restarts the idle and header timeouts: a
+ * request answered in the callback that read it leaves the connection in
+ * the state it was in, idle, but it was not idle all that time. */
 static void http__conn_timers(http__conn *c)
 {
     bool moved = (c->flags & HTTP__C_BODY_MOVED) != 0;
+    bool fresh = c->nrequests != c->tq_nrequests;
     if (c->flags & HTTP__C_CLOSING)
         return;
     c->flags &= ~HTTP__C_BODY_MOVED;
@@ -3879,11 +3885,11 @@ static void http__conn_timers(http__conn *c)
         else
             http__tq_set(c, HTTP__T_BODY, moved);
     } else if (c->in_len && !c->inflight && !(c->flags & HTTP__C_UPGRADING)) {
-        http__tq_set(c, HTTP__T_HEADER, false); /* not re-armed by more bytes */
+        http__tq_set(c, HTTP__T_HEADER, fresh); /* not re-armed by more bytes */
     } else if (c->inflight) {
         http__tq_set(c, HTTP__T_NONE, false); /* handlers take their time */
     } else {
-        http__tq_set(c, c->nrequests ? HTTP__T_IDLE : HTTP__T_HEADER, false);
+        http__tq_set(c, c->nrequests ? HTTP__T_IDLE : HTTP__T_HEADER, fresh);
     }
 }
 

@@ -1634,6 +1634,38 @@ static void client_idle(fixture *f)
     CHECK(!client_closed_within(&c, 100));
     CHECK(client_closed_within(&c, 1000));
     client_close(&c);
+    /* a connection that keeps asking is not idle: requests every 50 ms for
+     * six times the timeout, each one answered in the read callback that
+     * brought it, then the same with partial heads in between */
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    {
+        double t0 = test_now_ms();
+        int n = 0;
+        while (test_now_ms() - t0 < 750) { /* whole requests */
+            client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+            REQUIRE_INT(client_response(&c, &r), ==, 0);
+            CHECK_INT(r.status, ==, 200);
+            resp_free(&r);
+            usleep(50000);
+            n++;
+        }
+        while (test_now_ms() - t0 < 1500) { /* and with a head cut in two */
+            client_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hel");
+            REQUIRE_INT(client_response(&c, &r), ==, 0);
+            CHECK_INT(r.status, ==, 200);
+            resp_free(&r);
+            usleep(25000);
+            client_sends(&c, "lo HTTP/1.1\r\nHost: x\r\n\r\n");
+            REQUIRE_INT(client_response(&c, &r), ==, 0);
+            CHECK_INT(r.status, ==, 200);
+            resp_free(&r);
+            usleep(25000);
+            n++;
+        }
+        CHECK_INT(n, >=, 10);
+    }
+    CHECK(client_closed_within(&c, 1000)); /* then idle: closed */
+    client_close(&c);
 }
 
 TEST(keepalive_idle_timeout)
