@@ -12,7 +12,7 @@
  *   5. Shutdown                   11. How it works (performance notes)
  *   6. Loop glue (evloop.h)
  *
- * 1. QUICK START ----------------------------------------------------------
+ * 1. QUICK START -------------------------------------------------------------
  *
  *   In exactly one .c file:
  *
@@ -68,7 +68,7 @@
  *
  *   examples/pool_demo.c shows both pools on a loop.
  *
- * 2. COMPILE-TIME OPTIONS (define before including the header) --------------
+ * 2. COMPILE-TIME OPTIONS (define before including the header) ---------------
  *
  *   POOL_IMPLEMENTATION   in one file: compile the implementation there.
  *   POOL_STATIC           make every function static (use with one file).
@@ -87,7 +87,7 @@
  *   header; if your file includes system headers first, compile with
  *   -D_GNU_SOURCE (or -std=gnu11), else the build stops with a message.
  *
- * 3. THREAD POOL -----------------------------------------------------------
+ * 3. THREAD POOL -------------------------------------------------------------
  *
  *   pool_threads_new(&tp, &opts) starts the workers; opts may be NULL. Every
  *   field of pool_threads_options is optional (all zero = defaults):
@@ -100,9 +100,8 @@
  *     full         what a submit does when max_queue tasks wait:
  *                  POOL_FULL_BLOCK (default) waits for room, POOL_FULL_FAIL
  *                  fails with -EAGAIN. A submit from one of the pool's own
- *                  workers never waits, nor does one from a loop
- *                  (pool_loop_submit and the other calls of section 6):
- *                  they fail with -EAGAIN.
+ *                  workers, or from a loop (section 6), never waits: it
+ *                  fails with -EAGAIN.
  *     name         thread-name prefix, default "pool": workers are named
  *                  "pool-0", "pool-1"... (the prefix is cut to 10 bytes so
  *                  names fit the OS limit of 15)
@@ -197,8 +196,7 @@
  *                           for queued ones, in queue order, from the worker
  *                           for batched ones; loop tasks on their loop).
  *                           Running tasks finish normally. CANCEL after DRAIN
- *                           upgrades it. A pool_cancel of a task the shutdown
- *                           is reporting returns -EBUSY.
+ *                           upgrades it.
  *
  *   pool_threads_free(tp) starts a DRAIN shutdown unless one was started,
  *   waits for the workers to finish and end, and frees the pool. It may be
@@ -363,7 +361,7 @@
  *   counts of acquired, created, destroyed, timeouts, create_failures,
  *   validation_failures.
  *
- * 8. RESOURCE POOL ON A LOOP (evloop.h included first) ------------------------
+ * 8. RESOURCE POOL ON A LOOP (evloop.h included first) -----------------------
  *
  *   pool_res_acquire_async(rp, pl, req, timeout_ms, cb), on pl's loop
  *   thread: cb(req, status, item) runs later on the loop with status 0 and
@@ -375,12 +373,13 @@
  *   timeout counts from the loop's cached time (evloop_now, taken when
  *   the loop iteration began): in a callback that has computed for long,
  *   call evloop_update_time first, or the wait is that much shorter.
- *   Async and blocking acquirers share one FIFO. pool_res_cancel(req) withdraws a waiting request (cb gets
- *   -ECANCELED); -EBUSY if it was already granted (cb brings the item).
+ *   Async and blocking acquirers share one FIFO. pool_res_cancel(req)
+ *   withdraws a waiting request (cb gets -ECANCELED); -EBUSY if it was
+ *   already granted (cb brings the item).
  *   Release items from any thread, the loop included (release is quick;
  *   release_broken runs destroy on the calling thread).
  *
- * 9. ERRORS ---------------------------------------------------------------------
+ * 9. ERRORS ------------------------------------------------------------------
  *
  *   Functions that can fail return 0 or a negative errno: -EINVAL (bad
  *   argument), -ENOMEM, -EAGAIN (queue full, would wait), -ESHUTDOWN (pool
@@ -392,14 +391,15 @@
  *   initialisation, so its fields cannot tell a live task from fresh
  *   memory): it corrupts the queue - do not.
  *
- * 10. THREADING AND LIMITS ---------------------------------------------------------
+ * 10. THREADING AND LIMITS ---------------------------------------------------
  *
  *   Thread-safe, from any thread: pool_submit, pool_call, pool_cancel,
  *   pool_wait, pool_threads_wait/shutdown/get_stats/size, every pool_res_
  *   function except pool_res_acquire_async / pool_res_cancel (loop thread).
  *   pool_threads_free and pool_res_free: once, when nobody else calls into
  *   the pool any more (threads already asleep in pool_threads' blocking
- *   calls are woken and let out first, section 5). pool_loop_* and the offloads: the binding's loop thread.
+ *   calls are woken and let out first, section 5). pool_loop_* and the
+ *   offloads: the binding's loop thread.
  *   Callbacks may call any of these functions (a done callback may submit,
  *   cancel, shut down or free its pool). Waiting from a worker for tasks of
  *   the same pool can deadlock when every worker waits (pool_threads_wait
@@ -412,7 +412,7 @@
  *   pool_loop_call reuse records (up to 1024 kept); resources allocate one
  *   small record each when created.
  *
- * 11. HOW IT WORKS (performance notes) -------------------------------------------------
+ * 11. HOW IT WORKS (performance notes) ---------------------------------------
  *
  *   One FIFO queue under a mutex. An idle worker sleeps on a condition
  *   variable and is woken only when needed (a burst of submits wakes each
@@ -903,7 +903,8 @@ POOL__DEF const char *pool_strerror(int err)
 enum {
     POOL__S_QUEUED = 1,  /* in the shared queue */
     POOL__S_CLAIMED,     /* in a worker's batch, not started */
-    POOL__S_CANCELLING,  /* in a batch, cancel asked: the worker reports it */
+    POOL__S_CANCELLING,  /* cancel under way: reported once, by whoever took it
+                          * (its worker for a batched task) */
     POOL__S_RUNNING,
     POOL__S_FINISHED,
     POOL__S_CANCELLED,
@@ -982,7 +983,7 @@ static POOL__TLS pool__worker *pool__self;
 static int pool__on_worker(const pool_threads *tp) { return pool__self && pool__self->tp == tp; }
 
 /* A shutdown reporting cancelled tasks on this thread (their callbacks
- * may free the pool: that free waits until the report is over). */
+ * may free the pool: such a free is left to the end of the report). */
 typedef struct pool__report {
     pool_threads *tp;
     struct pool__report *outer;
