@@ -754,6 +754,31 @@ POOL_API int pool_res_cancel(pool_res_req *req);
 #define POOL__LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define POOL__STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/* Doubly linked lists (the queue, idle resources, waiters): node n, with
+ * next and prev, at the end of / out of the list (head, tail). */
+#define POOL__DLIST_APPEND(head, tail, n)                                   \
+    do {                                                                    \
+        (n)->next = NULL;                                                   \
+        (n)->prev = (tail);                                                 \
+        if (tail)                                                           \
+            (tail)->next = (n);                                             \
+        else                                                                \
+            (head) = (n);                                                   \
+        (tail) = (n);                                                       \
+    } while (0)
+#define POOL__DLIST_UNLINK(head, tail, n)                                   \
+    do {                                                                    \
+        if ((n)->prev)                                                      \
+            (n)->prev->next = (n)->next;                                    \
+        else                                                                \
+            (head) = (n)->next;                                             \
+        if ((n)->next)                                                      \
+            (n)->next->prev = (n)->prev;                                    \
+        else                                                                \
+            (tail) = (n)->prev;                                             \
+        (n)->next = (n)->prev = NULL;                                       \
+    } while (0)
+
 /* ---- time and condition variables ------------------------------------------ */
 
 static uint64_t pool__now_ns(void)
@@ -1047,6 +1072,17 @@ static int pool__transition(int *state, int from, int to)
             return 1;
     }
     return 0;
+}
+
+/* Appends t to the singly linked list (*head, *tail) of tasks to report. */
+static void pool__list_append(pool_task **head, pool_task **tail, pool_task *t)
+{
+    t->next = NULL;
+    if (*tail)
+        (*tail)->next = t;
+    else
+        *head = t;
+    *tail = t;
 }
 
 /* Marks a queued task as taken into a batch (mu held). */
@@ -1429,14 +1465,8 @@ static int pool__enqueue_locked(pool_threads *tp, pool_task *t)
 {
     int wake;
     t->tp = tp;
-    t->next = NULL;
-    t->prev = tp->tail;
     __atomic_store_n(&t->state, POOL__S_QUEUED, __ATOMIC_RELAXED);
-    if (tp->tail)
-        tp->tail->next = t;
-    else
-        tp->head = t;
-    tp->tail = t;
+    POOL__DLIST_APPEND(tp->head, tp->tail, t);
     tp->nqueued++;
     tp->pending++;
     tp->submitted++;
@@ -1529,15 +1559,7 @@ POOL__DEF int pool_call(pool_threads *tp, pool_fn fn, void *arg, pool_call_done_
  * (off the lock) is the only one, and a pool_cancel meanwhile refuses it. */
 static void pool__dequeue_cancelled(pool_threads *tp, pool_task *t)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        tp->head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        tp->tail = t->prev;
-    t->next = t->prev = NULL;
+    POOL__DLIST_UNLINK(tp->head, tp->tail, t);
     pool__transition(&t->state, POOL__S_QUEUED, POOL__S_CANCELLING);
     tp->nqueued--;
     tp->pending--;
@@ -1681,11 +1703,7 @@ POOL__DEF int pool_threads_shutdown(pool_threads *tp, int how)
         while (tp->head) { /* in queue order */
             pool_task *t = tp->head;
             pool__dequeue_cancelled(tp, t);
-            if (tail)
-                tail->next = t;
-            else
-                list = t;
-            tail = t;
+            pool__list_append(&list, &tail, t);
         }
         pool__dequeued(tp);
         tp->nreporting++;
@@ -1820,42 +1838,20 @@ static void pool__res_idle_push(pool_res *rp, pool__rnode *n)
 
 static void pool__res_idle_unlink(pool_res *rp, pool__rnode *n)
 {
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        rp->idle_head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        rp->idle_tail = n->prev;
-    n->next = n->prev = NULL;
+    POOL__DLIST_UNLINK(rp->idle_head, rp->idle_tail, n);
     rp->nidle--;
 }
 
 static void pool__res_wq_remove(pool_res *rp, pool__waiter *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        rp->wq_head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        rp->wq_tail = w->prev;
-    w->next = w->prev = NULL;
+    POOL__DLIST_UNLINK(rp->wq_head, rp->wq_tail, w);
     rp->nwaiting--;
     pool__res_notify(rp);
 }
 
 static void pool__res_wq_push(pool_res *rp, pool__waiter *w)
 {
-    w->next = NULL;
-    w->prev = rp->wq_tail;
-    if (rp->wq_tail)
-        rp->wq_tail->next = w;
-    else
-        rp->wq_head = w;
-    rp->wq_tail = w;
+    POOL__DLIST_APPEND(rp->wq_head, rp->wq_tail, w);
     rp->nwaiting++;
 }
 
@@ -2555,21 +2551,11 @@ static void pool__loop_flush(pool_loop *pl)
     run = pool__will_run(tp, 1);
     for (t = pl->staged_head; t; t = next) {
         next = t->next;
-        t->next = NULL;
         if (run && pool__transition(&t->state, POOL__S_STAGED, POOL__S_QUEUED)) {
-            t->prev = tp->tail;
-            if (tp->tail)
-                tp->tail->next = t;
-            else
-                tp->head = t;
-            tp->tail = t;
+            POOL__DLIST_APPEND(tp->head, tp->tail, t);
             n++;
         } else { /* cancelled meanwhile, or the pool will not run it */
-            if (ctail)
-                ctail->next = t;
-            else
-                cancelled = t;
-            ctail = t;
+            pool__list_append(&cancelled, &ctail, t);
             nc++;
         }
     }
@@ -3297,11 +3283,7 @@ POOL__DEF void pool_loop_close(pool_loop *pl)
         if (t->owner != &pl->owner)
             continue;
         pool__dequeue_cancelled(tp, t);
-        if (tail)
-            tail->next = t;
-        else
-            list = t;
-        tail = t;
+        pool__list_append(&list, &tail, t);
     }
     pool__dequeued(tp);
     pthread_mutex_unlock(&tp->mu);
