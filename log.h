@@ -156,8 +156,9 @@
  *   {"level":30,"time":1714564800123,"pid":4242,"hostname":"box","req":7,"msg":"hi"}
  *
  * LOG_FORMAT_LOGFMT: key=value pairs; a value is quoted (with JSON escapes)
- * when it is empty or holds a space, '=', '"', '\', a control character or
- * DEL. Key bytes outside '!'..'~' and '=' or '"' are replaced by '_':
+ * when it is empty or holds a space, '=', '"', '\', a control character
+ * (C0 or C1, see Escaping below) or DEL. Key bytes outside '!'..'~' and '='
+ * or '"' are replaced by '_':
  *
  *   time=2024-05-01T12:00:00.123Z level=info msg=hi req=7 user="a b"
  *
@@ -178,11 +179,10 @@
  * string cannot move the terminal cursor or forge a line. logfmt and pretty
  * output, which people read on terminals, also escape the C1 controls
  * U+0080..U+009F (valid UTF-8 C2 80..C2 9F; U+009B is an 8-bit CSI) as
- * \u0080..\u009f, and quote a logfmt value holding one; JSON keeps them,
- * as the valid characters they are. Invalid UTF-8
- * (stray continuation bytes, overlong forms, surrogates, code points past
- * U+10FFFF, sequences cut short) is replaced, byte by byte, by U+FFFD
- * written as its UTF-8 bytes EF BF BD; valid UTF-8 passes through.
+ * \u0080..\u009f; JSON keeps them, as the valid characters they are.
+ * Invalid UTF-8 (stray continuation bytes, overlong forms, surrogates, code
+ * points past U+10FFFF, sequences cut short) is replaced, byte by byte, by
+ * U+FFFD written as its UTF-8 bytes EF BF BD; valid UTF-8 passes through.
  *
  * ==========================================================================
  * 6. CHILD LOGGERS
@@ -284,11 +284,10 @@
  *                             returns the writer itself logs, at warn level,
  *                             "log: ring full, lines dropped" with the field
  *                             dropped=N. log_get_stats() has the total.
- *                             Fatal lines are not dropped: they wait, at
- *                             most exit_timeout_ms (then they are dropped
- *                             and counted).
  * Under LOG_FULL_BLOCK a sink that accepts nothing (a pipe nobody reads)
  * blocks the callers once the ring is full; LOG_FULL_DROP never blocks.
+ * Fatal lines are the exception under both policies: they wait for space,
+ * at most exit_timeout_ms, and are dropped and counted only after that.
  * The ring holds log_options.ring_bytes (default 4 MiB; 64 KiB .. 1 GiB,
  * rounded down to a power of two) in 256-byte slots; a line takes
  * ceil((len + 16) / 256) consecutive slots (a line that would wrap past the
@@ -440,9 +439,10 @@
  * void log_get_stats(const log_logger *lg, log_stats *out)
  *      Counters of the root (a child reports its root's): lines written,
  *      bytes, write_errors (lines a sink failed to write), dropped (ring
- *      full, drop policy), truncated, rotations, last_error (negative errno
- *      of the last failed write or open, 0 if none). Counts are per sink
- *      line: a line written to two sinks counts twice.
+ *      full: drop policy, or a fatal line after exit_timeout_ms), truncated,
+ *      rotations, last_error (negative errno of the last failed write,
+ *      open or rename, 0 if none). Counts are per sink line: a line written to two
+ *      sinks counts twice.
  * const char *log_strerror(int err)     message for a negative errno value
  * const char *log_level_name(int level) "trace" .. "fatal", "off"
  * int  log_level_parse(const char *s)   level for a name or number, or -EINVAL
@@ -566,10 +566,10 @@ typedef struct log_stats {
     uint64_t lines;        /* lines written (per sink) */
     uint64_t bytes;        /* bytes written */
     uint64_t write_errors; /* lines a sink failed to write */
-    uint64_t dropped;      /* lines dropped: ring full, drop policy */
+    uint64_t dropped;      /* lines dropped: ring full (drop policy, fatal timeout) */
     uint64_t truncated;    /* lines cut at max_line */
     uint64_t rotations;    /* file rotations */
-    int last_error;        /* last write/open error (-errno), 0 if none */
+    int last_error;        /* last write/open/rename error (-errno), 0 if none */
 } log_stats;
 
 LOG_API int log_create(log_logger **out, const log_options *opts);
@@ -2065,7 +2065,7 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
                 break;
             continue; /* t0 now holds the current tail */
         }
-        /* full; fatal lines are never dropped */
+        /* full: the drop policy drops the line (a fatal one waits, below) */
         if (c->policy == LOG_FULL_DROP && level < LOG_LEVEL_FATAL) {
             LOG__ADD(&c->dropped, 1);
             LOG__ADD(&c->dropped_pending, 1);
