@@ -1062,31 +1062,23 @@ static void log__tail(log__out *o, const char *s, size_t n)
  * lead byte 0xC2, which also starts the C1 controls U+0080..U+009F. JSON
  * escapes '"' and '\' and lets C1 through (they are valid JSON); LF
  * (logfmt and pretty values, read on terminals) also escapes C1, since
- * U+009B is an 8-bit CSI; TEXT (pretty messages) escapes control bytes and
- * C1 only. */
+ * U+009B is an 8-bit CSI; TEXT (pretty messages) escapes only control
+ * bytes, DEL and C1. */
 #define LOG__C16(a) a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a
-#define LOG__C_HIGH(c2)                                                 \
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2), /* 0x80..0xbf */ \
-    2, 2, c2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,    /* 0xc0..0xcf */ \
+/* 0x00..0x7f in a quoted string: controls, '"', backslash and DEL */
+#define LOG__C_QUOTED_ASCII                                                  \
+    LOG__C16(1), LOG__C16(1),                                                \
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20..0x2f */         \
+    LOG__C16(0), LOG__C16(0),                                                \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50..0x5f */         \
+    LOG__C16(0),                                                             \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1  /* 0x70..0x7f */
+#define LOG__C_HIGH(c2)                                                      \
+    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2), /* 0x80..0xbf */     \
+    2, 2, c2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,    /* 0xc0..0xcf */     \
     LOG__C16(2), LOG__C16(2), LOG__C16(2)               /* 0xd0..0xff */
-static const unsigned char log__json_class[256] = {
-    LOG__C16(1), LOG__C16(1),
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    LOG__C16(0), LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C_HIGH(2),
-};
-static const unsigned char log__lf_class[256] = {
-    LOG__C16(1), LOG__C16(1),
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    LOG__C16(0), LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C_HIGH(3),
-};
+static const unsigned char log__json_class[256] = {LOG__C_QUOTED_ASCII, LOG__C_HIGH(2)};
+static const unsigned char log__lf_class[256] = {LOG__C_QUOTED_ASCII, LOG__C_HIGH(3)};
 static const unsigned char log__text_class[256] = {
     LOG__C16(1), LOG__C16(1),
     LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0),
@@ -1424,7 +1416,7 @@ static size_t log__klen(const log_field *f)
 
 /* Quoted string value with the truncation marker: "abc" or "ab...";
  * cls: log__json_class (JSON) or log__lf_class (logfmt/pretty). */
-static void log__json_str(log__out *o, const char *s, size_t n, const unsigned char *cls)
+static void log__quoted_str(log__out *o, const char *s, size_t n, const unsigned char *cls)
 {
     if (!s) {
         LOG__RAWS(o, "null");
@@ -1482,7 +1474,7 @@ static void log__json_field(log__out *o, const log_field *f)
     }
     switch (f->type) {
     case LOG_FIELD_STR:
-        log__json_str(o, f->v.s, f->v.s ? log__slen(f) : 0, log__json_class);
+        log__quoted_str(o, f->v.s, f->v.s ? log__slen(f) : 0, log__json_class);
         if (o->trunc && !f->v.s) o->p = start;
         return;
     case LOG_FIELD_INT:
@@ -1534,7 +1526,7 @@ static void log__lf_str(log__out *o, const char *s, size_t n)
         return;
     }
     if (log__needs_quote(s, n)) {
-        log__json_str(o, s, n, log__lf_class);
+        log__quoted_str(o, s, n, log__lf_class);
         return;
     }
     log__esc(o, s, n, log__lf_class);
@@ -1552,7 +1544,7 @@ LOG__INLINE void log__json_fields(log__out *o, const log_logger *lg, const log_f
 static void log__pino_msg(log__out *o, const char *msg, size_t msglen)
 {
     LOG__RAWS(o, ",\"msg\":");
-    log__json_str(o, msg, msglen, log__json_class);
+    log__quoted_str(o, msg, msglen, log__json_class);
 }
 
 /* A pino line that did not fit. pino puts msg last, but the message must
@@ -1654,7 +1646,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
             LOG__RAWS(&o, "\"");
         }
         LOG__RAWS(&o, ",\"msg\":");
-        log__json_str(&o, msg, msglen, log__json_class);
+        log__quoted_str(&o, msg, msglen, log__json_class);
         log__json_fields(&o, lg, f, nf);
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
@@ -2134,6 +2126,16 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
     return t0 + k;
 }
 
+/* One wait on done_cv (mu held): at most 100 ms, and not past deadline
+ * (monotonic ns; 0: none). 0, without waiting, once the deadline passed. */
+static int log__nap_done(struct log__core *c, int64_t deadline)
+{
+    int64_t left = deadline ? deadline - log__mono_ns() : 100000000;
+    if (left <= 0) return 0;
+    log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    return 1;
+}
+
 /* Waits until the writer has written every ticket below target, at most
  * timeout_ms (0: no limit). */
 static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms)
@@ -2144,10 +2146,7 @@ static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms
     LOG__ADD(&c->waiters, 1);
     LOG__STORE(&c->sleeping, 0);
     pthread_cond_signal(&c->wake_cv);
-    while (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < target) {
-        int64_t left = deadline ? deadline - log__mono_ns() : 100000000;
-        if (left <= 0) break;
-        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    while (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < target && log__nap_done(c, deadline)) {
     }
     LOG__ADD(&c->waiters, -1);
     pthread_mutex_unlock(&c->mu);
@@ -2292,10 +2291,7 @@ static int log__stop_writer(struct log__core *c, long timeout_ms, int orphan)
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_signal(&c->wake_cv);
-    while (!c->writer_done) {
-        int64_t left = deadline - log__mono_ns();
-        if (left <= 0) break;
-        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    while (!c->writer_done && log__nap_done(c, deadline)) {
     }
     done = c->writer_done;
     if (!done) {
