@@ -156,8 +156,9 @@
  *   {"level":30,"time":1714564800123,"pid":4242,"hostname":"box","req":7,"msg":"hi"}
  *
  * LOG_FORMAT_LOGFMT: key=value pairs; a value is quoted (with JSON escapes)
- * when it is empty or holds a space, '=', '"', '\', a control character or
- * DEL. Key bytes outside '!'..'~' and '=' or '"' are replaced by '_':
+ * when it is empty or holds a space, '=', '"', '\', a control character
+ * (C0 or C1, see Escaping below) or DEL. Key bytes outside '!'..'~' and '='
+ * or '"' are replaced by '_':
  *
  *   time=2024-05-01T12:00:00.123Z level=info msg=hi req=7 user="a b"
  *
@@ -178,11 +179,10 @@
  * string cannot move the terminal cursor or forge a line. logfmt and pretty
  * output, which people read on terminals, also escape the C1 controls
  * U+0080..U+009F (valid UTF-8 C2 80..C2 9F; U+009B is an 8-bit CSI) as
- * \u0080..\u009f, and quote a logfmt value holding one; JSON keeps them,
- * as the valid characters they are. Invalid UTF-8
- * (stray continuation bytes, overlong forms, surrogates, code points past
- * U+10FFFF, sequences cut short) is replaced, byte by byte, by U+FFFD
- * written as its UTF-8 bytes EF BF BD; valid UTF-8 passes through.
+ * \u0080..\u009f; JSON keeps them, as the valid characters they are.
+ * Invalid UTF-8 (stray continuation bytes, overlong forms, surrogates, code
+ * points past U+10FFFF, sequences cut short) is replaced, byte by byte, by
+ * U+FFFD written as its UTF-8 bytes EF BF BD; valid UTF-8 passes through.
  *
  * ==========================================================================
  * 6. CHILD LOGGERS
@@ -284,11 +284,10 @@
  *                             returns the writer itself logs, at warn level,
  *                             "log: ring full, lines dropped" with the field
  *                             dropped=N. log_get_stats() has the total.
- *                             Fatal lines are not dropped: they wait, at
- *                             most exit_timeout_ms (then they are dropped
- *                             and counted).
  * Under LOG_FULL_BLOCK a sink that accepts nothing (a pipe nobody reads)
  * blocks the callers once the ring is full; LOG_FULL_DROP never blocks.
+ * Fatal lines are the exception under both policies: they wait for space,
+ * at most exit_timeout_ms, and are dropped and counted only after that.
  * The ring holds log_options.ring_bytes (default 4 MiB; 64 KiB .. 1 GiB,
  * rounded down to a power of two) in 256-byte slots; a line takes
  * ceil((len + 16) / 256) consecutive slots (a line that would wrap past the
@@ -440,9 +439,10 @@
  * void log_get_stats(const log_logger *lg, log_stats *out)
  *      Counters of the root (a child reports its root's): lines written,
  *      bytes, write_errors (lines a sink failed to write), dropped (ring
- *      full, drop policy), truncated, rotations, last_error (negative errno
- *      of the last failed write or open, 0 if none). Counts are per sink
- *      line: a line written to two sinks counts twice.
+ *      full: drop policy, or a fatal line after exit_timeout_ms), truncated,
+ *      rotations, last_error (negative errno of the last failed write,
+ *      open or rename, 0 if none). Counts are per sink line: a line written to two
+ *      sinks counts twice.
  * const char *log_strerror(int err)     message for a negative errno value
  * const char *log_level_name(int level) "trace" .. "fatal", "off"
  * int  log_level_parse(const char *s)   level for a name or number, or -EINVAL
@@ -566,10 +566,10 @@ typedef struct log_stats {
     uint64_t lines;        /* lines written (per sink) */
     uint64_t bytes;        /* bytes written */
     uint64_t write_errors; /* lines a sink failed to write */
-    uint64_t dropped;      /* lines dropped: ring full, drop policy */
+    uint64_t dropped;      /* lines dropped: ring full (drop policy, fatal timeout) */
     uint64_t truncated;    /* lines cut at max_line */
     uint64_t rotations;    /* file rotations */
-    int last_error;        /* last write/open error (-errno), 0 if none */
+    int last_error;        /* last write/open/rename error (-errno), 0 if none */
 } log_stats;
 
 LOG_API int log_create(log_logger **out, const log_options *opts);
@@ -1062,31 +1062,23 @@ static void log__tail(log__out *o, const char *s, size_t n)
  * lead byte 0xC2, which also starts the C1 controls U+0080..U+009F. JSON
  * escapes '"' and '\' and lets C1 through (they are valid JSON); LF
  * (logfmt and pretty values, read on terminals) also escapes C1, since
- * U+009B is an 8-bit CSI; TEXT (pretty messages) escapes control bytes and
- * C1 only. */
+ * U+009B is an 8-bit CSI; TEXT (pretty messages) escapes only control
+ * bytes, DEL and C1. */
 #define LOG__C16(a) a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a
-#define LOG__C_HIGH(c2)                                                 \
-    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2), /* 0x80..0xbf */ \
-    2, 2, c2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,    /* 0xc0..0xcf */ \
+/* 0x00..0x7f in a quoted string: controls, '"', backslash and DEL */
+#define LOG__C_QUOTED_ASCII                                                  \
+    LOG__C16(1), LOG__C16(1),                                                \
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20..0x2f */         \
+    LOG__C16(0), LOG__C16(0),                                                \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50..0x5f */         \
+    LOG__C16(0),                                                             \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1  /* 0x70..0x7f */
+#define LOG__C_HIGH(c2)                                                      \
+    LOG__C16(2), LOG__C16(2), LOG__C16(2), LOG__C16(2), /* 0x80..0xbf */     \
+    2, 2, c2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,    /* 0xc0..0xcf */     \
     LOG__C16(2), LOG__C16(2), LOG__C16(2)               /* 0xd0..0xff */
-static const unsigned char log__json_class[256] = {
-    LOG__C16(1), LOG__C16(1),
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    LOG__C16(0), LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C_HIGH(2),
-};
-static const unsigned char log__lf_class[256] = {
-    LOG__C16(1), LOG__C16(1),
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    LOG__C16(0), LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    LOG__C16(0),
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    LOG__C_HIGH(3),
-};
+static const unsigned char log__json_class[256] = {LOG__C_QUOTED_ASCII, LOG__C_HIGH(2)};
+static const unsigned char log__lf_class[256] = {LOG__C_QUOTED_ASCII, LOG__C_HIGH(3)};
 static const unsigned char log__text_class[256] = {
     LOG__C16(1), LOG__C16(1),
     LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0), LOG__C16(0),
@@ -1424,7 +1416,7 @@ static size_t log__klen(const log_field *f)
 
 /* Quoted string value with the truncation marker: "abc" or "ab...";
  * cls: log__json_class (JSON) or log__lf_class (logfmt/pretty). */
-static void log__json_str(log__out *o, const char *s, size_t n, const unsigned char *cls)
+static void log__quoted_str(log__out *o, const char *s, size_t n, const unsigned char *cls)
 {
     if (!s) {
         LOG__RAWS(o, "null");
@@ -1482,7 +1474,7 @@ static void log__json_field(log__out *o, const log_field *f)
     }
     switch (f->type) {
     case LOG_FIELD_STR:
-        log__json_str(o, f->v.s, f->v.s ? log__slen(f) : 0, log__json_class);
+        log__quoted_str(o, f->v.s, f->v.s ? log__slen(f) : 0, log__json_class);
         if (o->trunc && !f->v.s) o->p = start;
         return;
     case LOG_FIELD_INT:
@@ -1534,7 +1526,7 @@ static void log__lf_str(log__out *o, const char *s, size_t n)
         return;
     }
     if (log__needs_quote(s, n)) {
-        log__json_str(o, s, n, log__lf_class);
+        log__quoted_str(o, s, n, log__lf_class);
         return;
     }
     log__esc(o, s, n, log__lf_class);
@@ -1552,7 +1544,7 @@ LOG__INLINE void log__json_fields(log__out *o, const log_logger *lg, const log_f
 static void log__pino_msg(log__out *o, const char *msg, size_t msglen)
 {
     LOG__RAWS(o, ",\"msg\":");
-    log__json_str(o, msg, msglen, log__json_class);
+    log__quoted_str(o, msg, msglen, log__json_class);
 }
 
 /* A pino line that did not fit. pino puts msg last, but the message must
@@ -1654,7 +1646,7 @@ static size_t log__format(const struct log__core *c, const log_logger *lg, int v
             LOG__RAWS(&o, "\"");
         }
         LOG__RAWS(&o, ",\"msg\":");
-        log__json_str(&o, msg, msglen, log__json_class);
+        log__quoted_str(&o, msg, msglen, log__json_class);
         log__json_fields(&o, lg, f, nf);
         if (o.trunc)
             LOG__TAILS(&o, ",\"truncated\":true}\n");
@@ -2065,7 +2057,7 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
                 break;
             continue; /* t0 now holds the current tail */
         }
-        /* full; fatal lines are never dropped */
+        /* full: the drop policy drops the line (a fatal one waits, below) */
         if (c->policy == LOG_FULL_DROP && level < LOG_LEVEL_FATAL) {
             LOG__ADD(&c->dropped, 1);
             LOG__ADD(&c->dropped_pending, 1);
@@ -2134,6 +2126,16 @@ static uint64_t log__enqueue(struct log__core *c, int v, int level, int64_t t, c
     return t0 + k;
 }
 
+/* One wait on done_cv (mu held): at most 100 ms, and not past deadline
+ * (monotonic ns; 0: none). 0, without waiting, once the deadline passed. */
+static int log__nap_done(struct log__core *c, int64_t deadline)
+{
+    int64_t left = deadline ? deadline - log__mono_ns() : 100000000;
+    if (left <= 0) return 0;
+    log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    return 1;
+}
+
 /* Waits until the writer has written every ticket below target, at most
  * timeout_ms (0: no limit). */
 static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms)
@@ -2144,10 +2146,7 @@ static void log__wait_done(struct log__core *c, uint64_t target, long timeout_ms
     LOG__ADD(&c->waiters, 1);
     LOG__STORE(&c->sleeping, 0);
     pthread_cond_signal(&c->wake_cv);
-    while (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < target) {
-        int64_t left = deadline ? deadline - log__mono_ns() : 100000000;
-        if (left <= 0) break;
-        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    while (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) < target && log__nap_done(c, deadline)) {
     }
     LOG__ADD(&c->waiters, -1);
     pthread_mutex_unlock(&c->mu);
@@ -2292,10 +2291,7 @@ static int log__stop_writer(struct log__core *c, long timeout_ms, int orphan)
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_signal(&c->wake_cv);
-    while (!c->writer_done) {
-        int64_t left = deadline - log__mono_ns();
-        if (left <= 0) break;
-        log__timedwait(&c->done_cv, &c->mu, left < 100000000 ? (long)(left / 1000) + 1 : 100000);
+    while (!c->writer_done && log__nap_done(c, deadline)) {
     }
     done = c->writer_done;
     if (!done) {

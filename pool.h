@@ -12,7 +12,7 @@
  *   5. Shutdown                   11. How it works (performance notes)
  *   6. Loop glue (evloop.h)
  *
- * 1. QUICK START ----------------------------------------------------------
+ * 1. QUICK START -------------------------------------------------------------
  *
  *   In exactly one .c file:
  *
@@ -68,7 +68,7 @@
  *
  *   examples/pool_demo.c shows both pools on a loop.
  *
- * 2. COMPILE-TIME OPTIONS (define before including the header) --------------
+ * 2. COMPILE-TIME OPTIONS (define before including the header) ---------------
  *
  *   POOL_IMPLEMENTATION   in one file: compile the implementation there.
  *   POOL_STATIC           make every function static (use with one file).
@@ -87,7 +87,7 @@
  *   header; if your file includes system headers first, compile with
  *   -D_GNU_SOURCE (or -std=gnu11), else the build stops with a message.
  *
- * 3. THREAD POOL -----------------------------------------------------------
+ * 3. THREAD POOL -------------------------------------------------------------
  *
  *   pool_threads_new(&tp, &opts) starts the workers; opts may be NULL. Every
  *   field of pool_threads_options is optional (all zero = defaults):
@@ -100,9 +100,8 @@
  *     full         what a submit does when max_queue tasks wait:
  *                  POOL_FULL_BLOCK (default) waits for room, POOL_FULL_FAIL
  *                  fails with -EAGAIN. A submit from one of the pool's own
- *                  workers never waits, nor does one from a loop
- *                  (pool_loop_submit and the other calls of section 6):
- *                  they fail with -EAGAIN.
+ *                  workers, or from a loop (section 6), never waits: it
+ *                  fails with -EAGAIN.
  *     name         thread-name prefix, default "pool": workers are named
  *                  "pool-0", "pool-1"... (the prefix is cut to 10 bytes so
  *                  names fit the OS limit of 15)
@@ -197,8 +196,7 @@
  *                           for queued ones, in queue order, from the worker
  *                           for batched ones; loop tasks on their loop).
  *                           Running tasks finish normally. CANCEL after DRAIN
- *                           upgrades it. A pool_cancel of a task the shutdown
- *                           is reporting returns -EBUSY.
+ *                           upgrades it.
  *
  *   pool_threads_free(tp) starts a DRAIN shutdown unless one was started,
  *   waits for the workers to finish and end, and frees the pool. It may be
@@ -363,7 +361,7 @@
  *   counts of acquired, created, destroyed, timeouts, create_failures,
  *   validation_failures.
  *
- * 8. RESOURCE POOL ON A LOOP (evloop.h included first) ------------------------
+ * 8. RESOURCE POOL ON A LOOP (evloop.h included first) -----------------------
  *
  *   pool_res_acquire_async(rp, pl, req, timeout_ms, cb), on pl's loop
  *   thread: cb(req, status, item) runs later on the loop with status 0 and
@@ -375,12 +373,13 @@
  *   timeout counts from the loop's cached time (evloop_now, taken when
  *   the loop iteration began): in a callback that has computed for long,
  *   call evloop_update_time first, or the wait is that much shorter.
- *   Async and blocking acquirers share one FIFO. pool_res_cancel(req) withdraws a waiting request (cb gets
- *   -ECANCELED); -EBUSY if it was already granted (cb brings the item).
+ *   Async and blocking acquirers share one FIFO. pool_res_cancel(req)
+ *   withdraws a waiting request (cb gets -ECANCELED); -EBUSY if it was
+ *   already granted (cb brings the item).
  *   Release items from any thread, the loop included (release is quick;
  *   release_broken runs destroy on the calling thread).
  *
- * 9. ERRORS ---------------------------------------------------------------------
+ * 9. ERRORS ------------------------------------------------------------------
  *
  *   Functions that can fail return 0 or a negative errno: -EINVAL (bad
  *   argument), -ENOMEM, -EAGAIN (queue full, would wait), -ESHUTDOWN (pool
@@ -392,14 +391,15 @@
  *   initialisation, so its fields cannot tell a live task from fresh
  *   memory): it corrupts the queue - do not.
  *
- * 10. THREADING AND LIMITS ---------------------------------------------------------
+ * 10. THREADING AND LIMITS ---------------------------------------------------
  *
  *   Thread-safe, from any thread: pool_submit, pool_call, pool_cancel,
  *   pool_wait, pool_threads_wait/shutdown/get_stats/size, every pool_res_
  *   function except pool_res_acquire_async / pool_res_cancel (loop thread).
  *   pool_threads_free and pool_res_free: once, when nobody else calls into
  *   the pool any more (threads already asleep in pool_threads' blocking
- *   calls are woken and let out first, section 5). pool_loop_* and the offloads: the binding's loop thread.
+ *   calls are woken and let out first, section 5). pool_loop_* and the
+ *   offloads: the binding's loop thread.
  *   Callbacks may call any of these functions (a done callback may submit,
  *   cancel, shut down or free its pool). Waiting from a worker for tasks of
  *   the same pool can deadlock when every worker waits (pool_threads_wait
@@ -412,7 +412,7 @@
  *   pool_loop_call reuse records (up to 1024 kept); resources allocate one
  *   small record each when created.
  *
- * 11. HOW IT WORKS (performance notes) -------------------------------------------------
+ * 11. HOW IT WORKS (performance notes) ---------------------------------------
  *
  *   One FIFO queue under a mutex. An idle worker sleeps on a condition
  *   variable and is woken only when needed (a burst of submits wakes each
@@ -754,6 +754,31 @@ POOL_API int pool_res_cancel(pool_res_req *req);
 #define POOL__LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define POOL__STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/* Doubly linked lists (the queue, idle resources, waiters): node n, with
+ * next and prev, at the end of / out of the list (head, tail). */
+#define POOL__DLIST_APPEND(head, tail, n)                                   \
+    do {                                                                    \
+        (n)->next = NULL;                                                   \
+        (n)->prev = (tail);                                                 \
+        if (tail)                                                           \
+            (tail)->next = (n);                                             \
+        else                                                                \
+            (head) = (n);                                                   \
+        (tail) = (n);                                                       \
+    } while (0)
+#define POOL__DLIST_UNLINK(head, tail, n)                                   \
+    do {                                                                    \
+        if ((n)->prev)                                                      \
+            (n)->prev->next = (n)->next;                                    \
+        else                                                                \
+            (head) = (n)->next;                                             \
+        if ((n)->next)                                                      \
+            (n)->next->prev = (n)->prev;                                    \
+        else                                                                \
+            (tail) = (n)->prev;                                             \
+        (n)->next = (n)->prev = NULL;                                       \
+    } while (0)
+
 /* ---- time and condition variables ------------------------------------------ */
 
 static uint64_t pool__now_ns(void)
@@ -903,7 +928,8 @@ POOL__DEF const char *pool_strerror(int err)
 enum {
     POOL__S_QUEUED = 1,  /* in the shared queue */
     POOL__S_CLAIMED,     /* in a worker's batch, not started */
-    POOL__S_CANCELLING,  /* in a batch, cancel asked: the worker reports it */
+    POOL__S_CANCELLING,  /* cancel under way: reported once, by whoever took it
+                          * (its worker for a batched task) */
     POOL__S_RUNNING,
     POOL__S_FINISHED,
     POOL__S_CANCELLED,
@@ -982,7 +1008,7 @@ static POOL__TLS pool__worker *pool__self;
 static int pool__on_worker(const pool_threads *tp) { return pool__self && pool__self->tp == tp; }
 
 /* A shutdown reporting cancelled tasks on this thread (their callbacks
- * may free the pool: that free waits until the report is over). */
+ * may free the pool: such a free is left to the end of the report). */
 typedef struct pool__report {
     pool_threads *tp;
     struct pool__report *outer;
@@ -1046,6 +1072,17 @@ static int pool__transition(int *state, int from, int to)
             return 1;
     }
     return 0;
+}
+
+/* Appends t to the singly linked list (*head, *tail) of tasks to report. */
+static void pool__list_append(pool_task **head, pool_task **tail, pool_task *t)
+{
+    t->next = NULL;
+    if (*tail)
+        (*tail)->next = t;
+    else
+        *head = t;
+    *tail = t;
 }
 
 /* Marks a queued task as taken into a batch (mu held). */
@@ -1428,14 +1465,8 @@ static int pool__enqueue_locked(pool_threads *tp, pool_task *t)
 {
     int wake;
     t->tp = tp;
-    t->next = NULL;
-    t->prev = tp->tail;
     __atomic_store_n(&t->state, POOL__S_QUEUED, __ATOMIC_RELAXED);
-    if (tp->tail)
-        tp->tail->next = t;
-    else
-        tp->head = t;
-    tp->tail = t;
+    POOL__DLIST_APPEND(tp->head, tp->tail, t);
     tp->nqueued++;
     tp->pending++;
     tp->submitted++;
@@ -1528,15 +1559,7 @@ POOL__DEF int pool_call(pool_threads *tp, pool_fn fn, void *arg, pool_call_done_
  * (off the lock) is the only one, and a pool_cancel meanwhile refuses it. */
 static void pool__dequeue_cancelled(pool_threads *tp, pool_task *t)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        tp->head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        tp->tail = t->prev;
-    t->next = t->prev = NULL;
+    POOL__DLIST_UNLINK(tp->head, tp->tail, t);
     pool__transition(&t->state, POOL__S_QUEUED, POOL__S_CANCELLING);
     tp->nqueued--;
     tp->pending--;
@@ -1680,11 +1703,7 @@ POOL__DEF int pool_threads_shutdown(pool_threads *tp, int how)
         while (tp->head) { /* in queue order */
             pool_task *t = tp->head;
             pool__dequeue_cancelled(tp, t);
-            if (tail)
-                tail->next = t;
-            else
-                list = t;
-            tail = t;
+            pool__list_append(&list, &tail, t);
         }
         pool__dequeued(tp);
         tp->nreporting++;
@@ -1819,42 +1838,20 @@ static void pool__res_idle_push(pool_res *rp, pool__rnode *n)
 
 static void pool__res_idle_unlink(pool_res *rp, pool__rnode *n)
 {
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        rp->idle_head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        rp->idle_tail = n->prev;
-    n->next = n->prev = NULL;
+    POOL__DLIST_UNLINK(rp->idle_head, rp->idle_tail, n);
     rp->nidle--;
 }
 
 static void pool__res_wq_remove(pool_res *rp, pool__waiter *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        rp->wq_head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        rp->wq_tail = w->prev;
-    w->next = w->prev = NULL;
+    POOL__DLIST_UNLINK(rp->wq_head, rp->wq_tail, w);
     rp->nwaiting--;
     pool__res_notify(rp);
 }
 
 static void pool__res_wq_push(pool_res *rp, pool__waiter *w)
 {
-    w->next = NULL;
-    w->prev = rp->wq_tail;
-    if (rp->wq_tail)
-        rp->wq_tail->next = w;
-    else
-        rp->wq_head = w;
-    rp->wq_tail = w;
+    POOL__DLIST_APPEND(rp->wq_head, rp->wq_tail, w);
     rp->nwaiting++;
 }
 
@@ -2554,21 +2551,11 @@ static void pool__loop_flush(pool_loop *pl)
     run = pool__will_run(tp, 1);
     for (t = pl->staged_head; t; t = next) {
         next = t->next;
-        t->next = NULL;
         if (run && pool__transition(&t->state, POOL__S_STAGED, POOL__S_QUEUED)) {
-            t->prev = tp->tail;
-            if (tp->tail)
-                tp->tail->next = t;
-            else
-                tp->head = t;
-            tp->tail = t;
+            POOL__DLIST_APPEND(tp->head, tp->tail, t);
             n++;
         } else { /* cancelled meanwhile, or the pool will not run it */
-            if (ctail)
-                ctail->next = t;
-            else
-                cancelled = t;
-            ctail = t;
+            pool__list_append(&cancelled, &ctail, t);
             nc++;
         }
     }
@@ -3296,11 +3283,7 @@ POOL__DEF void pool_loop_close(pool_loop *pl)
         if (t->owner != &pl->owner)
             continue;
         pool__dequeue_cancelled(tp, t);
-        if (tail)
-            tail->next = t;
-        else
-            list = t;
-        tail = t;
+        pool__list_append(&list, &tail, t);
     }
     pool__dequeued(tp);
     pthread_mutex_unlock(&tp->mu);

@@ -55,6 +55,15 @@ static void snooze_us(long us)
     nanosleep(&ts, NULL);
 }
 
+/* Waits for the child process pid: 1 when it exited with status 0. */
+static int child_ok(pid_t pid)
+{
+    int status = -1;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static int64_t clock_value = T0;
 static int64_t fixed_clock(void *ud)
 {
@@ -112,16 +121,58 @@ static char *cap_take(capture *c)
     return s;
 }
 
-static log_sink cap_sink(capture *c, int format)
+/* A sink of this kind and format, without colours, the rest default. */
+static log_sink sink_of(int kind, int format)
 {
     log_sink s;
     memset(&s, 0, sizeof s);
-    s.kind = LOG_SINK_CALLBACK;
+    s.kind = kind;
     s.format = format;
-    s.callback = cap_cb;
-    s.userdata = c;
     s.color = LOG_COLOR_NEVER;
     return s;
+}
+
+static log_sink cap_sink(capture *c, int format)
+{
+    log_sink s = sink_of(LOG_SINK_CALLBACK, format);
+    s.callback = cap_cb;
+    s.userdata = c;
+    return s;
+}
+
+static log_sink file_sink(const char *path, int format)
+{
+    log_sink s = sink_of(LOG_SINK_FILE, format);
+    s.path = path;
+    return s;
+}
+
+/* JSON lines to a descriptor. */
+static log_sink fd_sink(int fd)
+{
+    log_sink s = sink_of(LOG_SINK_FD, LOG_FORMAT_JSON);
+    s.fd = fd;
+    return s;
+}
+
+/* Every format, in the order of the LOG_FORMAT_ values. */
+static const int all_formats[4] = {LOG_FORMAT_JSON, LOG_FORMAT_PINO, LOG_FORMAT_LOGFMT,
+                                   LOG_FORMAT_PRETTY};
+
+/* n capture sinks: s[i] writes lines of formats[i] into c[i]. */
+static void cap_sinks(capture *c, log_sink *s, const int *formats, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        cap_init(&c[i]);
+        s[i] = cap_sink(&c[i], formats[i]);
+    }
+}
+
+static void cap_free_all(capture *c, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) cap_free(&c[i]);
 }
 
 static log_options base_opts(const log_sink *sinks, int n)
@@ -1446,7 +1497,7 @@ TEST(fork_child_writes_synchronously)
     log_options o;
     log_logger *lg;
     pid_t pid;
-    int status = -1, i;
+    int i;
     char *text, want[64];
     unlink("fork.log");
     memset(&s, 0, sizeof s);
@@ -1466,9 +1517,7 @@ TEST(fork_child_writes_synchronously)
     }
     REQUIRE(pid > 0);
     log_info(lg, "parent after");
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(child_ok(pid));
     log_flush(lg);
     text = read_file("fork.log", NULL);
     REQUIRE(text != NULL);
@@ -1578,17 +1627,6 @@ static void unlink_rotated(const char *path, int n)
         snprintf(name, sizeof name, k ? "%s.%d" : "%s", path, k);
         unlink(name);
     }
-}
-
-static log_sink file_sink(const char *path, int format)
-{
-    log_sink s;
-    memset(&s, 0, sizeof s);
-    s.kind = LOG_SINK_FILE;
-    s.path = path;
-    s.format = format;
-    s.color = LOG_COLOR_NEVER;
-    return s;
 }
 
 static void set_clock(int64_t ns)
@@ -1701,8 +1739,6 @@ int rename(const char *from, const char *to)
 
 TEST(truncation_keeps_head_and_message)
 {
-    static const int formats[4] = {LOG_FORMAT_JSON, LOG_FORMAT_PINO, LOG_FORMAT_LOGFMT,
-                                   LOG_FORMAT_PRETTY};
     capture c[4];
     log_sink s[4];
     log_options o;
@@ -1710,10 +1746,7 @@ TEST(truncation_keeps_head_and_message)
     log_field bf;
     char big[3000], msg300[301], *out[4], want[512];
     int f, k;
-    for (f = 0; f < 4; f++) {
-        cap_init(&c[f]);
-        s[f] = cap_sink(&c[f], formats[f]);
-    }
+    cap_sinks(c, s, all_formats, 4);
     o = base_opts(s, 4);
     o.max_line = 512;
     o.name = "api";
@@ -1778,24 +1811,19 @@ TEST(truncation_keeps_head_and_message)
     }
     log_destroy(child);
     log_destroy(lg);
-    for (f = 0; f < 4; f++) cap_free(&c[f]);
+    cap_free_all(c, 4);
 }
 
 /* Wherever the cut falls, no UTF-8 sequence is split, in any format. */
 TEST(truncation_keeps_utf8_whole)
 {
-    static const int formats[4] = {LOG_FORMAT_JSON, LOG_FORMAT_PINO, LOG_FORMAT_LOGFMT,
-                                   LOG_FORMAT_PRETTY};
     capture c[4];
     log_sink s[4];
     log_options o;
     log_logger *lg;
     char text[1200], *out;
     int f, shift, i;
-    for (f = 0; f < 4; f++) {
-        cap_init(&c[f]);
-        s[f] = cap_sink(&c[f], formats[f]);
-    }
+    cap_sinks(c, s, all_formats, 4);
     o = base_opts(s, 4);
     o.max_line = 512;
     REQUIRE_INT(log_create(&lg, &o), ==, 0);
@@ -1826,48 +1854,42 @@ TEST(truncation_keeps_utf8_whole)
         }
     }
     log_destroy(lg);
-    for (f = 0; f < 4; f++) cap_free(&c[f]);
+    cap_free_all(c, 4);
 }
 
 /* ---- terminals: C1 controls, colour detection ------------------------------------------ */
 
 TEST(c1_controls_escaped_for_terminals)
 {
-    capture cj, cl, cr;
+    static const int formats[3] = {LOG_FORMAT_JSON, LOG_FORMAT_LOGFMT, LOG_FORMAT_PRETTY};
+    capture c[3];
     log_sink s[3];
     log_options o;
     log_logger *lg;
     char *out;
-    cap_init(&cj);
-    cap_init(&cl);
-    cap_init(&cr);
-    s[0] = cap_sink(&cj, LOG_FORMAT_JSON);
-    s[1] = cap_sink(&cl, LOG_FORMAT_LOGFMT);
-    s[2] = cap_sink(&cr, LOG_FORMAT_PRETTY);
+    cap_sinks(c, s, formats, 3);
     o = base_opts(s, 3);
     REQUIRE_INT(log_create(&lg, &o), ==, 0);
     /* U+009B (C2 9B) is an 8-bit CSI: ESC [ to a terminal; U+00A0 is not a control */
     log_info(lg, "a\xc2\x9b" "31mred", LOG_STR("v", "\xc2\x9b" "2J"), LOG_STR("ok", "\xc2\xa0nbsp"),
              LOG_STR("k\xc2\x85", "\xc2\x80\xc2\x9f"));
-    out = cap_take(&cj); /* JSON: valid characters, kept */
+    out = cap_take(&c[0]); /* JSON: valid characters, kept */
     CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"a\xc2\x9b" "31mred\","
                    "\"v\":\"\xc2\x9b" "2J\",\"ok\":\"\xc2\xa0nbsp\",\"k\xc2\x85\":\"\xc2\x80\xc2\x9f\"}\n");
     CHECK_INT(json_lines_ok(out), ==, 1);
     free(out);
-    out = cap_take(&cl);
+    out = cap_take(&c[1]); /* logfmt */
     CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=info msg=\"a\\u009b31mred\" v=\"\\u009b2J\" "
                    "ok=\xc2\xa0nbsp k__=\"\\u0080\\u009f\"\n");
     free(out);
-    out = cap_take(&cr);
+    out = cap_take(&c[2]); /* pretty */
     CHECK_STR(out, "2024-05-01 12:00:00.123 INFO  a\\u009b31mred v=\"\\u009b2J\" ok=\xc2\xa0nbsp "
                    "k__=\"\\u0080\\u009f\"\n");
     free(out);
     log_destroy(lg);
     o.name = "x\xc2\x9b" "y"; /* the name is printed raw in pretty lines */
     CHECK_INT(log_create(&lg, &o), ==, -EINVAL);
-    cap_free(&cj);
-    cap_free(&cl);
-    cap_free(&cr);
+    cap_free_all(c, 3);
 }
 
 /* A pseudo-terminal whose output is passed through as written. Returns the
@@ -2416,7 +2438,7 @@ TEST(fork_child_never_rotates)
     log_logger *lg;
     unsigned char *seen = (unsigned char *)calloc(2 * FORK_LINES, 1);
     char name[64];
-    int k, got = 0, status = -1;
+    int k, got = 0;
     pid_t pid;
     unlink_rotated("forkrot.log", 300);
     s.rotate_bytes = 1000; /* the parent's rotations push the child's file to ~.110 */
@@ -2433,9 +2455,7 @@ TEST(fork_child_never_rotates)
     }
     REQUIRE(pid > 0);
     log_paced(lg, "parent");
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(child_ok(pid));
     log_destroy(lg);
     for (k = 0; k <= 300; k++) {
         char *text;
@@ -2472,7 +2492,6 @@ TEST(fork_waits_for_a_rotation_in_progress)
     log_options o;
     log_logger *lg;
     double end;
-    int status = -1;
     pid_t pid;
     unlink_rotated("forkwait.log", 4);
     s.rotate_bytes = 100;
@@ -2497,9 +2516,7 @@ TEST(fork_waits_for_a_rotation_in_progress)
     __atomic_store_n(&rename_hook.path, NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&rename_hook.pause, 0, __ATOMIC_RELEASE);
     REQUIRE(pid > 0);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(child_ok(pid));
     log_destroy(lg);
     unlink_rotated("forkwait.log", 4);
 }
@@ -2511,14 +2528,11 @@ TEST(fork_waits_for_a_rotation_in_progress)
 
 static int pipe_writer(void *arg)
 {
-    log_sink s;
+    log_sink s = fd_sink(*(int *)arg);
     log_options o;
     log_logger *lg;
     char pad[301];
     int i;
-    memset(&s, 0, sizeof s);
-    s.kind = LOG_SINK_FD;
-    s.fd = *(int *)arg;
     o = base_opts(&s, 1);
     o.now = NULL;
     o.mode = LOG_MODE_ASYNC;
@@ -2580,9 +2594,7 @@ static int stuck_sink_child(void *arg)
     (void)arg;
     if (pipe(p) != 0 || pipe(q) != 0) return 10;
     /* a pipe nobody reads: the writer blocks in write() for good */
-    memset(&s, 0, sizeof s);
-    s.kind = LOG_SINK_FD;
-    s.fd = p[1];
+    s = fd_sink(p[1]);
     o = base_opts(&s, 1);
     o.mode = LOG_MODE_ASYNC;
     o.full_policy = LOG_FULL_DROP;
@@ -2624,9 +2636,7 @@ static int stuck_exit_child(void *arg)
     log_options o;
     int p[2], i, no_atexit = *(int *)arg;
     if (pipe(p) != 0) return 10;
-    memset(&s, 0, sizeof s);
-    s.kind = LOG_SINK_FD;
-    s.fd = p[1];
+    s = fd_sink(p[1]);
     o = base_opts(&s, 1);
     o.mode = LOG_MODE_ASYNC;
     o.full_policy = LOG_FULL_DROP;
@@ -2802,10 +2812,7 @@ TEST(random_hostile_input_all_formats)
     char bk[21], bv[300];
     int f, it, iters = TEST_SANITIZED ? 1000 : 5000;
     size_t mi;
-    for (f = 0; f < 4; f++) {
-        cap_init(&c[f]);
-        s[f] = cap_sink(&c[f], f);
-    }
+    cap_sinks(c, s, all_formats, 4);
     for (mi = 0; mi < sizeof max_lines / sizeof max_lines[0]; mi++) {
         o = base_opts(s, 4);
         o.max_line = max_lines[mi];
@@ -2846,7 +2853,7 @@ TEST(random_hostile_input_all_formats)
         log_destroy(child);
         log_destroy(lg);
     }
-    for (f = 0; f < 4; f++) cap_free(&c[f]);
+    cap_free_all(c, 4);
 }
 
 /* ---- pino-pretty reads our pino lines ---------------------------------------------- */
@@ -2877,10 +2884,7 @@ TEST(pino_pretty_reads_pino_format)
         SKIP("pino-pretty could not be installed with npm");
     }
     unlink("pino.log");
-    memset(&s, 0, sizeof s);
-    s.kind = LOG_SINK_FILE;
-    s.path = "pino.log";
-    s.format = LOG_FORMAT_PINO;
+    s = file_sink("pino.log", LOG_FORMAT_PINO);
     o = base_opts(&s, 1);
     o.name = "svc";
     REQUIRE_INT(log_create(&lg, &o), ==, 0);

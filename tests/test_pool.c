@@ -7,6 +7,7 @@
 #include "../evloop.h"
 #include "../pool.h"
 #include "test.h"
+#include "pool_test_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,14 +66,6 @@ static void guard(evloop *loop, evloop_timer *t, uint64_t ms)
     evloop_timer_init(loop, t);
     evloop_timer_start(t, on_guard, ms, 0);
     evloop_unref(&t->handle);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
 }
 
 static pthread_t loop_thread;
@@ -174,99 +167,24 @@ TEST(loop_call_and_shared_pool)
     CHECK_INT(pool_threads_free(tp), ==, 0); /* unbound now */
 }
 
-/* A gate for tasks: they wait until the test opens it. */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static int gate_is_open, gate_waiting;
-static void gate_reset(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_is_open = 0;
-    gate_waiting = 0;
-    pthread_mutex_unlock(&gate_mu);
-}
-static void gate_work(pool_task *t)
+/* The gate the loop tests hold their tasks at (a loop task's data is the
+ * test's: it says which task it is). */
+static gate worker_gate = GATE_INIT;
+static void held_work(pool_task *t)
 {
     (void)t;
-    pthread_mutex_lock(&gate_mu);
-    gate_waiting++;
-    pthread_cond_broadcast(&gate_cond);
-    while (!gate_is_open)
-        pthread_cond_wait(&gate_cond, &gate_mu);
-    pthread_mutex_unlock(&gate_mu);
-}
-static void gate_wait_for(int n)
-{
-    pthread_mutex_lock(&gate_mu);
-    while (gate_waiting < n)
-        pthread_cond_wait(&gate_cond, &gate_mu);
-    pthread_mutex_unlock(&gate_mu);
-}
-static void gate_open(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_is_open = 1;
-    pthread_cond_broadcast(&gate_cond);
-    pthread_mutex_unlock(&gate_mu);
+    gate_pass(&worker_gate);
 }
 
-/* A hold: like the gate, for a second thing to keep waiting. */
-typedef struct hold {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int open, waiting;
-} hold;
-static void hold_init(hold *h)
+/* A pool of one worker bound to loop (*tp, *pl), and worker_gate closed. */
+static int new_bound_pool(evloop *loop, pool_threads **tp, pool_loop **pl)
 {
-    pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cond, NULL);
-    h->open = h->waiting = 0;
-}
-static void hold_pass(hold *h)
-{
-    pthread_mutex_lock(&h->mu);
-    h->waiting++;
-    pthread_cond_broadcast(&h->cond);
-    while (!h->open)
-        pthread_cond_wait(&h->cond, &h->mu);
-    pthread_mutex_unlock(&h->mu);
-}
-static void hold_wait_for(hold *h, int n)
-{
-    pthread_mutex_lock(&h->mu);
-    while (h->waiting < n)
-        pthread_cond_wait(&h->cond, &h->mu);
-    pthread_mutex_unlock(&h->mu);
-}
-static void hold_open(hold *h)
-{
-    pthread_mutex_lock(&h->mu);
-    h->open = 1;
-    pthread_cond_broadcast(&h->cond);
-    pthread_mutex_unlock(&h->mu);
-}
-static void hold_destroy(hold *h)
-{
-    pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cond);
-}
-static void hold_work(pool_task *t) { hold_pass((hold *)t->data); }
-
-/* Opens the gate after ms unless stopped first: a call that wrongly waits
- * for the gate then shows as a failed check, not a hang. */
-typedef struct rescuer {
-    int ms, stop; /* stop: atomic */
-} rescuer;
-static void *rescue_main(void *arg)
-{
-    rescuer *r = (rescuer *)arg;
-    int waited = 0;
-    while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && waited < r->ms) {
-        sleep_ms(5);
-        waited += 5;
-    }
-    gate_open();
-    return NULL;
+    pool_threads_options o = threads_opts(1);
+    int rc;
+    gate_reset(&worker_gate);
+    if ((rc = pool_threads_new(tp, &o)) != 0)
+        return rc;
+    return pool_loop_new(pl, loop, *tp);
 }
 
 static int st_of[8];
@@ -275,27 +193,22 @@ static void record_status(pool_task *t, int status) { st_of[(intptr_t)t->data] =
 static void open_gate_cb(evloop_timer *t)
 {
     (void)t;
-    gate_open();
+    gate_open(&worker_gate);
 }
 
 TEST(loop_cancel_staged_and_running)
 {
     evloop *loop = new_loop();
     pool_threads *tp;
-    pool_threads_options o;
     pool_loop *pl;
     pool_task running, a, b;
     evloop_timer opener;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    gate_reset();
     memset(st_of, 0x7f, sizeof st_of);
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    REQUIRE_INT(new_bound_pool(loop, &tp, &pl), ==, 0);
     running.data = (void *)(intptr_t)0;
     a.data = (void *)(intptr_t)1;
     b.data = (void *)(intptr_t)2;
-    REQUIRE_INT(pool_loop_submit(pl, &running, gate_work, record_status), ==, 0);
+    REQUIRE_INT(pool_loop_submit(pl, &running, held_work, record_status), ==, 0);
     REQUIRE_INT(pool_loop_submit(pl, &a, nop_work, record_status), ==, 0); /* staged */
     REQUIRE_INT(pool_loop_submit(pl, &b, nop_work, record_status), ==, 0);
     CHECK_INT(pool_cancel(&a), ==, 0); /* staged: cancelled before it reached the pool */
@@ -303,7 +216,7 @@ TEST(loop_cancel_staged_and_running)
     evloop_timer_init(loop, &opener);
     evloop_timer_start(&opener, open_gate_cb, 20, 0);
     CHECK_INT(evloop_run(loop, EVLOOP_RUN_ONCE), >=, 0);
-    gate_wait_for(1);
+    gate_wait_for(&worker_gate, 1);
     CHECK_INT(pool_cancel(&running), ==, -EBUSY);
     CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
     CHECK_INT(st_of[0], ==, 0);
@@ -328,28 +241,23 @@ static void kick_gate(evloop_timer *t) { open_gate_cb(t); }
 TEST(loop_close_cancels_queued_tasks)
 {
     evloop *loop = new_loop();
-    pool_threads_options o;
     pool_threads *tp;
     pool_task running, blocker, q[5];
     evloop_timer opener;
-    hold h;
+    gate h;
     int i;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    gate_reset();
-    hold_init(&h);
+    gate_init(&h);
     memset(st_of, 0x7f, sizeof st_of);
     close_cb_count = 0;
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    REQUIRE_INT(pool_loop_new(&close_pl, loop, tp), ==, 0);
+    REQUIRE_INT(new_bound_pool(loop, &tp, &close_pl), ==, 0);
     running.data = (void *)(intptr_t)0;
-    REQUIRE_INT(pool_loop_submit(close_pl, &running, gate_work, closes_binding), ==, 0);
-    gate_wait_for(1);
+    REQUIRE_INT(pool_loop_submit(close_pl, &running, held_work, closes_binding), ==, 0);
+    gate_wait_for(&worker_gate, 1);
     /* the one worker: `running`, then a task of no binding that holds it,
      * then q[]. One at a time (the worker's tasks are slow): q[] stay
      * queued until running's done callback closes the binding. */
     blocker.data = &h;
-    REQUIRE_INT(pool_submit(tp, &blocker, hold_work, NULL), ==, 0);
+    REQUIRE_INT(pool_submit(tp, &blocker, gate_work, NULL), ==, 0);
     for (i = 0; i < 5; i++) {
         q[i].data = (void *)(intptr_t)(i + 1);
         REQUIRE_INT(pool_loop_submit(close_pl, &q[i], nop_work, closes_binding), ==, 0);
@@ -364,29 +272,24 @@ TEST(loop_close_cancels_queued_tasks)
     evloop_close(&opener.handle, NULL);
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
     CHECK_INT(evloop_free(loop), ==, 0); /* the binding closed its handles */
-    hold_open(&h);
+    gate_open(&h);
     CHECK_INT(pool_wait(&blocker, -1), ==, 0);
     CHECK_INT(pool_threads_free(tp), ==, 0);
-    hold_destroy(&h);
+    gate_destroy(&h);
 }
 
 TEST(loop_close_with_work_queued_cancels_it)
 {
     evloop *loop = new_loop();
-    pool_threads_options o;
     pool_threads *tp;
     pool_loop *pl;
     pool_task running, q[5];
     int i;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    gate_reset();
     memset(st_of, 0x7f, sizeof st_of);
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    REQUIRE_INT(new_bound_pool(loop, &tp, &pl), ==, 0);
     running.data = (void *)(intptr_t)0;
-    REQUIRE_INT(pool_loop_submit(pl, &running, gate_work, record_status), ==, 0);
-    gate_wait_for(1);
+    REQUIRE_INT(pool_loop_submit(pl, &running, held_work, record_status), ==, 0);
+    gate_wait_for(&worker_gate, 1);
     for (i = 0; i < 5; i++) {
         q[i].data = (void *)(intptr_t)(i + 1);
         REQUIRE_INT(pool_loop_submit(pl, &q[i], nop_work, record_status), ==, 0);
@@ -396,7 +299,7 @@ TEST(loop_close_with_work_queued_cancels_it)
         pool_task late;
         CHECK_INT(pool_loop_submit(pl, &late, nop_work, record_status), ==, -ESHUTDOWN);
     }
-    gate_open();
+    gate_open(&worker_gate);
     CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
     CHECK_INT(st_of[0], ==, 0);
     for (i = 1; i <= 5; i++)
@@ -414,21 +317,16 @@ static void *shutdown_thread(void *arg)
 TEST(loop_tasks_told_of_an_immediate_shutdown)
 {
     evloop *loop = new_loop();
-    pool_threads_options o;
     pool_threads *tp;
     pool_loop *pl;
     pool_task running, q[5];
     pthread_t th;
     int i;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    gate_reset();
     memset(st_of, 0x7f, sizeof st_of);
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    REQUIRE_INT(new_bound_pool(loop, &tp, &pl), ==, 0);
     running.data = (void *)(intptr_t)0;
-    REQUIRE_INT(pool_loop_submit(pl, &running, gate_work, record_status), ==, 0);
-    gate_wait_for(1);
+    REQUIRE_INT(pool_loop_submit(pl, &running, held_work, record_status), ==, 0);
+    gate_wait_for(&worker_gate, 1);
     for (i = 0; i < 5; i++) {
         q[i].data = (void *)(intptr_t)(i + 1);
         REQUIRE_INT(pool_loop_submit(pl, &q[i], nop_work, record_status), ==, 0);
@@ -441,7 +339,7 @@ TEST(loop_tasks_told_of_an_immediate_shutdown)
         late.data = (void *)(intptr_t)6;
         CHECK_INT(pool_loop_submit(pl, &late, nop_work, record_status), ==, -ESHUTDOWN);
     }
-    gate_open();
+    gate_open(&worker_gate);
     CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
     CHECK_INT(st_of[0], ==, 0);
     for (i = 1; i <= 5; i++)
@@ -469,28 +367,23 @@ static void submit_then_shut_down(evloop_timer *tm)
     (void)tm;
     /* the first at once (held at the gate, so running); the others staged */
     sh_t[0].data = NULL;
-    CHECK_INT(pool_loop_submit(sh_pl, &sh_t[0], gate_work, sh_done), ==, 0);
-    gate_wait_for(1);
+    CHECK_INT(pool_loop_submit(sh_pl, &sh_t[0], held_work, sh_done), ==, 0);
+    gate_wait_for(&worker_gate, 1);
     for (i = 1; i < 4; i++)
         CHECK_INT(pool_loop_submit(sh_pl, &sh_t[i], nop_work, sh_done), ==, 0);
     CHECK_INT(pool_threads_shutdown(sh_tp, sh_how), ==, 0);
     CHECK_INT(pool_loop_submit(sh_pl, &sh_t[3], nop_work, sh_done), ==, -ESHUTDOWN);
-    gate_open();
+    gate_open(&worker_gate);
 }
 
 static void run_staged_then_shutdown(int how)
 {
     evloop *loop = new_loop();
-    pool_threads_options o;
     evloop_timer tm, g;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    gate_reset();
     memset(sh_status, 0x7f, sizeof sh_status);
     sh_norder = 0;
     sh_how = how;
-    REQUIRE_INT(pool_threads_new(&sh_tp, &o), ==, 0);
-    REQUIRE_INT(pool_loop_new(&sh_pl, loop, sh_tp), ==, 0);
+    REQUIRE_INT(new_bound_pool(loop, &sh_tp, &sh_pl), ==, 0);
     guard(loop, &g, 5000);
     evloop_timer_init(loop, &tm);
     evloop_timer_start(&tm, submit_then_shut_down, 0, 0);
@@ -535,24 +428,6 @@ static void race_done(pool_task *t, int status)
     if (status != -ECANCELED)
         race_bad++;
 }
-typedef struct canceller {
-    int ok, busy, tried; /* tried: atomic */
-} canceller;
-static void *cancel_backwards(void *arg)
-{
-    canceller *c = (canceller *)arg;
-    int i;
-    for (i = RACE_N - 1; i >= 0; i--) {
-        int rc = pool_cancel(&race_t[i]);
-        if (rc == 0)
-            c->ok++;
-        else if (rc == -EBUSY)
-            c->busy++;
-        __atomic_add_fetch(&c->tried, 1, __ATOMIC_SEQ_CST);
-        sched_yield();
-    }
-    return NULL;
-}
 
 /* pool_cancel from another thread while the loop closes the binding: each
  * task is told once, and the pool's queue and counts stay sound. */
@@ -561,32 +436,22 @@ TEST(loop_close_races_pool_cancel)
     int round, rounds = TEST_SANITIZED ? 10 : 50;
     for (round = 0; round < rounds && !test__cur_failed; round++) {
         evloop *loop = new_loop();
-        pool_threads_options o;
         pool_threads_stats st;
         pool_threads *tp;
         pool_loop *pl;
         pool_task running;
         canceller c;
-        pthread_t th;
         int i, once = 0;
-        memset(&o, 0, sizeof o);
-        o.threads = 1;
-        gate_reset();
         memset(race_calls, 0, sizeof race_calls);
         race_bad = 0;
-        REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-        REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
-        REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-        gate_wait_for(1);
+        REQUIRE_INT(new_bound_pool(loop, &tp, &pl), ==, 0);
+        REQUIRE_INT(hold_worker(tp, &running, &worker_gate), ==, 0);
         for (i = 0; i < RACE_N; i++)
             REQUIRE_INT(pool_loop_submit(pl, &race_t[i], nop_work, race_done), ==, 0);
         CHECK_INT(evloop_run(loop, EVLOOP_RUN_NOWAIT), ==, 1); /* all queued now */
-        memset(&c, 0, sizeof c);
-        pthread_create(&th, NULL, cancel_backwards, &c);
-        while (__atomic_load_n(&c.tried, __ATOMIC_SEQ_CST) < 10)
-            sched_yield();
+        canceller_start(&c, race_t, RACE_N);
         pool_loop_close(pl);
-        pthread_join(th, NULL);
+        pthread_join(c.th, NULL);
         CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
         for (i = 0; i < RACE_N; i++)
             once += race_calls[i] == 1;
@@ -598,7 +463,7 @@ TEST(loop_close_races_pool_cancel)
         CHECK_UINT(st.pending, ==, 1); /* running */
         CHECK_UINT(st.cancelled, ==, RACE_N);
         CHECK_INT(evloop_free(loop), ==, 0);
-        gate_open();
+        gate_open(&worker_gate);
         CHECK_INT(pool_threads_free(tp), ==, 0);
     }
 }
@@ -724,18 +589,12 @@ TEST(offload_getaddrinfo)
 TEST(offload_cancel)
 {
     evloop *loop = new_loop();
-    pool_threads_options o;
     pool_threads *tp;
     pool_loop *pl;
     pool_task running;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    gate_reset();
     loop_thread = pthread_self();
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(1);
+    REQUIRE_INT(new_bound_pool(loop, &tp, &pl), ==, 0);
+    REQUIRE_INT(hold_worker(tp, &running, &worker_gate), ==, 0);
     memset(req_status, 0x7f, sizeof req_status);
     REQUIRE_INT(pool_stat(pl, &reqs[0], "/", req_cb), ==, 0);      /* queued */
     REQUIRE_INT(pool_read_file(pl, &reqs[1], "/", 0, req_cb), ==, 0); /* staged */
@@ -744,7 +603,7 @@ TEST(offload_cancel)
     CHECK_INT(pool_req_cancel(&reqs[1]), ==, 0);
     CHECK_INT(pool_req_cancel(&reqs[1]), ==, -EBUSY); /* already cancelled */
     CHECK_INT(req_status[0], ==, 0x7f7f7f7f);         /* cb runs on the loop, later */
-    gate_open();
+    gate_open(&worker_gate);
     CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
     CHECK_INT(req_status[0], ==, -ECANCELED);
     CHECK_INT(req_status[1], ==, -ECANCELED);
@@ -852,8 +711,7 @@ TEST(write_reports_a_directory_it_cannot_sync)
     pool_loop *pl;
     char dir[64], path[96];
     loop_thread = pthread_self();
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     o.thread_init = drop_dac_capabilities;
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
     REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
@@ -892,30 +750,24 @@ TEST(loop_submit_to_a_full_queue_fails_at_once)
     pool_loop *pl;
     pool_task running, queued, t;
     rescuer rs;
-    pthread_t th;
     double t0;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     o.max_queue = 1;
     o.full = POOL_FULL_BLOCK;
-    gate_reset();
+    gate_reset(&worker_gate);
     loop_thread = pthread_self();
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
     REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(1);
+    REQUIRE_INT(hold_worker(tp, &running, &worker_gate), ==, 0);
     REQUIRE_INT(pool_submit(tp, &queued, nop_work, NULL), ==, 0); /* full */
-    memset(&rs, 0, sizeof rs);
-    rs.ms = 1000;
-    pthread_create(&th, NULL, rescue_main, &rs);
+    rescuer_start(&rs, 1000, &worker_gate, NULL, NULL);
     t0 = test_now_ms();
     t.data = (void *)(intptr_t)0;
     CHECK_INT(pool_loop_submit(pl, &t, nop_work, record_status), ==, -EAGAIN);
     CHECK_INT(pool_loop_call(pl, call_fn, &call_ran, call_done), ==, -EAGAIN);
     CHECK_INT(pool_stat(pl, &reqs[0], "/", req_cb), ==, -EAGAIN);
     CHECK(test_now_ms() - t0 < 500);
-    __atomic_store_n(&rs.stop, 1, __ATOMIC_SEQ_CST);
-    pthread_join(th, NULL);
+    rescuer_stop(&rs);
     CHECK_INT(pool_threads_wait(tp, -1), ==, 0);
     /* room again */
     memset(st_of, 0x7f, sizeof st_of);
@@ -935,13 +787,13 @@ typedef struct res {
 } res;
 
 static int next_id, create_fail, validations;
-static hold *create_hold; /* set: creates wait there */
+static gate *create_hold; /* set: creates wait there */
 static int r_create(void *ctx, void **out)
 {
     res *r;
     (void)ctx;
     if (create_hold)
-        hold_pass(create_hold);
+        gate_pass(create_hold);
     if (__atomic_load_n(&create_fail, __ATOMIC_SEQ_CST))
         return __atomic_load_n(&create_fail, __ATOMIC_SEQ_CST);
     r = (res *)calloc(1, sizeof *r);
@@ -1193,21 +1045,17 @@ TEST(loop_close_withdraws_waiting_acquires)
 TEST(drain_serves_a_waiting_loop_acquire)
 {
     evloop *loop = new_loop();
-    pool_threads_options to;
     pool_threads *tp;
     pool_loop *pl;
     pool_res *rp;
     pool_res_options o = ropts(1);
     pool_res_item *held;
     evloop_timer g;
-    memset(&to, 0, sizeof to);
-    to.threads = 1;
     o.validate_on_borrow = 1;
     o.idle_timeout_ms = -1;
     loop_thread = pthread_self();
     reset_got();
-    REQUIRE_INT(pool_threads_new(&tp, &to), ==, 0);
-    REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
+    REQUIRE_INT(new_bound_pool(loop, &tp, &pl), ==, 0);
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     REQUIRE_INT(pool_res_acquire(rp, &held, -1), ==, 0);
     REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], -1, res_cb), ==, 0);
@@ -1229,12 +1077,12 @@ TEST(drain_serves_a_waiting_loop_acquire)
     CHECK_INT(pool_threads_free(tp), ==, 0);
 }
 
-static hold exit_hold;
+static gate exit_hold;
 static void held_exit(void *ctx, unsigned index)
 {
     (void)ctx;
     (void)index;
-    hold_pass(&exit_hold);
+    gate_pass(&exit_hold);
 }
 
 /* A binding made after a DRAIN let the workers go (here, one still in its
@@ -1251,17 +1099,16 @@ TEST(drain_refuses_loop_acquires_once_workers_left)
     pool_res_stats st;
     evloop_timer g;
     int rc;
-    memset(&to, 0, sizeof to);
-    to.threads = 1;
+    to = threads_opts(1);
     to.thread_exit = held_exit;
     o.validate_on_borrow = 1;
     o.idle_timeout_ms = -1;
-    hold_init(&exit_hold);
+    gate_init(&exit_hold);
     loop_thread = pthread_self();
     reset_got();
     REQUIRE_INT(pool_threads_new(&tp, &to), ==, 0);
     CHECK_INT(pool_threads_shutdown(tp, POOL_SHUTDOWN_DRAIN), ==, 0);
-    hold_wait_for(&exit_hold, 1); /* the worker has left its task loop */
+    gate_wait_for(&exit_hold, 1); /* the worker has left its task loop */
     REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     guard(loop, &g, 3000);
@@ -1284,14 +1131,14 @@ TEST(drain_refuses_loop_acquires_once_workers_left)
     CHECK_UINT(st.idle, ==, 1); /* the resource went back */
     CHECK_UINT(st.in_use, ==, 0);
     CHECK_UINT(st.waiting, ==, 0);
-    hold_open(&exit_hold);
+    gate_open(&exit_hold);
     if (rc == 0) /* the bug: RQ[0] sits in a queue nobody takes */
         pool_res_cancel(&RQ[0]);
     evloop_close(&g.handle, NULL);
     finish(loop, pl);
     CHECK_INT(pool_threads_free(tp), ==, 0);
     CHECK_INT(pool_res_free(rp), ==, 0);
-    hold_destroy(&exit_hold);
+    gate_destroy(&exit_hold);
 }
 
 /* Closing the binding while the create or validation of a request is
@@ -1309,15 +1156,14 @@ TEST(loop_close_with_a_request_task_queued_or_running)
     pool_res_stats st;
     pool_task running;
     evloop_timer g;
-    hold h;
-    memset(&to, 0, sizeof to);
-    to.threads = 1;
+    gate h;
+    to = threads_opts(1);
     o.validate_on_borrow = 1;
     o.idle_timeout_ms = -1;
     loop_thread = pthread_self();
     reset_got();
-    gate_reset();
-    hold_init(&h);
+    gate_reset(&worker_gate);
+    gate_init(&h);
     REQUIRE_INT(pool_threads_new(&tp, &to), ==, 0);
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     REQUIRE_INT(pool_res_acquire(rp, &spare, -1), ==, 0);
@@ -1325,8 +1171,7 @@ TEST(loop_close_with_a_request_task_queued_or_running)
 
     /* queued: the one worker is held, a validation and a create wait */
     REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(1);
+    REQUIRE_INT(hold_worker(tp, &running, &worker_gate), ==, 0);
     REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[0], -1, res_cb), ==, 0); /* validate */
     REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[1], -1, res_cb), ==, 0); /* create */
     pool_loop_close(pl);
@@ -1341,7 +1186,7 @@ TEST(loop_close_with_a_request_task_queued_or_running)
     CHECK_UINT(st.idle, ==, 1);
     CHECK_UINT(st.in_use, ==, 0);
     CHECK_UINT(st.creating, ==, 0);
-    gate_open();
+    gate_open(&worker_gate);
     CHECK_INT(pool_threads_wait(tp, -1), ==, 0);
     evloop_close(&g.handle, NULL);
     evloop_run(loop, EVLOOP_RUN_DEFAULT);
@@ -1351,9 +1196,9 @@ TEST(loop_close_with_a_request_task_queued_or_running)
     REQUIRE_INT(pool_loop_new(&pl, loop, tp), ==, 0);
     create_hold = &h;
     REQUIRE_INT(pool_res_acquire_async(rp, pl, &RQ[2], -1, res_cb), ==, 0);
-    hold_wait_for(&h, 1);
+    gate_wait_for(&h, 1);
     pool_loop_close(pl);
-    hold_open(&h);
+    gate_open(&h);
     guard(loop, &g, 5000);
     CHECK_INT(evloop_run(loop, EVLOOP_RUN_DEFAULT), ==, 0);
     CHECK_INT(guard_fired, ==, 0);
@@ -1372,7 +1217,7 @@ TEST(loop_close_with_a_request_task_queued_or_running)
     CHECK_INT(evloop_free(loop), ==, 0);
     CHECK_INT(pool_res_free(rp), ==, 0);
     CHECK_INT(pool_threads_free(tp), ==, 0);
-    hold_destroy(&h);
+    gate_destroy(&h);
 }
 
 /* Loop acquires with short timeouts against blocking acquirers on other

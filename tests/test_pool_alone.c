@@ -4,6 +4,7 @@
 #define POOL_IMPLEMENTATION
 #include "../pool.h"
 #include "test.h"
+#include "pool_test_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,69 +12,6 @@
 #include <sys/prctl.h>
 #endif
 
-
-/* ---- helpers --------------------------------------------------------------- */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
-/* A gate tasks wait on until the test opens it. */
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int open, waiting;
-} gate;
-
-static void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cond, NULL);
-    g->open = 0;
-    g->waiting = 0;
-}
-
-static void gate_pass(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->waiting++;
-    pthread_cond_broadcast(&g->cond);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-/* Waits until n tasks sit at the gate. */
-static void gate_wait_for(gate *g, int n)
-{
-    pthread_mutex_lock(&g->mu);
-    while (g->waiting < n)
-        pthread_cond_wait(&g->cond, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_destroy(gate *g)
-{
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cond);
-}
-
-static void gate_work(pool_task *t) { gate_pass((gate *)t->data); }
-
-static int counter_get(int *c) { return __atomic_load_n(c, __ATOMIC_SEQ_CST); }
-static void counter_add(int *c) { __atomic_add_fetch(c, 1, __ATOMIC_SEQ_CST); }
 
 /* ---- thread pool -------------------------------------------------------------- */
 
@@ -163,8 +101,7 @@ TEST(pool_call_runs_fn_and_done)
     pool_threads *tp;
     pool_threads_options o;
     int i;
-    memset(&o, 0, sizeof o);
-    o.threads = 3;
+    o = threads_opts(3);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
     CHECK_UINT(pool_threads_size(tp), ==, 3);
     for (i = 1; i <= 100; i++)
@@ -180,8 +117,7 @@ TEST(bad_options)
 {
     pool_threads *tp = (pool_threads *)1;
     pool_threads_options o;
-    memset(&o, 0, sizeof o);
-    o.threads = POOL_MAX_THREADS + 1;
+    o = threads_opts(POOL_MAX_THREADS + 1);
     CHECK_INT(pool_threads_new(&tp, &o), ==, -EINVAL);
     CHECK(tp == NULL);
     o.threads = 1;
@@ -197,14 +133,11 @@ TEST(bounded_queue_fails_when_full)
     gate g;
     int i;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     o.max_queue = 2;
     o.full = POOL_FULL_FAIL;
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1); /* the worker holds it: the queue is empty */
+    REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0); /* the queue is empty */
     for (i = 0; i < 2; i++) {
         q[i].data = &g;
         CHECK_INT(pool_submit(tp, &q[i], gate_work, NULL), ==, 0);
@@ -219,11 +152,35 @@ TEST(bounded_queue_fails_when_full)
     gate_destroy(&g);
 }
 
+/* A pool whose one worker is held at g and whose queue (max_queue 1) is
+ * full: the next submit from a thread that is not a worker blocks. */
+typedef struct full_pool {
+    pool_threads *tp;
+    pool_task running, queued;
+    gate g;
+} full_pool;
+
+static int full_pool_new(full_pool *f)
+{
+    pool_threads_options o = threads_opts(1);
+    int rc;
+    o.max_queue = 1;
+    gate_init(&f->g);
+    if ((rc = pool_threads_new(&f->tp, &o)) != 0)
+        return rc;
+    if ((rc = hold_worker(f->tp, &f->running, &f->g)) != 0)
+        return rc;
+    f->queued.data = &f->g;
+    return pool_submit(f->tp, &f->queued, gate_work, NULL);
+}
+
+/* A thread that submits a task waiting at g. */
 typedef struct blocked_submit {
     pool_threads *tp;
     pool_task task;
     gate *g;
     int rc, returned;
+    pthread_t th;
 } blocked_submit;
 
 static void *submit_thread(void *arg)
@@ -235,69 +192,45 @@ static void *submit_thread(void *arg)
     return NULL;
 }
 
+static void blocked_submit_start(blocked_submit *b, full_pool *f)
+{
+    memset(b, 0, sizeof *b);
+    b->tp = f->tp;
+    b->g = &f->g;
+    pthread_create(&b->th, NULL, submit_thread, b);
+}
+
 TEST(bounded_queue_blocks_until_room)
 {
-    pool_threads *tp;
-    pool_threads_options o;
-    pool_task running, q;
+    full_pool f;
     blocked_submit b;
-    pthread_t th;
-    gate g;
-    gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    o.max_queue = 1;
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
-    q.data = &g;
-    REQUIRE_INT(pool_submit(tp, &q, gate_work, NULL), ==, 0);
-    memset(&b, 0, sizeof b);
-    b.tp = tp;
-    b.g = &g;
-    pthread_create(&th, NULL, submit_thread, &b);
+    REQUIRE_INT(full_pool_new(&f), ==, 0);
+    blocked_submit_start(&b, &f);
     sleep_ms(30);
     CHECK_INT(__atomic_load_n(&b.returned, __ATOMIC_SEQ_CST), ==, 0); /* still blocked */
-    gate_open(&g);
-    pthread_join(th, NULL);
+    gate_open(&f.g);
+    pthread_join(b.th, NULL);
     CHECK_INT(b.rc, ==, 0);
-    CHECK_INT(pool_threads_wait(tp, -1), ==, 0);
-    pool_threads_free(tp);
-    gate_destroy(&g);
+    CHECK_INT(pool_threads_wait(f.tp, -1), ==, 0);
+    pool_threads_free(f.tp);
+    gate_destroy(&f.g);
 }
 
 TEST(shutdown_wakes_a_blocked_submitter)
 {
-    pool_threads *tp;
-    pool_threads_options o;
-    pool_task running, q;
+    full_pool f;
     blocked_submit b;
-    pthread_t th;
-    gate g;
-    gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
-    o.max_queue = 1;
-    REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
-    q.data = &g;
-    REQUIRE_INT(pool_submit(tp, &q, gate_work, NULL), ==, 0);
-    memset(&b, 0, sizeof b);
-    b.tp = tp;
-    b.g = &g;
-    pthread_create(&th, NULL, submit_thread, &b);
+    REQUIRE_INT(full_pool_new(&f), ==, 0);
+    blocked_submit_start(&b, &f);
     sleep_ms(20);
-    CHECK_INT(pool_threads_shutdown(tp, POOL_SHUTDOWN_CANCEL), ==, 0);
-    pthread_join(th, NULL);
+    CHECK_INT(pool_threads_shutdown(f.tp, POOL_SHUTDOWN_CANCEL), ==, 0);
+    pthread_join(b.th, NULL);
     CHECK_INT(b.rc, ==, -ESHUTDOWN);
-    CHECK_INT(pool_wait(&q, 0), ==, -ECANCELED);
-    gate_open(&g);
-    CHECK_INT(pool_wait(&running, -1), ==, 0); /* the running one finished */
-    CHECK_INT(pool_threads_free(tp), ==, 0);
-    gate_destroy(&g);
+    CHECK_INT(pool_wait(&f.queued, 0), ==, -ECANCELED);
+    gate_open(&f.g);
+    CHECK_INT(pool_wait(&f.running, -1), ==, 0); /* the running one finished */
+    CHECK_INT(pool_threads_free(f.tp), ==, 0);
+    gate_destroy(&f.g);
 }
 
 static int drained;
@@ -322,12 +255,9 @@ TEST(cancel_a_queued_task)
     pool_task running, a, b, c;
     gate g;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
+    REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0);
     memset(cancel_status, 0x7f, sizeof cancel_status);
     a.data = (void *)(intptr_t)1;
     b.data = (void *)(intptr_t)2;
@@ -368,12 +298,9 @@ TEST(graceful_shutdown_finishes_the_queue)
     gate g;
     int i;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 2;
+    o = threads_opts(2);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
+    REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0);
     drained = 0;
     for (i = 0; i < 100; i++)
         REQUIRE_INT(pool_submit(tp, &q[i], count_work, NULL), ==, 0);
@@ -402,8 +329,7 @@ TEST(immediate_shutdown_cancels_the_queue)
     gate g;
     int i;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
     running.data = &g;
     REQUIRE_INT(pool_submit(tp, &running, gate_work, tally_done), ==, 0);
@@ -457,9 +383,8 @@ TEST(free_from_a_done_callback_on_a_worker)
 {
     pool_threads_options o;
     pool_task t, more[10];
-    int i, waited = 0;
-    memset(&o, 0, sizeof o);
-    o.threads = 2;
+    int i;
+    o = threads_opts(2);
     o.thread_exit = exit_hook;
     exits_seen = 0;
     drained = 0;
@@ -468,10 +393,7 @@ TEST(free_from_a_done_callback_on_a_worker)
         REQUIRE_INT(pool_submit(self_tp, &more[i], count_work, NULL), ==, 0);
     REQUIRE_INT(pool_submit(self_tp, &t, count_work, free_from_done), ==, 0);
     /* the pool frees itself once its workers are done */
-    while (counter_get(&exits_seen) < 2 && waited < 5000) {
-        sleep_ms(2);
-        waited += 2;
-    }
+    wait_for_count(&exits_seen, 2, 5000);
     CHECK_INT(counter_get(&exits_seen), ==, 2);
     CHECK_INT(counter_get(&drained), ==, 11);
     sleep_ms(20); /* let the last worker finish freeing */
@@ -486,18 +408,13 @@ TEST(free_from_a_done_while_the_submit_returns)
     for (round = 0; round < rounds && !test__cur_failed; round++) {
         pool_threads_options o;
         pool_task t;
-        int waited = 0;
-        memset(&o, 0, sizeof o);
-        o.threads = 2;
+        o = threads_opts(2);
         o.thread_exit = exit_hook;
         exits_seen = 0;
         REQUIRE_INT(pool_threads_new(&self_tp, &o), ==, 0);
         sleep_ms(1); /* both workers asleep: the submit wakes one */
         REQUIRE_INT(pool_submit(self_tp, &t, count_work, free_from_done), ==, 0);
-        while (counter_get(&exits_seen) < 2 && waited < 5000) {
-            sleep_ms(1);
-            waited++;
-        }
+        wait_for_count(&exits_seen, 2, 5000);
         CHECK_INT(counter_get(&exits_seen), ==, 2);
         sleep_ms(1); /* the last worker frees the pool after its exit hook */
     }
@@ -522,8 +439,7 @@ TEST(init_and_exit_hooks)
 {
     pool_threads *tp;
     pool_threads_options o;
-    memset(&o, 0, sizeof o);
-    o.threads = 3;
+    o = threads_opts(3);
     o.thread_init = ok_init;
     o.thread_exit = exit_hook;
     init_calls = exits_seen = 0;
@@ -556,8 +472,7 @@ TEST(thread_names)
     pool_threads *tp;
     pool_threads_options o;
     pool_task t;
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     o.name = "crunch-with-a-long-name";
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
     REQUIRE_INT(pool_submit(tp, &t, read_name, NULL), ==, 0);
@@ -596,8 +511,7 @@ TEST(waits_and_submits_from_a_worker_do_not_deadlock)
     gate g, g2;
     gate_init(&g);
     gate_init(&g2);
-    memset(&o, 0, sizeof o);
-    o.threads = 2;
+    o = threads_opts(2);
     o.max_queue = 1;
     REQUIRE_INT(pool_threads_new(&inner_tp, &o), ==, 0);
     REQUIRE_INT(pool_submit(inner_tp, &t, waits_inside, NULL), ==, 0);
@@ -605,9 +519,7 @@ TEST(waits_and_submits_from_a_worker_do_not_deadlock)
     CHECK_INT(inner_wait_rc, ==, -EDEADLK);
     /* both workers busy, the queue full: a worker's submit fails at once
      * (with POOL_FULL_BLOCK a thread that is not a worker would wait) */
-    blocker.data = &g;
-    REQUIRE_INT(pool_submit(inner_tp, &blocker, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
+    REQUIRE_INT(hold_worker(inner_tp, &blocker, &g), ==, 0);
     t2.data = &g2;
     REQUIRE_INT(pool_submit(inner_tp, &t2, submits_inside, NULL), ==, 0);
     gate_wait_for(&g2, 1);
@@ -631,11 +543,9 @@ TEST(wait_all_times_out)
     gate g;
     double t0;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
+    REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0);
     t0 = test_now_ms();
     CHECK_INT(pool_threads_wait(tp, 30), ==, -ETIMEDOUT);
     CHECK(test_now_ms() - t0 >= 29);
@@ -676,12 +586,9 @@ TEST(cancel_from_a_done_run_by_a_cancel_shutdown)
     gate g;
     int i;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
+    REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0);
     memset(cq_calls, 0, sizeof cq_calls);
     for (i = 0; i < 3; i++)
         REQUIRE_INT(pool_submit(tp, &cq[i], count_work, cq_done), ==, 0);
@@ -707,29 +614,11 @@ TEST(cancel_from_a_done_run_by_a_cancel_shutdown)
 enum { RACE_N = 300 };
 static pool_task race_q[RACE_N];
 static int race_calls[RACE_N];
-typedef struct canceller {
-    int ok, busy, tried; /* tried: atomic */
-} canceller;
 static void race_done(pool_task *t, int status)
 {
     CHECK_INT(status, ==, -ECANCELED);
     counter_add(&race_calls[t - race_q]);
     sched_yield(); /* a slower report: a longer overlap with the canceller */
-}
-static void *cancel_all_backwards(void *arg)
-{
-    canceller *c = (canceller *)arg;
-    int i;
-    for (i = RACE_N - 1; i >= 0; i--) {
-        int rc = pool_cancel(&race_q[i]);
-        if (rc == 0)
-            c->ok++;
-        else if (rc == -EBUSY)
-            c->busy++;
-        counter_add(&c->tried);
-        sched_yield();
-    }
-    return NULL;
 }
 
 /* pool_cancel from another thread while a CANCEL shutdown takes the queue:
@@ -743,25 +632,19 @@ TEST(cancel_races_a_cancel_shutdown)
         pool_threads_stats st;
         pool_task running;
         canceller c;
-        pthread_t th;
         gate g;
         int i, once = 0;
         gate_init(&g);
-        memset(&o, 0, sizeof o);
-        o.threads = 1;
+        o = threads_opts(1);
         REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-        running.data = &g;
-        REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-        gate_wait_for(&g, 1); /* nothing else starts: all of race_q stays queued */
+        /* nothing else starts: all of race_q stays queued */
+        REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0);
         memset(race_calls, 0, sizeof race_calls);
         for (i = 0; i < RACE_N; i++)
             REQUIRE_INT(pool_submit(tp, &race_q[i], count_work, race_done), ==, 0);
-        memset(&c, 0, sizeof c);
-        pthread_create(&th, NULL, cancel_all_backwards, &c);
-        while (counter_get(&c.tried) < 10) /* under way: they meet in the middle */
-            sched_yield();
+        canceller_start(&c, race_q, RACE_N);
         CHECK_INT(pool_threads_shutdown(tp, POOL_SHUTDOWN_CANCEL), ==, 0);
-        pthread_join(th, NULL);
+        pthread_join(c.th, NULL);
         for (i = 0; i < RACE_N; i++)
             once += counter_get(&race_calls[i]) == 1;
         CHECK_INT(once, ==, RACE_N);
@@ -809,14 +692,11 @@ TEST(free_from_a_done_run_by_a_cancel_shutdown)
     pool_task running, last;
     gate g;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     cb_free_rc = 1;
     cb_after_calls = 0;
     REQUIRE_INT(pool_threads_new(&cb_free_tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(cb_free_tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
+    REQUIRE_INT(hold_worker(cb_free_tp, &running, &g), ==, 0);
     REQUIRE_INT(pool_call(cb_free_tp, nothing, &g, free_in_call_done), ==, 0);
     REQUIRE_INT(pool_call(cb_free_tp, nothing, NULL, after_free_done), ==, 0);
     REQUIRE_INT(pool_submit(cb_free_tp, &last, count_work, after_free_task_done), ==, 0);
@@ -846,10 +726,8 @@ TEST(free_from_a_done_run_by_a_cancel_shutdown_on_a_worker)
     pool_threads_options o;
     pool_task starter, victim, last;
     gate g;
-    int waited = 0;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     o.thread_exit = exit_hook;
     exits_seen = 0;
     cb_free_rc = 1;
@@ -861,10 +739,7 @@ TEST(free_from_a_done_run_by_a_cancel_shutdown_on_a_worker)
     REQUIRE_INT(pool_submit(cb_free_tp, &victim, count_work, free_in_task_done), ==, 0);
     REQUIRE_INT(pool_submit(cb_free_tp, &last, count_work, after_free_task_done), ==, 0);
     gate_open(&g);
-    while (counter_get(&exits_seen) < 1 && waited < 5000) {
-        sleep_ms(2);
-        waited += 2;
-    }
+    wait_for_count(&exits_seen, 1, 5000);
     CHECK_INT(counter_get(&exits_seen), ==, 1);
     CHECK_INT(cb_free_rc, ==, 0);
     CHECK_INT(counter_get(&cb_after_calls), ==, 1);
@@ -875,7 +750,6 @@ TEST(free_from_a_done_run_by_a_cancel_shutdown_on_a_worker)
 typedef struct sleeper {
     pool_threads *tp;
     pool_task task, *wait_on;
-    gate *g;
     int kind; /* 0 submit, 1 pool_wait, 2 pool_threads_wait */
     int rc;
 } sleeper;
@@ -884,7 +758,6 @@ static void *sleeper_main(void *arg)
 {
     sleeper *s = (sleeper *)arg;
     if (s->kind == 0) {
-        s->task.data = s->g;
         s->rc = pool_submit(s->tp, &s->task, count_work, NULL);
     } else if (s->kind == 1) {
         s->rc = pool_wait(s->wait_on, -1);
@@ -902,33 +775,21 @@ TEST(free_waits_for_the_callers_it_woke)
     enum { NS = 3, NW = 3, NA = 2, NT = NS + NW + NA };
     int round, rounds = TEST_SANITIZED ? 15 : 40;
     for (round = 0; round < rounds; round++) {
-        pool_threads *tp;
-        pool_threads_options o;
+        full_pool f;
         pool_threads_stats st;
-        pool_task running, queued;
         sleeper sl[NT];
         pthread_t th[NT];
-        gate g;
         int i, waited = 0;
-        gate_init(&g);
-        memset(&o, 0, sizeof o);
-        o.threads = 1;
-        o.max_queue = 1;
-        REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-        running.data = &g;
-        REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-        gate_wait_for(&g, 1);
-        REQUIRE_INT(pool_submit(tp, &queued, count_work, NULL), ==, 0); /* full now */
+        REQUIRE_INT(full_pool_new(&f), ==, 0);
         for (i = 0; i < NT; i++) {
             memset(&sl[i], 0, sizeof sl[i]);
-            sl[i].tp = tp;
-            sl[i].g = &g;
-            sl[i].wait_on = &queued;
+            sl[i].tp = f.tp;
+            sl[i].wait_on = &f.queued;
             sl[i].kind = i < NS ? 0 : i < NS + NW ? 1 : 2;
             pthread_create(&th[i], NULL, sleeper_main, &sl[i]);
         }
         for (;;) { /* until every one sleeps inside the pool */
-            pool_threads_get_stats(tp, &st);
+            pool_threads_get_stats(f.tp, &st);
             if ((st.blocked == NS && st.waiters == NW + NA) || waited >= 5000)
                 break;
             sleep_ms(1);
@@ -938,8 +799,8 @@ TEST(free_waits_for_the_callers_it_woke)
         CHECK_UINT(st.waiters, ==, NW + NA);
         /* the gate first: the waiters wake as the pool ends, close to
          * the free (a submitter may get room before the shutdown) */
-        gate_open(&g);
-        CHECK_INT(pool_threads_free(tp), ==, 0);
+        gate_open(&f.g);
+        CHECK_INT(pool_threads_free(f.tp), ==, 0);
         for (i = 0; i < NT; i++) {
             pthread_join(th[i], NULL);
             if (i < NS)
@@ -947,7 +808,7 @@ TEST(free_waits_for_the_callers_it_woke)
             else
                 CHECK_INT(sl[i].rc, ==, 0);
         }
-        gate_destroy(&g);
+        gate_destroy(&f.g);
         if (test__cur_failed)
             break;
     }
@@ -962,12 +823,9 @@ TEST(stats_count_queued_and_pending)
     gate g;
     int i;
     gate_init(&g);
-    memset(&o, 0, sizeof o);
-    o.threads = 1;
+    o = threads_opts(1);
     REQUIRE_INT(pool_threads_new(&tp, &o), ==, 0);
-    running.data = &g;
-    REQUIRE_INT(pool_submit(tp, &running, gate_work, NULL), ==, 0);
-    gate_wait_for(&g, 1);
+    REQUIRE_INT(hold_worker(tp, &running, &g), ==, 0);
     for (i = 0; i < 3; i++)
         REQUIRE_INT(pool_submit(tp, &q[i], count_work, NULL), ==, 0);
     pool_threads_get_stats(tp, &st);
@@ -1008,8 +866,7 @@ TEST(stack_size_is_applied_or_refused)
     pool_threads *tp = (pool_threads *)1;
     pool_threads_options o;
     pool_task t;
-    memset(&o, 0, sizeof o);
-    o.threads = 2;
+    o = threads_opts(2);
     o.stack_size = 1; /* below PTHREAD_STACK_MIN: refused, not ignored */
     CHECK_INT(pool_threads_new(&tp, &o), ==, -EINVAL);
     CHECK(tp == NULL);
@@ -1197,6 +1054,17 @@ static void *fifo_waiter(void *arg)
     return NULL;
 }
 
+/* Starts a thread that acquires from rp, then notes its index in order[]. */
+static void fifo_waiter_start(pthread_t *th, waiter_arg *w, pool_res *rp, int index, int *order,
+                              int *norder)
+{
+    w->rp = rp;
+    w->index = index;
+    w->order = order;
+    w->norder = norder;
+    pthread_create(th, NULL, fifo_waiter, w);
+}
+
 TEST(resource_waiters_are_served_in_order)
 {
     factory f;
@@ -1210,11 +1078,7 @@ TEST(resource_waiters_are_served_in_order)
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
     for (i = 0; i < 4; i++) {
-        wa[i].rp = rp;
-        wa[i].index = i;
-        wa[i].order = order;
-        wa[i].norder = &norder;
-        pthread_create(&th[i], NULL, fifo_waiter, &wa[i]);
+        fifo_waiter_start(&th[i], &wa[i], rp, i, order, &norder);
         WAIT_UNTIL(rp, st, st.waiting == (size_t)i + 1, 2000); /* queued in this order */
     }
     pool_res_release(a);
@@ -1388,11 +1252,7 @@ TEST(resource_failed_replacement_reaches_the_waiter)
     int order[1], norder = 0;
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
-    wa.rp = rp;
-    wa.index = 0;
-    wa.order = order;
-    wa.norder = &norder;
-    pthread_create(&th, NULL, fifo_waiter, &wa);
+    fifo_waiter_start(&th, &wa, rp, 0, order, &norder);
     WAIT_UNTIL(rp, st, st.waiting == 1, 2000);
     __atomic_store_n(&f.fail, -EHOSTUNREACH, __ATOMIC_SEQ_CST);
     pool_res_release_broken(a); /* the waiter gets the slot, its create fails */
@@ -1514,11 +1374,7 @@ TEST(resource_max_waiters)
     o.max_waiters = 1;
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
-    wa.rp = rp;
-    wa.index = 0;
-    wa.order = order;
-    wa.norder = &norder;
-    pthread_create(&th, NULL, fifo_waiter, &wa);
+    fifo_waiter_start(&th, &wa, rp, 0, order, &norder);
     WAIT_UNTIL(rp, st, st.waiting == 1, 2000);
     {
         pool_res_item *b;
@@ -1588,24 +1444,10 @@ static void slow_done(slow_factory *sf)
     gate_destroy(&sf->validate_gate);
 }
 
-/* Opens the gates after ms unless told to stop first: a bug that makes the
- * test wait on a gate shows as a failed check, not a hang. */
-typedef struct rescuer {
-    slow_factory *sf;
-    int ms, stop; /* stop: atomic */
-} rescuer;
-static void *rescue_main(void *arg)
+/* Opens the factory's gates after ms unless stopped first. */
+static void rescue_factory(rescuer *r, slow_factory *sf, int ms)
 {
-    rescuer *r = (rescuer *)arg;
-    int waited = 0;
-    while (!counter_get(&r->stop) && waited < r->ms) {
-        sleep_ms(5);
-        waited += 5;
-    }
-    gate_open(&r->sf->create_gate);
-    gate_open(&r->sf->destroy_gate);
-    gate_open(&r->sf->validate_gate);
-    return NULL;
+    rescuer_start(r, ms, &sf->create_gate, &sf->destroy_gate, &sf->validate_gate);
 }
 
 typedef struct acquirer {
@@ -1620,6 +1462,15 @@ static void *acquire_main(void *arg)
     return NULL;
 }
 
+/* Starts a thread that acquires from rp (result in a->rc and a->it). */
+static void acquirer_start(pthread_t *th, acquirer *a, pool_res *rp, int timeout_ms)
+{
+    memset(a, 0, sizeof *a);
+    a->rp = rp;
+    a->timeout_ms = timeout_ms;
+    pthread_create(th, NULL, acquire_main, a);
+}
+
 /* The keeper evicts an idle resource (its destroy is slow) while an
  * acquirer creates one: pool_res_free must see the acquirer. */
 TEST(resource_free_is_busy_while_an_acquirer_creates)
@@ -1631,7 +1482,7 @@ TEST(resource_free_is_busy_while_an_acquirer_creates)
     pool_res_stats st;
     acquirer acq;
     rescuer rs;
-    pthread_t th, rth;
+    pthread_t th;
     int rc;
     o.idle_timeout_ms = 10;
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
@@ -1640,21 +1491,14 @@ TEST(resource_free_is_busy_while_an_acquirer_creates)
     __atomic_store_n(&sf.hold_create, 1, __ATOMIC_SEQ_CST);
     pool_res_release(a);
     gate_wait_for(&sf.destroy_gate, 1); /* the keeper is destroying it */
-    memset(&acq, 0, sizeof acq);
-    acq.rp = rp;
-    acq.timeout_ms = -1;
-    pthread_create(&th, NULL, acquire_main, &acq);
+    acquirer_start(&th, &acq, rp, -1);
     gate_wait_for(&sf.create_gate, 1); /* the acquirer is creating */
-    memset(&rs, 0, sizeof rs);
-    rs.sf = &sf;
-    rs.ms = 1000;
-    pthread_create(&rth, NULL, rescue_main, &rs);
+    rescue_factory(&rs, &sf, 1000);
     pool_res_get_stats(rp, &st);
     CHECK_UINT(st.creating, ==, 1);
     rc = pool_res_free(rp);
     CHECK_INT(rc, ==, -EBUSY);
-    counter_add(&rs.stop);
-    pthread_join(rth, NULL);
+    rescuer_stop(&rs);
     pthread_join(th, NULL);
     if (rc == 0) { /* freed under the acquirer: nothing more to check */
         slow_done(&sf);
@@ -1678,7 +1522,7 @@ TEST(resource_free_is_busy_while_only_waiters_remain)
     pool_res_stats st;
     acquirer acq;
     rescuer rs;
-    pthread_t th, rth;
+    pthread_t th;
     o.health_interval_ms = 10;
     o.idle_timeout_ms = -1;
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
@@ -1686,21 +1530,14 @@ TEST(resource_free_is_busy_while_only_waiters_remain)
     __atomic_store_n(&sf.hold_validate, 1, __ATOMIC_SEQ_CST);
     pool_res_release(a);
     gate_wait_for(&sf.validate_gate, 1); /* the keeper holds it */
-    memset(&acq, 0, sizeof acq);
-    acq.rp = rp;
-    acq.timeout_ms = 5000;
-    pthread_create(&th, NULL, acquire_main, &acq);
+    acquirer_start(&th, &acq, rp, 5000);
     WAIT_UNTIL(rp, st, st.waiting == 1, 2000);
     CHECK_UINT(st.waiting, ==, 1);
     CHECK_UINT(st.in_use, ==, 0);
     CHECK_UINT(st.creating, ==, 0);
-    memset(&rs, 0, sizeof rs);
-    rs.sf = &sf;
-    rs.ms = 1000;
-    pthread_create(&rth, NULL, rescue_main, &rs);
+    rescue_factory(&rs, &sf, 1000);
     CHECK_INT(pool_res_free(rp), ==, -EBUSY);
-    counter_add(&rs.stop);
-    pthread_join(rth, NULL); /* opens the gate: the check ends, the waiter gets it */
+    rescuer_stop(&rs); /* opens the gate: the check ends, the waiter gets it */
     pthread_join(th, NULL);
     CHECK_INT(acq.rc, ==, 0);
     pool_res_release(acq.it);
@@ -1753,10 +1590,7 @@ TEST(resource_drain_serves_waiting_acquires)
     REQUIRE_INT(pool_res_new(&rp, &o), ==, 0);
     REQUIRE_INT(pool_res_acquire(rp, &a, -1), ==, 0);
     for (i = 0; i < 2; i++) {
-        memset(&acq[i], 0, sizeof acq[i]);
-        acq[i].rp = rp;
-        acq[i].timeout_ms = 5000;
-        pthread_create(&th[i], NULL, acquire_main, &acq[i]);
+        acquirer_start(&th[i], &acq[i], rp, 5000);
         WAIT_UNTIL(rp, st, st.waiting == (size_t)i + 1, 2000);
     }
     CHECK_INT(pool_res_drain(rp, 20), ==, -ETIMEDOUT); /* a is out, two wait */
