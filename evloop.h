@@ -3357,7 +3357,11 @@ static void evloop__stream_finish_close(evloop_stream *s)
  * of the same number). slots[] holds write fds plus one (0 means free) so
  * the table needs no initializer. */
 static int evloop__sig_slots[EVLOOP__MAX_SIGLOOPS];
-static unsigned evloop__sig_pending[EVLOOP__MAX_SIGLOOPS][2]; /* bit signum - 1 */
+/* Signal signum is bit (signum - 1) % 32 of word (signum - 1) / 32. */
+#define EVLOOP__SIG_WORDS ((EVLOOP__NSIG + 30) / 32)
+#define EVLOOP__SIG_WORD(signum) (((signum) - 1) / 32)
+#define EVLOOP__SIG_BIT(signum) (1u << ((unsigned)((signum) - 1) % 32u))
+static unsigned evloop__sig_pending[EVLOOP__MAX_SIGLOOPS][EVLOOP__SIG_WORDS];
 static int evloop__sig_wake[EVLOOP__MAX_SIGLOOPS]; /* a byte is (being) written */
 static int evloop__sig_inflight; /* handlers running now */
 static unsigned evloop__sig_refs[EVLOOP__NSIG];
@@ -3367,14 +3371,13 @@ static pthread_mutex_t evloop__sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static void evloop__sig_handler(int signum)
 {
     int saved = errno, i;
-    unsigned bit = 1u << ((unsigned)(signum - 1) % 32u);
-    int word = (signum - 1) / 32;
     __atomic_add_fetch(&evloop__sig_inflight, 1, __ATOMIC_SEQ_CST);
     for (i = 0; i < EVLOOP__MAX_SIGLOOPS; i++) {
         int fd = __atomic_load_n(&evloop__sig_slots[i], __ATOMIC_SEQ_CST);
         if (fd <= 0)
             continue;
-        __atomic_fetch_or(&evloop__sig_pending[i][word], bit, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(&evloop__sig_pending[i][EVLOOP__SIG_WORD(signum)], EVLOOP__SIG_BIT(signum),
+                          __ATOMIC_SEQ_CST);
         if (!__atomic_exchange_n(&evloop__sig_wake[i], 1, __ATOMIC_SEQ_CST)) {
             unsigned char b = 1;
             ssize_t r = write(fd - 1, &b, 1);
@@ -3440,18 +3443,18 @@ static void evloop__sig_dispatch(evloop *loop, int signum)
 static void evloop__sig_read(evloop *loop, evloop__watcher *w, unsigned events)
 {
     unsigned char buf[64];
-    unsigned pending[2];
-    int slot = loop->sig_slot, signum;
+    unsigned pending[EVLOOP__SIG_WORDS];
+    int slot = loop->sig_slot, signum, i;
     ssize_t n;
     (void)events;
     while ((n = read(w->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
         ;
     /* in this order: a signal after the store writes a new byte */
     __atomic_store_n(&evloop__sig_wake[slot], 0, __ATOMIC_SEQ_CST);
-    pending[0] = __atomic_exchange_n(&evloop__sig_pending[slot][0], 0u, __ATOMIC_SEQ_CST);
-    pending[1] = __atomic_exchange_n(&evloop__sig_pending[slot][1], 0u, __ATOMIC_SEQ_CST);
+    for (i = 0; i < EVLOOP__SIG_WORDS; i++)
+        pending[i] = __atomic_exchange_n(&evloop__sig_pending[slot][i], 0u, __ATOMIC_SEQ_CST);
     for (signum = 1; signum < EVLOOP__NSIG; signum++)
-        if (pending[(signum - 1) / 32] & (1u << ((unsigned)(signum - 1) % 32u)))
+        if (pending[EVLOOP__SIG_WORD(signum)] & EVLOOP__SIG_BIT(signum))
             evloop__sig_dispatch(loop, signum);
 }
 
@@ -3494,6 +3497,7 @@ static int evloop__sig_setup(evloop *loop)
  * before the pipe closes. */
 static void evloop__signals_release(evloop *loop)
 {
+    int i;
     if (loop->sigchld_ref) {
         evloop__sig_unref(SIGCHLD);
         loop->sigchld_ref = 0;
@@ -3504,8 +3508,8 @@ static void evloop__signals_release(evloop *loop)
     while (__atomic_load_n(&evloop__sig_inflight, __ATOMIC_SEQ_CST))
         sched_yield();
     /* no handler can touch the slot now: leave it clean for the next loop */
-    __atomic_store_n(&evloop__sig_pending[loop->sig_slot][0], 0u, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&evloop__sig_pending[loop->sig_slot][1], 0u, __ATOMIC_SEQ_CST);
+    for (i = 0; i < EVLOOP__SIG_WORDS; i++)
+        __atomic_store_n(&evloop__sig_pending[loop->sig_slot][i], 0u, __ATOMIC_SEQ_CST);
     __atomic_store_n(&evloop__sig_wake[loop->sig_slot], 0, __ATOMIC_SEQ_CST);
     evloop__watcher_detach(loop, &loop->sig_w);
     evloop__close_fd(loop->sig_w.fd);

@@ -21,10 +21,13 @@
  *   5. The serializer: heads, chunked framing, Date, Content-Length
  *   6. Threads and memory
  *   7. The server (with evloop.h)
- *      7.1 Quick start        7.4 Bodies: buffered or streamed
- *      7.2 Options            7.5 Timeouts and limits
- *      7.3 Requests and       7.6 Shutdown, several cores, upgrades
- *          responses          7.7 Errors and threading
+ *      7.1 Quick start
+ *      7.2 Options
+ *      7.3 Requests and responses
+ *      7.4 Bodies: buffered or streamed
+ *      7.5 Timeouts and limits
+ *      7.6 Listening, shutdown, several cores, upgrades
+ *      7.7 Errors and threading
  *   (The client and WebSocket will follow as sections 8 and on.)
  *
  * 1. QUICK START =============================================================
@@ -311,23 +314,22 @@
  *       unfinished chunk extension)
  *     LF not preceded by CR (unless lenient_bare_lf)      HTTP_ERR_BARE_LF
  *     a non-token character in a method, or an empty one  HTTP_ERR_BAD_METHOD
- *     a target with a byte that is not visible ASCII,     HTTP_ERR_BAD_TARGET
- *       or with a '#' fragment, or in the wrong form for
- *       its method. Origin-form is '/' then visible ASCII
- *       bytes but '#' (no space, control, DEL or non-
- *       ASCII byte: clients percent-encode those). RFC
- *       3986 also leaves out "<>[\]^`{|}, but browsers
- *       send several of them unencoded (`?a[]=1`) and
- *       none can move where a target ends, so they are
- *       accepted, as nginx and Node accept them.
- *       Escapes are checked where they are decoded
- *       (http_percent_decode). Absolute-form
- *       is scheme ":" then, after "//", a host as for
- *       Host below (no userinfo: "http://u@h/" is
- *       refused, RFC 9110 section 4.2.4), then origin-
- *       form bytes. Authority-form (CONNECT only) is a
- *       host and a port, both present. Asterisk-form
- *       (OPTIONS only) is "*".
+ *     a target with a byte that is not visible ASCII      HTTP_ERR_BAD_TARGET
+ *       (space, control, DEL, non-ASCII: clients
+ *       percent-encode those) or with a '#' fragment, or
+ *       in the wrong form for its method. RFC 3986 also
+ *       leaves out "<>[\]^`{|}, but browsers send several
+ *       of them unencoded (`?a[]=1`) and none can move
+ *       where a target ends, so they are accepted, as
+ *       nginx and Node accept them. Escapes are checked
+ *       where they are decoded (http_percent_decode).
+ *       The forms: origin-form is '/' then such bytes;
+ *       absolute-form is scheme ":" then, after "//", a
+ *       host as for Host below (no userinfo:
+ *       "http://u@h/" is refused, RFC 9110 section
+ *       4.2.4), then such bytes; authority-form
+ *       (CONNECT only) is a host and a port, both
+ *       present; asterisk-form (OPTIONS only) is "*".
  *     an HTTP/1.1 request without Host (RFC 9112 3.2;     HTTP_ERR_MISSING_HOST
  *       unless lenient_missing_host)
  *     a Host value that is not uri-host [":" port]:       HTTP_ERR_BAD_HOST
@@ -620,7 +622,8 @@
  *   Buffered (the default): the handler runs when the whole body is in
  *   req->body (up to max_body, else the client gets 413 and the connection
  *   closes). "Expect: 100-continue" is answered before the body is read;
- *   an unknown expectation gets 417.
+ *   an unknown expectation gets 417, and the connection closes (a body the
+ *   client sends anyway is dropped).
  *
  *   Streamed (stream_bodies = 1): the handler runs after the head. Call
  *   http_req_read(req, on_data, on_end): on_data gets the body in pieces
@@ -653,7 +656,7 @@
  *   414, 431, 501, 505) and "Connection: close", after the responses of the
  *   requests before them; nothing half-parsed reaches a handler.
  *
- *   7.6 Shutdown, several cores, upgrades -------------------------------------------
+ *   7.6 Listening, shutdown, several cores, upgrades --------------------------------
  *
  *   Listening: http_server_listen(srv, host, port) on a numeric IPv4 or
  *   IPv6 address (names are not resolved), http_server_listen_unix(srv,
@@ -1314,11 +1317,9 @@ extern "C" {
     (HTTP__IS_ALNUM(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' || (c) == '!' || \
      (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' || (c) == '*' ||      \
      (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=')
-/* The bytes of a request-target: visible ASCII but '#'. RFC 3986 also
- * leaves out "<>[\]^`{|}, but browsers (the WHATWG URL standard) send
- * several of them unencoded, `?a[]=1` for one, and curl sends what it is
- * given; none of them can move where a target ends, so they are accepted,
- * as nginx and Node's parser accept them. A fragment is never sent. */
+/* The bytes of a request-target: visible ASCII but '#' (a fragment is
+ * never sent). Section 3.6 says why the visible bytes RFC 3986 leaves out
+ * are accepted. */
 #define HTTP__IS_TARGET(c) ((c) > 0x20 && (c) < 0x7f && (c) != '#')
 #define HTTP__CLS(c)                                                                         \
     ((HTTP__IS_TCHAR(c) ? HTTP__C_TCHAR : 0) |                                               \
@@ -5153,7 +5154,8 @@ static void http__conn_read(evloop_stream *s, ssize_t n, const char *buf);
 /* Reading goes on while a body arrives that is taken (read, buffered or
  * skipped), and between bodies while a new head may be parsed: not after
  * the last request, not while an upgrade holds the input, not while the
- * pipeline or the output is full. */
+ * pipeline or the output is full (the reason is kept in c->flags, see
+ * http__conn_input_full). */
 static bool http__conn_may_read(http__conn *c)
 {
     if (c->flags & (HTTP__C_CLOSING | HTTP__C_EOF))

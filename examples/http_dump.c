@@ -140,10 +140,12 @@ static void print_message(FILE *out, buf *o, const http_message *m, const buf *b
     fwrite(o->p, 1, o->len, out);
 }
 
-static void print_error(FILE *out, int err, size_t offset)
+/* Prints the error line; returns the exit status that goes with it. */
+static int print_error(FILE *out, int err, size_t offset)
 {
     fprintf(out, "{\"error\":\"%s\",\"status\":%d,\"offset\":%zu}\n", http_errname(err),
             http_error_status(err), offset);
+    return 1;
 }
 
 /* Reads the stream from fd and prints its messages to out, with the options
@@ -203,7 +205,10 @@ static int http_dump_run(int argc, char **argv, int fd, FILE *out)
             if (off == in.len) break; /* nothing to parse (and in.p may be NULL) */
             if (!in_body) {
                 r = http_parse_head(&p, in.p + off, in.len - off, &m, headers, MAX_FIELDS);
-                if (r < 0) goto parse_error;
+                if (r < 0) {
+                    rc = print_error(out, r, base + off + http_parse_error_offset(&p));
+                    goto done;
+                }
                 if (r == 0) break;
                 body.len = 0;
                 head_json(&line, &m, kind);
@@ -217,7 +222,10 @@ static int http_dump_run(int argc, char **argv, int fd, FILE *out)
                 if (head_only && m.status >= 200) http_parse_response_to(&p, HTTP_METHOD_HEAD);
             } else {
                 r = http_parse_body(&p, in.p + off, in.len - off, &b);
-                if (r < 0) goto parse_error;
+                if (r < 0) {
+                    rc = print_error(out, r, base + off + http_parse_error_offset(&p));
+                    goto done;
+                }
                 buf_add(&body, b.data.ptr, b.data.len);
                 off += b.consumed;
                 if (r == 1) {
@@ -234,20 +242,13 @@ static int http_dump_run(int argc, char **argv, int fd, FILE *out)
         if (off) memmove(in.p, in.p + off, in.len - off);
         in.len -= off;
         base += off;
-        continue;
-    parse_error:
-        print_error(out, r, base + off + http_parse_error_offset(&p));
-        rc = 1;
-        goto done;
     }
 
     r = http_parse_finish(&p);
-    if (r < 0) {
-        print_error(out, r, base + in.len);
-        rc = 1;
-    } else if (r == 1) {
+    if (r < 0)
+        rc = print_error(out, r, base + in.len);
+    else if (r == 1)
         print_message(out, &line, &m, &body, NULL, 0);
-    }
 done:
     free(in.p);
     free(body.p);

@@ -111,6 +111,41 @@ static int listen_local(evloop *loop, evloop_stream *srv, evloop_connection_cb c
     return evloop_addr_port((struct sockaddr *)&a);
 }
 
+/* A blocking socket connected to 127.0.0.1:port, or -1. */
+static int connect_local(int port)
+{
+    struct sockaddr_storage a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    evloop_addr("127.0.0.1", port, &a);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(struct sockaddr_in)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* A listening socket of the test's own (not the loop's) on 127.0.0.1, any
+ * port; its address in *sin. rcvbuf > 0 sets SO_RCVBUF first (accepted
+ * sockets inherit it). -1 on failure. */
+static int plain_listener(struct sockaddr_in *sin, int rcvbuf)
+{
+    socklen_t sl = sizeof *sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)sin, sizeof *sin) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)sin, &sl) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* ---- loop basics -------------------------------------------------------------- */
 
 TEST(loop_new_run_free)
@@ -929,15 +964,14 @@ TEST(tcp_names_and_options)
 {
     evloop *loop = new_loop();
     evloop_stream srv, fresh;
-    struct sockaddr_storage a, got;
+    struct sockaddr_storage got;
     struct sockaddr_in local;
     socklen_t len = sizeof local, ol;
     int port, client, i, v;
     port = listen_local(loop, &srv, names_conn);
     REQUIRE(port > 0);
-    evloop_addr("127.0.0.1", port, &a);
-    client = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    client = connect_local(port);
+    REQUIRE(client >= 0);
     getsockname(client, (struct sockaddr *)&local, &len);
     names_accepted = 0;
     for (i = 0; i < 100 && !names_accepted; i++)
@@ -1206,9 +1240,8 @@ TEST(bad_input_is_refused)
     evloop_tcp_init(loop, &names_peer);
     REQUIRE_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
     evloop_stream_open(&names_peer, sv[0]);
-    evloop_addr("127.0.0.1", port, &a);
-    client = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    client = connect_local(port);
+    REQUIRE(client >= 0);
     bad_accept_rc[0] = bad_accept_rc[1] = 1;
     for (i = 0; i < 100 && bad_accept_rc[0] == 1; i++)
         evloop_run(loop, EVLOOP_RUN_NOWAIT);
@@ -2158,7 +2191,6 @@ TEST(failed_registration_never_calls_back)
     evloop_write_req req;
     evloop_buf b;
     struct sockaddr_in sin;
-    socklen_t sl = sizeof sin;
     int sv[2], lfd, rc;
     cb_calls = 0;
     /* writes that must be queued, but writability cannot be watched */
@@ -2180,13 +2212,8 @@ TEST(failed_registration_never_calls_back)
     CHECK(evloop_stream_writable(&a)); /* nothing went out: still usable */
     CHECK(!evloop_is_active(&a.handle));
     /* a connect whose result cannot be watched */
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE_INT(bind(lfd, (struct sockaddr *)&sin, sizeof sin), ==, 0);
-    REQUIRE_INT(listen(lfd, 8), ==, 0);
-    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    lfd = plain_listener(&sin, 0);
+    REQUIRE(lfd >= 0);
     evloop_tcp_init(loop, &c);
     break_backend(loop);
     rc = evloop_tcp_connect(&c, (struct sockaddr *)&sin, count_connect_cb);
@@ -2320,17 +2347,10 @@ TEST(tcp_peer_reset_fails_queued_write)
     evloop_timer g;
     struct sockaddr_in sin;
     struct linger lg;
-    socklen_t sl = sizeof sin;
     int lfd, pfd, small = 65536;
     char *big = (char *)calloc(1, 8 << 20);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small); /* inherited */
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE_INT(bind(lfd, (struct sockaddr *)&sin, sizeof sin), ==, 0);
-    REQUIRE_INT(listen(lfd, 8), ==, 0);
-    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    lfd = plain_listener(&sin, small); /* a small receive buffer, inherited */
+    REQUIRE(lfd >= 0);
     evloop_tcp_init(loop, &c);
     connect_status = 1;
     REQUIRE_INT(evloop_tcp_connect(&c, (struct sockaddr *)&sin, record_connect), ==, 0);
@@ -2435,14 +2455,12 @@ TEST(emfile_on_accept_does_not_spin)
     evloop_hook chk;
     evloop_timer release, g;
     struct rlimit old;
-    struct sockaddr_storage a;
     int port, client;
     port = listen_local(loop, &srv, emfile_conn);
     REQUIRE(port > 0);
     /* a client that connects through the backlog before fds run out */
-    evloop_addr("127.0.0.1", port, &a);
-    client = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    client = connect_local(port);
+    REQUIRE(client >= 0);
     REQUIRE_INT(exhaust_fds(&old), ==, 0);
     iterations = emfile_errors = emfile_accepted = 0;
     evloop_hook_init(loop, &chk, EVLOOP_HOOK_CHECK);
@@ -2470,13 +2488,11 @@ TEST(emfile_without_timer_memory_keeps_accepting)
     evloop *loop = new_loop(); /* no timer yet: the heap is not allocated */
     evloop_stream srv;
     struct rlimit old;
-    struct sockaddr_storage a;
     int port, client, i;
     port = listen_local(loop, &srv, emfile_conn);
     REQUIRE(port > 0);
-    evloop_addr("127.0.0.1", port, &a);
-    client = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    client = connect_local(port);
+    REQUIRE(client >= 0);
     REQUIRE_INT(exhaust_fds(&old), ==, 0);
     emfile_errors = emfile_accepted = 0;
     alloc_fail = 1;
@@ -2509,16 +2525,14 @@ TEST(option_accept_retry_ms)
     evloop_stream srv;
     evloop_timer g;
     struct rlimit old;
-    struct sockaddr_storage a;
     int port, client;
     memset(&o, 0, sizeof o);
     o.accept_retry_ms = 30;
     REQUIRE_INT(evloop_new(&loop, &o), ==, 0);
     port = listen_local(loop, &srv, retry_conn);
     REQUIRE(port > 0);
-    evloop_addr("127.0.0.1", port, &a);
-    client = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE_INT(connect(client, (struct sockaddr *)&a, sizeof(struct sockaddr_in)), ==, 0);
+    client = connect_local(port);
+    REQUIRE(client >= 0);
     start_guard(loop, &g, 5000);
     REQUIRE_INT(exhaust_fds(&old), ==, 0);
     retry_due_in = 0;
