@@ -2676,7 +2676,10 @@ static void evloop__stream_read(evloop *loop, evloop_stream *s)
         ssize_t n;
         if (!(s->handle.flags & EVLOOP__S_READING))
             return;
-        n = read(s->w.fd, loop->rbuf, loop->rbuf_size);
+        if (s->handle.flags & EVLOOP__S_SOCKET) /* recv skips the VFS layer read() takes */
+            n = recv(s->w.fd, loop->rbuf, loop->rbuf_size, 0);
+        else
+            n = read(s->w.fd, loop->rbuf, loop->rbuf_size);
         if (n > 0) {
             int drained = (size_t)n < loop->rbuf_size && !(s->handle.flags & EVLOOP__S_HUP);
             if (drained)
