@@ -4118,15 +4118,10 @@ static int evloop__fs_add_dir(evloop_fswatch *w, const char *rel, int report)
     }
     for (i = 0; i < st->nwds && st->wds[i].wd != wd; i++)
         ;
-    if (i == st->nwds && st->nwds == st->capwds) {
-        size_t ncap = st->capwds ? st->capwds * 2 : 16;
-        evloop__wd *nw = (evloop__wd *)EVLOOP_REALLOC(st->wds, ncap * sizeof *nw);
-        if (!nw) {
-            EVLOOP_FREE(full);
-            return -ENOMEM;
-        }
-        st->wds = nw;
-        st->capwds = ncap;
+    if (i == st->nwds &&
+        evloop__reserve((void **)&st->wds, &st->capwds, st->nwds + 1, sizeof *st->wds) < 0) {
+        EVLOOP_FREE(full);
+        return -ENOMEM;
     }
     {
         char *copy = evloop__strdup(rel);
