@@ -1392,9 +1392,6 @@ static inline size_t http__scan_cls_c(const unsigned char *b, size_t pos, size_t
 #define HTTP__TOK_LO /* tchar */                                                             \
     0x3a, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3e, 0x3e, 0x3d, 0x15, 0x34, 0x15, 0x3d, \
         0x1c
-#define HTTP__TGT_LO /* request-target byte (HTTP__C_TARGET) */                              \
-    0x3e, 0x3f, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, \
-        0x1f
 #define HTTP__HOST_LO /* reg-name byte but '%' (HTTP__C_REGNAME), or ':' */                \
     0x2a, 0x3f, 0x3e, 0x3e, 0x3f, 0x3e, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x17, 0x15, 0x17, 0x35, \
         0x1c
@@ -1464,28 +1461,25 @@ http__scan_value_avx2(const unsigned char *b, size_t pos, size_t end)
 __attribute__((target("avx2"))) static size_t
 http__scan_target_avx2(const unsigned char *b, size_t pos, size_t end)
 {
-    /* a byte shuffle per nibble classifies 32 bytes at once */
-    const __m256i nib = _mm256_set1_epi8(0x0f),
-                  lo_t = _mm256_setr_epi8(HTTP__TGT_LO, HTTP__TGT_LO),
-                  hi_t = _mm256_setr_epi8(HTTP__NIB_HI, HTTP__NIB_HI),
-                  zero = _mm256_setzero_si256();
+    /* good: 0x21..0x7e but '#'; as signed bytes, > 0x20 and not 0x7f
+     * (non-ASCII bytes are negative) */
+    const __m256i sp = _mm256_set1_epi8(0x20), del = _mm256_set1_epi8(0x7f),
+                  hash = _mm256_set1_epi8('#');
     while (end - pos >= 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(b + pos));
-        __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nib));
-        __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
-        __m256i bad = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero);
-        unsigned m = (unsigned)_mm256_movemask_epi8(bad);
+        __m256i no = _mm256_or_si256(_mm256_cmpeq_epi8(v, del), _mm256_cmpeq_epi8(v, hash));
+        __m256i good = _mm256_andnot_si256(no, _mm256_cmpgt_epi8(v, sp));
+        unsigned m = ~(unsigned)_mm256_movemask_epi8(good);
         if (m) return pos + (size_t)__builtin_ctz(m);
         pos += 32;
     }
     if (end - pos >= 16) {
-        const __m128i nib_ = _mm_set1_epi8(0x0f), lo_t_ = _mm_setr_epi8(HTTP__TGT_LO),
-                      hi_t_ = _mm_setr_epi8(HTTP__NIB_HI);
+        const __m128i sp_ = _mm_set1_epi8(0x20), del_ = _mm_set1_epi8(0x7f),
+                      hash_ = _mm_set1_epi8('#');
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
-        __m128i lo = _mm_shuffle_epi8(lo_t_, _mm_and_si128(v, nib_));
-        __m128i hi = _mm_shuffle_epi8(hi_t_, _mm_and_si128(_mm_srli_epi16(v, 4), nib_));
-        __m128i bad = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128());
-        unsigned m = (unsigned)_mm_movemask_epi8(bad);
+        __m128i no = _mm_or_si128(_mm_cmpeq_epi8(v, del_), _mm_cmpeq_epi8(v, hash_));
+        __m128i good = _mm_andnot_si128(no, _mm_cmpgt_epi8(v, sp_));
+        unsigned m = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
         if (m) return pos + (size_t)__builtin_ctz(m);
         pos += 16;
     }
