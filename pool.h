@@ -2554,7 +2554,9 @@ static void pool__loop_flush(pool_loop *pl)
         if (run && pool__transition(&t->state, POOL__S_STAGED, POOL__S_QUEUED)) {
             POOL__DLIST_APPEND(tp->head, tp->tail, t);
             n++;
-        } else { /* cancelled meanwhile, or the pool will not run it */
+        } else { /* cancelled meanwhile, or the pool will not run it: from
+                  * now on a pool_cancel refuses it, as after a loop close */
+            pool__transition(&t->state, POOL__S_STAGED, POOL__S_CANCELLING);
             pool__list_append(&cancelled, &ctail, t);
             nc++;
         }
