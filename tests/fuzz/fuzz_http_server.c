@@ -336,6 +336,10 @@ static void check_responses(void)
                 fail("an interim response nobody asked for", finals, at);
             continue;
         }
+        /* the server's own answer (an error, the last response) to a request
+         * the handler never saw: if that was a HEAD, no body follows */
+        if (!s && at == F.out_len && m.body != HTTP_BODY_NONE && !m.keep_alive)
+            return;
         while (m.body != HTTP_BODY_NONE) {
             r = http_parse_body(&p, F.out + at, F.out_len - at, &b);
             if (r < 0)
