@@ -431,8 +431,9 @@
  * void log_vwritef(log_logger *lg, int level, const log_field *f, size_t n, const char *fmt, va_list ap)
  *      The functions behind the macros (f may be NULL when n is 0). A
  *      log_field built by hand rather than with LOG_STR() & co must set
- *      klen to strlen(key) or 0 (= measure it) and, for strings, len to the
- *      length or (size_t)-1 (= strlen).
+ *      klen to the key's length (the key need not end with a NUL then) or
+ *      0 (= strlen(key)) and, for strings, len to the length or
+ *      (size_t)-1 (= strlen).
  * int  log_flush(log_logger *lg)
  *      Async: waits until every line logged before the call was written
  *      (without a time limit); sync: nothing to do. Returns 0.
@@ -515,7 +516,7 @@ typedef struct log_logger log_logger;
 typedef struct log_field {
     const char *key;
     int type;    /* LOG_FIELD_* */
-    unsigned klen; /* strlen(key), 0 = compute it */
+    unsigned klen; /* length of key, 0 = strlen(key) */
     size_t len;  /* LOG_FIELD_STR: byte length, (size_t)-1 = strlen */
     union {
         const char *s;
@@ -1498,11 +1499,10 @@ static void log__json_field(log__out *o, const log_field *f)
 }
 
 /* logfmt/pretty key: bytes outside '!'..'~', '=' and '"' become '_'. */
-static void log__lf_key(log__out *o, const char *k)
+static void log__lf_key(log__out *o, const log_field *f)
 {
-    size_t i, n;
-    if (!k) k = "null";
-    n = strlen(k);
+    const char *k = f->key ? f->key : "null";
+    size_t i, n = f->key ? log__klen(f) : 4;
     if (n == 0) {
         LOG__RAWS(o, "_");
         return;
@@ -1588,7 +1588,7 @@ static void log__lf_field(log__out *o, const log_field *f, int color)
         LOG__RAWS(o, " \x1b[36m");
     else
         LOG__RAWS(o, " ");
-    log__lf_key(o, f->key);
+    log__lf_key(o, f);
     if (color)
         LOG__RAWS(o, "=\x1b[0m");
     else
@@ -2678,7 +2678,7 @@ LOG_API int log_child(log_logger *parent, log_logger **out, const log_field *fie
     bytes = sizeof(log_logger) + total * sizeof(log_field);
     for (i = 0; i < total; i++) {
         const log_field *src = i < parent->nbound ? &parent->bound[i] : &fields[i - parent->nbound];
-        if (src->key) bytes += strlen(src->key) + 1;
+        if (src->key) bytes += log__klen(src) + 1;
         if (src->type == LOG_FIELD_STR && src->v.s) bytes += log__slen(src) + 1;
     }
     ch = (log_logger *)LOG_MALLOC(bytes);
@@ -2689,12 +2689,13 @@ LOG_API int log_child(log_logger *parent, log_logger **out, const log_field *fie
         const log_field *src = i < parent->nbound ? &parent->bound[i] : &fields[i - parent->nbound];
         f[i] = *src;
         if (src->type < LOG_FIELD_STR || src->type > LOG_FIELD_NULL) f[i].type = LOG_FIELD_NULL;
-        if (src->key) {
-            size_t kl = strlen(src->key) + 1;
+        if (src->key) { /* klen bytes, which need not end with a NUL */
+            size_t kl = log__klen(src);
             memcpy(str, src->key, kl);
+            str[kl] = 0;
             f[i].key = str;
-            f[i].klen = (unsigned)(kl - 1);
-            str += kl;
+            f[i].klen = (unsigned)kl;
+            str += kl + 1;
         }
         if (src->type == LOG_FIELD_STR && src->v.s) {
             size_t sl = log__slen(src);

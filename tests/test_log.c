@@ -866,6 +866,47 @@ TEST(children)
     cap_free(&c);
 }
 
+/* A key given by its length (klen) is that many bytes, in every format and
+ * in a child's bound fields: the bytes after it are not read (the heap
+ * copy below has no NUL after "reqid", so ASan sees any strlen). */
+TEST(keys_given_by_length)
+{
+    static const int formats[2] = {LOG_FORMAT_JSON, LOG_FORMAT_LOGFMT};
+    capture c[2];
+    log_sink s[2];
+    log_options o;
+    log_logger *lg, *child;
+    log_field bound, call;
+    char *key = (char *)malloc(5), *out;
+    memcpy(key, "reqid", 5);
+    cap_sinks(c, s, formats, 2);
+    o = base_opts(s, 2);
+    REQUIRE_INT(log_create(&lg, &o), ==, 0);
+    bound = LOG_INT("x", 7);
+    bound.key = key;
+    bound.klen = 3; /* "req" */
+    REQUIRE_INT(log_child(lg, &child, &bound, 1), ==, 0);
+    call = LOG_STR("x", "v");
+    call.key = key;
+    call.klen = 5; /* "reqid", no NUL after it */
+    log_info(child, "m", call);
+    free(key); /* the child holds its own copy */
+    log_info(child, "again");
+    out = cap_take(&c[0]);
+    CHECK_STR(out, "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"m\","
+                   "\"req\":7,\"reqid\":\"v\"}\n"
+                   "{\"time\":\"2024-05-01T12:00:00.123Z\",\"level\":\"info\",\"msg\":\"again\","
+                   "\"req\":7}\n");
+    free(out);
+    out = cap_take(&c[1]);
+    CHECK_STR(out, "time=2024-05-01T12:00:00.123Z level=info msg=m req=7 reqid=v\n"
+                   "time=2024-05-01T12:00:00.123Z level=info msg=again req=7\n");
+    free(out);
+    log_destroy(child);
+    log_destroy(lg);
+    cap_free_all(c, 2);
+}
+
 /* ---- files, threads, rotation ------------------------------------------------------ */
 
 typedef struct load_arg {
@@ -2795,6 +2836,7 @@ int main(void)
     RUN(truncation_marker);
     RUN(printf_messages);
     RUN(children);
+    RUN(keys_given_by_length);
     RUN(stats_count_lines_and_bytes);
     RUN(full_disk_and_closed_fd_are_counted);
     RUN(fatal_flushes_before_returning);
