@@ -96,12 +96,12 @@ static void answer(http_req *req)
 {
     seen *s = (seen *)req->data;
     int status = status_for(req);
+    char body[80];
+    size_t n = req->path.len < 64 ? req->path.len : 64;
     if (s && s->state == 2)
         return;
     if (s)
         s->state = 2;
-    char body[80];
-    size_t n = req->path.len < 64 ? req->path.len : 64;
     memcpy(body, "path=", 5);
     memcpy(body + 5, req->path.ptr, n);
     n += 5;

@@ -135,7 +135,8 @@ static void check_text_line(const char *line, size_t len)
             i++;
             continue;
         }
-        if (c == 0xc2 && i + 1 < len && (unsigned char)line[i + 1] <= 0x9f)
+        if (c == 0xc2 && i + 1 < len - 1 && (unsigned char)line[i + 1] >= 0x80 &&
+            (unsigned char)line[i + 1] <= 0x9f)
             abort(); /* a C1 control left raw */
         if (!utf8_len((const unsigned char *)line + i, len - 1 - i))
             abort(); /* invalid UTF-8 */
