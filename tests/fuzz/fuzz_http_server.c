@@ -7,7 +7,9 @@
  * iteration, then a half-close: at once (requests still in the handler's
  * hands are aborted: the server's answer to a client that hangs up), or
  * two iterations later (answers given in a later iteration go out first).
- * The client reads until the server closes.
+ * The client reads until the server closes. The input's hash also picks
+ * a limit of 3 requests per connection and a write high-water mark of 1
+ * byte (every answer counts as much queued).
  *
  * The handler answers in one call, in chunks, or from a later loop
  * iteration (several requests pending at once), with a status taken from
@@ -53,6 +55,11 @@ enum { /* byte 0 */
     CFG_LENIENT = 128    /* lenient bare LF, missing Host */
 };
 
+enum { /* picked by the input's hash, as the split points are */
+    EXTRA_FEW = 1,       /* max_requests_per_connection 3 */
+    EXTRA_TINY_HWM = 2   /* write_high_water 1: every answer is "a lot queued" */
+};
+
 typedef struct seen {
     http_method_id method;
     int status;          /* what the handler answered */
@@ -72,6 +79,7 @@ static struct {
     const uint8_t *data;
     size_t size, sent, cuts[8], ncuts, cut;
     int waits;           /* loop iterations between the last piece and the half-close */
+    unsigned extra;      /* more options, from the input's hash: EXTRA_ */
     char *out;
     size_t out_len;
     seen seen[MAX_SEEN];
@@ -375,7 +383,9 @@ static void check_responses(void)
 
 /* ---- one input ---- */
 
-static void make_cuts(void)
+/* The split points and the choices above, from a hash of the input, so a
+ * failing input reproduces. */
+static void hash_choices(void)
 {
     uint64_t x = F.size * 0x9e3779b97f4a7c15ull + F.cfg;
     size_t i;
@@ -383,6 +393,7 @@ static void make_cuts(void)
     for (i = 0; i < F.size && i < 64; i++)
         x = (x ^ F.data[i]) * 0x100000001b3ull;
     F.waits = (x >> 7) & 1 ? 2 : 0;
+    F.extra = (unsigned)(x >> 9) & 3;
     if (F.size < 2)
         return;
     F.ncuts = (size_t)(x % 8);
@@ -417,7 +428,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     F.cfg = data[0];
     F.data = data + 1;
     F.size = size - 1;
-    make_cuts();
+    hash_choices();
 
     memset(&o, 0, sizeof o);
     o.stream_bodies = (F.cfg & CFG_STREAM) != 0;
@@ -430,6 +441,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.write_high_water = 256;
     }
     o.max_pipelined = (F.cfg & CFG_ONE) ? 1 : 4;
+    if (F.extra & EXTRA_FEW)
+        o.max_requests_per_connection = 3;
+    if (F.extra & EXTRA_TINY_HWM)
+        o.write_high_water = 1;
     o.header_timeout_ms = 300;
     o.body_timeout_ms = 300;
     o.keepalive_timeout_ms = 300;
