@@ -4012,8 +4012,12 @@ static void http__conn_push(http__conn *c, http_req *r)
     c->tail = r;
     c->inflight++;
     c->nrequests++;
-    if (c->srv->o.max_requests_per_connection && c->nrequests >= c->srv->o.max_requests_per_connection)
-        c->flags |= HTTP__C_CLOSE_AFTER; /* the last one this connection takes */
+    /* the last one this connection takes: the limit, or a request that
+     * does not keep the connection (Connection: close, HTTP/1.0 without
+     * keep-alive), after which requests are not processed (RFC 9112 9.6) */
+    if (!r->keep_alive ||
+        (c->srv->o.max_requests_per_connection && c->nrequests >= c->srv->o.max_requests_per_connection))
+        c->flags |= HTTP__C_CLOSE_AFTER;
 }
 
 /* Frees a request that has ended (or was aborted and then ended). */

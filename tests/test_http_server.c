@@ -607,13 +607,17 @@ static void upgraded_read(evloop_stream *s, ssize_t n, const char *buf)
     }
     evloop_write_copy(s, buf, (size_t)n, NULL, NULL); /* echo, raw */
 }
+static int upgrade_cb_lost; /* calls without a stream: the connection went first */
 static void on_upgraded(http_req *req, evloop_stream *s, const char *data, size_t len)
 {
-    (void)req;
     upgrade_cb_calls++;
     snprintf(upgrade_leftover, sizeof upgrade_leftover, "%.*s", (int)len, data);
-    if (!s)
+    if (!s) { /* the target was never opened: ours to close */
+        evloop_stream *target = (evloop_stream *)req->data;
+        upgrade_cb_lost++;
+        evloop_close(&target->handle, (evloop_close_cb)(void (*)(evloop_handle *))free);
         return;
+    }
     if (len)
         evloop_write_copy(s, data, len, NULL, NULL);
     evloop_read_start(s, upgraded_read);
@@ -767,9 +771,12 @@ static void handler(http_req *req)
             evloop_stream *s = (evloop_stream *)malloc(sizeof *s);
             s->handle.data = s;
             evloop_tcp_init(http_server_loop(req->server), s);
+            req->data = s;
             http_res_header(req, "Upgrade", "echo");
-            if (http_res_upgrade(req, s, on_upgraded) < 0)
+            if (http_res_upgrade(req, s, on_upgraded) < 0) {
+                evloop_close(&s->handle, (evloop_close_cb)(void (*)(evloop_handle *))free);
                 http_res_send(req, 500, NULL, "x", 1);
+            }
         }
     } else if (path_is(req, "/hold")) { /* never answered until /release */
         held_req = req;
@@ -1625,6 +1632,44 @@ TEST(closed_connection_with_pending_response)
     run_client(&f, client_vanishes);
     CHECK_INT(closes_seen, ==, 1);
     CHECK(held_req == NULL);
+    server_down(&f);
+}
+
+/* A request that does not keep the connection is the last one processed
+ * (RFC 9112 9.6): one pipelined after it never reaches the handler, even
+ * while the first is still being answered. */
+static void release_held_ok(evloop_timer *t)
+{
+    CHECK_INT(http_res_end(held_req, "late", 4), ==, 0);
+    held_req = NULL;
+    evloop_close(&t->handle, NULL);
+}
+static void client_after_close(fixture *f)
+{
+    client c;
+    response r;
+    REQUIRE_INT(client_open(&c, f->port), ==, 0);
+    client_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                     "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE_INT(client_response(&c, &r), ==, 0);
+    CHECK_STR(r.body, "late");
+    CHECK_STR(resp_header(&r, "Connection"), "close");
+    resp_free(&r);
+    CHECK(client_eof_within(&c, 3000));
+    client_close(&c);
+}
+
+TEST(nothing_processed_after_a_closing_request)
+{
+    fixture f;
+    evloop_timer t;
+    memset(&f, 0, sizeof f);
+    held_req = NULL;
+    REQUIRE_INT(server_up(&f, NULL, handler), ==, 0);
+    evloop_timer_init(f.loop, &t);
+    evloop_timer_start(&t, release_held_ok, 200, 0);
+    run_client(&f, client_after_close);
+    CHECK_INT(f.st.requests_total, ==, 1);
     server_down(&f);
 }
 
@@ -2708,6 +2753,7 @@ int main(void)
     RUN(head_requests);
     RUN(graceful_shutdown_loses_nothing);
     RUN(shutdown_deadline_closes_held_requests);
+    RUN(nothing_processed_after_a_closing_request);
     RUN(closed_connection_with_pending_response);
     RUN(keepalive_idle_timeout);
     RUN(max_requests_and_broken_framing);
