@@ -681,7 +681,11 @@
  *   as Upgrade), then moves the socket into `target`, a stream you made
  *   with evloop_tcp_init (or evloop_unix_init), and calls cb with the bytes
  *   the client already sent after the request. From then on the stream is
- *   yours. Answering an upgrade request normally declines it. A request
+ *   yours. cb runs once for every accepted upgrade: with a NULL stream when
+ *   the connection went before the switch (the client left, a shutdown's
+ *   deadline, an earlier response that closed it), and then target was
+ *   never opened: close it yourself (keep a pointer to it, in req->data for
+ *   instance). Answering an upgrade request normally declines it. A request
  *   with a body (curl --http2 -d sends one): the new protocol starts after
  *   the body, so a buffered body is read before the handler runs as usual,
  *   and with streamed bodies http_res_upgrade returns -EBUSY until on_end.
@@ -1243,8 +1247,9 @@ HTTP_API int http_res_sendfile(http_req *req, int fd, int64_t offset, uint64_t l
 /* Accepts an Upgrade (or CONNECT) request: sends the head (status 101, or
  * the status set; fields added before, plus "Connection: Upgrade" for a
  * 101), then moves the connection into target (made with evloop_tcp_init
- * or evloop_unix_init, not yet opened) and calls cb. The request is
- * released after cb. -EINVAL for a request that is not an upgrade; -EBUSY
+ * or evloop_unix_init, not yet opened) and calls cb; cb gets a NULL stream
+ * if the connection went first (target unopened: close it). The request
+ * is released after cb. -EINVAL for a request that is not an upgrade; -EBUSY
  * while its (streamed) body has not been read to its end. */
 HTTP_API int http_res_upgrade(http_req *req, evloop_stream *target, http_upgrade_cb cb);
 
@@ -4563,8 +4568,11 @@ HTTP_API int http_res_upgrade(http_req *r, evloop_stream *target, http_upgrade_c
     r->up_target = target;
     r->up_cb = cb;
     rc = http__send_head(r, UINT64_MAX);
-    if (rc < 0)
+    if (rc < 0) { /* not accepted: cb will not run */
+        r->flags &= ~HTTP__R_UPGRADE;
+        r->up_cb = NULL;
         return rc;
+    }
     http__req_ended(r);
     return 0;
 }
@@ -4660,6 +4668,10 @@ static void http__conn_abort(http__conn *c, int reason)
         next = r->next;
         r->next = NULL;
         r->flags &= ~HTTP__R_ABORTING;
+        /* an upgrade accepted but not handed over: its callback, without
+         * a stream, is how the caller learns target was never opened */
+        if (r->flags & HTTP__R_UPGRADE)
+            r->up_cb(r, NULL, NULL, 0);
         /* a file being sent is released by its write's callback (the
          * close cancels it); one not ended yet by the end to come */
         if ((r->flags & HTTP__R_ENDED) && !(r->flags & HTTP__R_FILE_BUSY))

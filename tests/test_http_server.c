@@ -1673,6 +1673,45 @@ TEST(nothing_processed_after_a_closing_request)
     server_down(&f);
 }
 
+/* An upgrade accepted while an earlier response is still pending, then the
+ * connection goes (a shutdown's deadline): the upgrade callback still runs,
+ * without a stream, so the handler can close the target it made
+ * (server_down checks that the loop holds nothing more). */
+static void *hold_then_upgrade_client(void *arg)
+{
+    fixture *f = (fixture *)arg;
+    client c;
+    if (client_open(&c, f->port) == 0) {
+        client_sends(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+        CHECK(client_closed_within(&c, 3000));
+    }
+    client_close(&c);
+    return NULL;
+}
+
+TEST(upgrade_callback_runs_when_the_connection_goes_first)
+{
+    fixture f;
+    evloop_timer t;
+    pthread_t th;
+    memset(&f, 0, sizeof f);
+    closes_seen = 0;
+    held_req = NULL;
+    upgrade_cb_calls = upgrade_cb_lost = 0;
+    REQUIRE_INT(server_up(&f, NULL, handler), ==, 0);
+    shut_fix = &f;
+    pthread_create(&th, NULL, hold_then_upgrade_client, &f);
+    evloop_timer_init(f.loop, &t);
+    evloop_timer_start(&t, shutdown_soon, 50, 0);
+    evloop_run(f.loop, EVLOOP_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    CHECK_INT(upgrade_cb_calls, ==, 1);
+    CHECK_INT(upgrade_cb_lost, ==, 1);
+    CHECK_INT(closes_seen, ==, 1);
+    server_down(&f);
+}
+
 /* Keep-alive idle timeout. */
 static void client_idle(fixture *f)
 {
@@ -2754,6 +2793,7 @@ int main(void)
     RUN(graceful_shutdown_loses_nothing);
     RUN(shutdown_deadline_closes_held_requests);
     RUN(nothing_processed_after_a_closing_request);
+    RUN(upgrade_callback_runs_when_the_connection_goes_first);
     RUN(closed_connection_with_pending_response);
     RUN(keepalive_idle_timeout);
     RUN(max_requests_and_broken_framing);
