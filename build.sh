@@ -154,11 +154,12 @@ run_config() {
     mkdir -p "$OUT/$cfg"
     for src in $srcs; do job compile "$cfg" "$src"; done
     jobs_wait
-    # the programs run $JOBS at a time: most of their time is spent waiting
-    # for timeouts and peers, and each server in them has its own port
-    for src in $srcs; do job exec_binary "$cfg" "$(name_of "$src")"; done
-    jobs_wait
-    for src in $srcs; do report_binary "$cfg" "$(name_of "$src")"; done
+    # one at a time: their timings (a shutdown while requests are in
+    # flight, timeouts) are for a machine the other programs leave alone
+    for src in $srcs; do
+        exec_binary "$cfg" "$(name_of "$src")"
+        report_binary "$cfg" "$(name_of "$src")"
+    done
 }
 
 # Every header with its implementation, as C11 (gcc, clang) and C++17
