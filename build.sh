@@ -111,27 +111,18 @@ report_fail() {
     if [ -n "${2:-}" ] && [ -f "$2" ]; then sed -e 's/^/     | /' "$2" | tail -n 60; fi
 }
 
-# exec_binary CONFIG NAME: runs one test program; its output goes to
-# NAME.log and its exit status to NAME.rc.
-exec_binary() {
-    bin=$OUT/$1/$2 log=$OUT/$1/$2.log
-    rm -f "$log" "$log.rc"
-    [ -f "$bin.build.log" ] && return 0
-    set +e
-    (cd "$OUT/$1" && timeout 300 "./$2") >"$log" 2>&1
-    echo $? >"$log.rc"
-    set -e
-}
-
-# report_binary CONFIG NAME: adds up the counts of a program that ran.
-report_binary() {
+# run_binary CONFIG NAME: runs one test program and adds up its counts.
+run_binary() {
     cfg=$1 name=$2 bin=$OUT/$1/$2 log=$OUT/$1/$2.log
     if [ -f "$bin.build.log" ]; then
         FAILED=$((FAILED + 1))
         report_fail "$cfg/$name (does not build)" "$bin.build.log"
         return
     fi
-    rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+    set +e
+    (cd "$OUT/$cfg" && timeout 300 "./$name") >"$log" 2>&1
+    rc=$?
+    set -e
     counts=$(sed -n 's/^.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed.*$/\1 \2/p' "$log" | tail -n 1)
     p=${counts%% *} f=${counts##* }
     [ -n "$counts" ] || { p=0 f=0; }
@@ -156,10 +147,7 @@ run_config() {
     jobs_wait
     # one at a time: their timings (a shutdown while requests are in
     # flight, timeouts) are for a machine the other programs leave alone
-    for src in $srcs; do
-        exec_binary "$cfg" "$(name_of "$src")"
-        report_binary "$cfg" "$(name_of "$src")"
-    done
+    for src in $srcs; do run_binary "$cfg" "$(name_of "$src")"; done
 }
 
 # Every header with its implementation, as C11 (gcc, clang) and C++17
